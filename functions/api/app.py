@@ -1,0 +1,91 @@
+"""The API's resolver: validation on, one error model (problem+json), correlation id and size limit on every call."""
+
+from __future__ import annotations
+
+from agentplatform.config import get_settings
+from agentplatform.errors import PayloadTooLarge, PlatformError
+from agentplatform.observability import CORRELATION_HEADER, correlation_id, telemetry
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from functions.api.problems import field_errors_from_pydantic, from_platform_error, problem_response
+
+SECURITY_HEADERS = {
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+def build_resolver() -> APIGatewayHttpResolver:
+    app = APIGatewayHttpResolver(enable_validation=True)
+
+    def instance() -> str:
+        return app.current_event.path
+
+    @app.exception_handler(RequestValidationError)
+    def invalid_request(exc: RequestValidationError) -> Response:
+        errors = field_errors_from_pydantic(exc.errors())
+        fields = ", ".join(e.as_dict()["field"] for e in errors)
+        return problem_response(
+            status=422,
+            title="Request validation failed",
+            detail=f"invalid fields: {fields}" if fields else "the request is invalid",
+            code="validation_failed",
+            instance=instance(),
+            errors=errors,
+        )
+
+    @app.exception_handler(PlatformError)
+    def platform_error(exc: PlatformError) -> Response:
+        if exc.status >= 500:
+            telemetry("api").logger.exception("request failed", extra={"code": exc.code})
+        return from_platform_error(exc, instance())
+
+    @app.not_found
+    def not_found(_: NotFoundError) -> Response:
+        event = app.current_event
+        return problem_response(
+            status=404,
+            title="Not found",
+            detail=f"no route for {event.request_context.http.method} {event.path}",
+            code="not_found",
+            instance=event.path,
+        )
+
+    @app.exception_handler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        telemetry("api").logger.exception("unhandled error")
+        return problem_response(
+            status=500,
+            title="Internal error",
+            detail="unexpected error",
+            code="internal_error",
+            instance=instance(),
+        )
+
+    app.use(middlewares=[limit_body_size])
+    return app
+
+
+def limit_body_size(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+    body = app.current_event.body or ""
+    limit = get_settings().max_request_bytes
+    # Base64 inflates 4/3; compare the decoded size.
+    size = len(body) * 3 // 4 if app.current_event.is_base64_encoded else len(body.encode())
+    if size > limit:
+        return from_platform_error(
+            PayloadTooLarge(f"request body is {size} bytes; the limit is {limit}"), app.current_event.path
+        )
+    return next_middleware(app)
+
+
+def response_headers() -> dict[str, str]:
+    """Headers every API response carries: the correlation id and the security headers."""
+    headers = dict(SECURITY_HEADERS)
+    cid = correlation_id()
+    if cid:
+        headers[CORRELATION_HEADER] = cid
+    return headers

@@ -1,0 +1,104 @@
+"""RFC 9457 problem details: the one error shape of every API response."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from agentplatform.errors import FieldError, PlatformError
+from aws_lambda_powertools.event_handler import Response
+from pydantic import BaseModel, Field
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class ProblemFieldError(BaseModel):
+    field: str = Field(
+        description="Dotted path to the input, e.g. `query.component` or `body.messages.0.role`."
+    )
+    message: str
+    type: str
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, with `code` (stable, machine-readable) and per-field `errors`."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    instance: str | None = None
+    errors: list[ProblemFieldError] | None = None
+
+
+def problem_response(
+    *,
+    status: int,
+    title: str,
+    detail: str,
+    code: str,
+    instance: str | None = None,
+    errors: Iterable[FieldError] = (),
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    field_errors = [ProblemFieldError(**e.as_dict()) for e in errors]
+    body = Problem(
+        type=f"https://agentplatform.dev/problems/{code.replace('_', '-')}",
+        title=title,
+        status=status,
+        detail=detail,
+        code=code,
+        instance=instance,
+        errors=field_errors or None,
+    )
+    return Response(
+        status_code=status,
+        content_type=PROBLEM_JSON,
+        body=body.model_dump_json(exclude_none=True),
+        headers=dict(headers or {}),
+    )
+
+
+def from_platform_error(exc: PlatformError, instance: str | None) -> Response:
+    headers = {}
+    retry_after = getattr(exc, "retry_after_s", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return problem_response(
+        status=exc.status,
+        title=exc.title,
+        detail=exc.detail,
+        code=exc.code,
+        instance=instance,
+        errors=exc.errors,
+        headers=headers,
+    )
+
+
+def field_errors_from_pydantic(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
+    return [
+        FieldError(
+            loc=tuple(e.get("loc", ())),
+            message=str(e.get("msg", "invalid")),
+            type=str(e.get("type", "invalid")),
+        )
+        for e in errors
+    ]
+
+
+def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
+    """Make the OpenAPI document tell the truth about errors: every 4xx/5xx body is a Problem."""
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
+        schemas.pop(name, None)
+    defs = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(defs.pop("$defs", {}))
+    schemas["Problem"] = defs
+    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for operations in openapi.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            responses["422"] = {"description": "A field of the request is invalid", "content": problem}
+            responses.setdefault("default", {"description": "Error", "content": problem})
+    return openapi

@@ -1,0 +1,51 @@
+"""Translate botocore failures into the platform's errors, by error code (never by message text)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from agentplatform.errors import DependencyUnavailable, NotFound, PlatformError, UpstreamThrottled
+
+_THROTTLING = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "SlowDown",
+}
+_MISSING_ITEM = {"NoSuchKey", "404", "NotFound", "ExecutionDoesNotExist"}
+
+
+def translate(exc: Exception, *, resource: str) -> PlatformError:
+    if isinstance(exc, ClientError):
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        if code in _THROTTLING or status == 429:
+            return UpstreamThrottled(f"{resource} throttled the request", resource=resource, aws_code=code)
+        if code in _MISSING_ITEM:
+            return NotFound(f"{resource}: not found", resource=resource, aws_code=code)
+        return DependencyUnavailable(f"{resource} failed: {code or status}", resource=resource, aws_code=code)
+    return DependencyUnavailable(f"{resource} unreachable: {type(exc).__name__}", resource=resource)
+
+
+@contextmanager
+def aws_call(resource: str) -> Iterator[None]:
+    """Run boto3 calls, re-raising their failures as platform errors that name the resource."""
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise translate(exc, resource=resource) from exc
+
+
+def probe(resource: str, call: Callable[[], object]) -> None:
+    """A health check: any failure, a missing resource included, means the dependency is unavailable."""
+    try:
+        with aws_call(resource):
+            call()
+    except NotFound as exc:
+        raise DependencyUnavailable(f"{resource} does not exist", resource=resource) from exc

@@ -1,0 +1,99 @@
+"""The composition root: picks adapters by backend and caches them, once per Lambda container.
+
+Handlers call `container()`; tests call `use_container(...)` with fakes. Nothing here runs at import.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import Any
+
+from agentplatform.config import Settings, get_settings
+from agentplatform.ports import EventBus, KeyValueTable, ObjectStore, Queue, Workflow
+
+
+class Container:
+    """Builds each client and adapter on first use; one instance per container (module global below)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._clients: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def client(self, service: str) -> Any:
+        """A boto3 client for the configured backend; clients are thread-safe and reused."""
+        with self._lock:
+            if service not in self._clients:
+                self._clients[service] = self._new_client(service)
+            return self._clients[service]
+
+    def _new_client(self, service: str) -> Any:
+        from botocore.config import Config
+
+        config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=20)
+        if self.settings.backend == "localstack":
+            from localstack_client.session import Session as LocalStackSession
+
+            return LocalStackSession(region_name=self.settings.region).client(service, config=config)
+
+        import boto3
+
+        kwargs: dict[str, Any] = {"region_name": self.settings.region, "config": config}
+        if self.settings.endpoint_url:
+            kwargs["endpoint_url"] = self.settings.endpoint_url
+        if self.settings.backend == "local":
+            # The moto server accepts any credentials; don't let a developer's real ones travel there.
+            kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
+        return boto3.session.Session().client(service, **kwargs)
+
+    @cached_property
+    def drop_store(self) -> ObjectStore:
+        from agentplatform.adapters.aws.storage import S3ObjectStore
+
+        return S3ObjectStore(self.settings.require("drop_bucket_name"), self.client("s3"))
+
+    @cached_property
+    def alerts_queue(self) -> Queue:
+        from agentplatform.adapters.aws.storage import SqsQueue
+
+        return SqsQueue(self.settings.require("alerts_queue_url"), self.client("sqs"))
+
+    @cached_property
+    def documents_table(self) -> KeyValueTable:
+        from agentplatform.adapters.aws.storage import DynamoTable
+
+        return DynamoTable(self.settings.require("documents_table_name"), self.client("dynamodb"))
+
+    @cached_property
+    def event_bus(self) -> EventBus:
+        from agentplatform.adapters.aws.storage import EventBridgeBus
+
+        return EventBridgeBus(self.settings.require("platform_event_bus_name"), self.client("events"))
+
+    @cached_property
+    def canary_workflow(self) -> Workflow:
+        from agentplatform.adapters.aws.storage import StepFunctionsWorkflow
+
+        return StepFunctionsWorkflow(
+            self.settings.require("canary_state_machine_arn"), self.client("stepfunctions")
+        )
+
+
+_container: Container | None = None
+_container_lock = threading.Lock()
+
+
+def container() -> Container:
+    global _container
+    with _container_lock:
+        if _container is None:
+            _container = Container(get_settings())
+        return _container
+
+
+def use_container(replacement: Container | None) -> None:
+    """Swap the container (tests pass one holding fakes; None rebuilds from settings on next use)."""
+    global _container
+    with _container_lock:
+        _container = replacement

@@ -1,0 +1,64 @@
+"""Settings from the environment: one pydantic model, validated on first use, never at import.
+
+Resource names arrive in the variables that `topology.env_var` names; each function is given only the ones it
+uses, so those fields are optional here and `require()` turns a missing one into a ConfigurationError that
+names the variable.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from agentplatform.errors import ConfigurationError, FieldError
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    # `aws`: real AWS, or any endpoint that speaks its APIs (e.g. LocalStack through AWS_ENDPOINT_URL).
+    # `localstack`: clients from localstack-client (LOCALSTACK_HOST), for a LocalStack user with no other setup.
+    # `local`: the local runtime (moto server on LOCAL_AWS_ENDPOINT_URL, embedded search, local model server).
+    backend: Literal["aws", "localstack", "local"] = Field(default="aws", alias="PLATFORM_BACKEND")
+    region: str = Field(default="us-east-1", alias="AWS_REGION")
+    # Standard AWS SDK variable: boto3 reads it too, so a LocalStack user only sets this one.
+    aws_endpoint_url: str | None = Field(default=None, alias="AWS_ENDPOINT_URL")
+    local_aws_endpoint_url: str = Field(default="http://127.0.0.1:5000", alias="LOCAL_AWS_ENDPOINT_URL")
+    stage: str = Field(default="dev", alias="PLATFORM_STAGE")
+    max_request_bytes: int = Field(default=1_048_576, alias="MAX_REQUEST_BYTES", gt=0)
+
+    # Resource names (topology.env_var of each reference).
+    drop_bucket_name: str | None = Field(default=None, alias="DROP_BUCKET_NAME")
+    alerts_queue_url: str | None = Field(default=None, alias="ALERTS_QUEUE_URL")
+    documents_table_name: str | None = Field(default=None, alias="DOCUMENTS_TABLE_NAME")
+    platform_event_bus_name: str | None = Field(default=None, alias="PLATFORM_EVENT_BUS_NAME")
+    canary_state_machine_arn: str | None = Field(default=None, alias="CANARY_STATE_MACHINE_ARN")
+
+    def require(self, field: str) -> str:
+        value = getattr(self, field)
+        if not value:
+            alias = type(self).model_fields[field].alias or field.upper()
+            raise ConfigurationError(f"setting {alias} is not set", setting=alias)
+        return str(value)
+
+    @property
+    def endpoint_url(self) -> str | None:
+        """Where boto3 clients point: moto locally, AWS_ENDPOINT_URL (LocalStack) or None (real AWS)."""
+        return self.local_aws_endpoint_url if self.backend == "local" else self.aws_endpoint_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        errors = [FieldError(loc=tuple(e["loc"]), message=e["msg"], type=e["type"]) for e in exc.errors()]
+        raise ConfigurationError("invalid settings", errors=errors) from exc
+
+
+def reset_settings() -> None:
+    """Forget cached settings (tests, and the local runtime after it sets the environment)."""
+    get_settings.cache_clear()

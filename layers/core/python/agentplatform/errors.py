@@ -1,0 +1,107 @@
+"""One error hierarchy for the whole platform.
+
+Every error carries a stable `code`, the HTTP `status` it maps to at the API edge, and whether a caller may
+retry it. The class name is also the error name Step Functions sees when a Lambda task raises it, so ASL
+Retry/Catch blocks match on these names (for example `"ErrorEquals": ["DependencyUnavailable"]`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one input field; `loc` is the path to it, e.g. ("query", "component")."""
+
+    loc: tuple[str | int, ...]
+    message: str
+    type: str = "invalid"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"field": ".".join(str(p) for p in self.loc), "message": self.message, "type": self.type}
+
+
+class PlatformError(Exception):
+    """Base of every error the platform raises on purpose."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    retryable: ClassVar[bool] = False
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str, *, errors: list[FieldError] | None = None, **context: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = errors or []
+        self.context = context
+
+
+class ValidationFailed(PlatformError):
+    code, status, title = "validation_failed", 422, "Request validation failed"
+
+
+class BadRequest(PlatformError):
+    code, status, title = "bad_request", 400, "Bad request"
+
+
+class Unauthorized(PlatformError):
+    code, status, title = "unauthorized", 401, "Authentication required"
+
+
+class Forbidden(PlatformError):
+    code, status, title = "forbidden", 403, "Forbidden"
+
+
+class NotFound(PlatformError):
+    code, status, title = "not_found", 404, "Not found"
+
+
+class MethodNotAllowed(PlatformError):
+    code, status, title = "method_not_allowed", 405, "Method not allowed"
+
+
+class Conflict(PlatformError):
+    code, status, title = "conflict", 409, "Conflict"
+
+
+class PayloadTooLarge(PlatformError):
+    code, status, title = "payload_too_large", 413, "Payload too large"
+
+
+class Throttled(PlatformError):
+    code, status, title, retryable = "throttled", 429, "Too many requests", True
+
+    def __init__(self, detail: str, *, retry_after_s: int = 1, **context: Any) -> None:
+        super().__init__(detail, **context)
+        self.retry_after_s = retry_after_s
+
+
+class ConfigurationError(PlatformError):
+    """A required setting is missing or invalid; a deploy problem, never the caller's."""
+
+    code, status, title = "configuration_error", 500, "Service misconfigured"
+
+
+class DependencyUnavailable(PlatformError):
+    """A backing service (S3, SQS, DynamoDB, a model endpoint, ...) could not be reached or answered 5xx."""
+
+    code, status, title, retryable = "dependency_unavailable", 503, "Dependency unavailable", True
+
+
+class UpstreamThrottled(PlatformError):
+    """A backing service throttled us; retry later with backoff."""
+
+    code, status, title, retryable = "upstream_throttled", 503, "Upstream throttled", True
+
+
+def error_names() -> set[str]:
+    """Every platform error's name: the names ASL Retry/Catch blocks may match on."""
+    names: set[str] = set()
+    stack: list[type[PlatformError]] = [PlatformError]
+    while stack:
+        klass = stack.pop()
+        names.add(klass.__name__)
+        stack.extend(klass.__subclasses__())
+    return names

@@ -1,0 +1,61 @@
+"""Ports: what the platform's services need from the outside world, as Protocols.
+
+Adapters implement them: `adapters.aws` (boto3; also LocalStack and the local moto server), `adapters.memory`
+(in-memory fakes for unit tests). Services depend on these Protocols only. Every adapter raises the platform's
+own errors (errors.py), never a vendor's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    body: bytes
+    metadata: dict[str, str] = field(default_factory=dict)
+    version: str | None = None
+
+
+class HealthCheck(Protocol):
+    def check(self) -> None:
+        """Return if the backing resource answers; raise DependencyUnavailable if not."""
+
+
+class ObjectStore(HealthCheck, Protocol):
+    def put(self, key: str, body: bytes, metadata: Mapping[str, str] | None = None) -> StoredObject: ...
+
+    def get(self, key: str) -> StoredObject:
+        """Raise NotFound for a missing key."""
+        ...
+
+    def delete(self, key: str) -> None: ...
+
+
+class Queue(HealthCheck, Protocol):
+    def send(self, body: Mapping[str, Any]) -> str:
+        """Send a JSON message carrying the current correlation id; return the message id."""
+        ...
+
+
+class EventBus(HealthCheck, Protocol):
+    def publish(self, source: str, detail_type: str, detail: Mapping[str, Any]) -> str:
+        """Publish one event (its detail gains the current correlation id); return the event id."""
+        ...
+
+
+class Workflow(HealthCheck, Protocol):
+    def start(self, payload: Mapping[str, Any], *, name: str | None = None) -> str:
+        """Start an execution with the current correlation id in its input; return the execution id."""
+        ...
+
+
+class KeyValueTable(HealthCheck, Protocol):
+    def get(self, key: Mapping[str, str]) -> dict[str, Any] | None: ...
+
+    def put(self, item: Mapping[str, Any]) -> None: ...
+
+    def delete(self, key: Mapping[str, str]) -> None: ...

@@ -1,0 +1,289 @@
+"""The one description of the platform's resources.
+
+The CDK app (infra/cdk) and the local runtime (local/) both build the platform from this module, so what
+runs on a laptop and what deploys to AWS cannot drift: the same buckets, queues (each with its DLQ), tables,
+event rules, state machines (the same ASL files), Lambda functions, the environment each function gets and
+the access each one is granted.
+
+A resource is named by a reference `"<kind>:<name>"` (e.g. `"queue:alerts"`). Each reference has one
+environment variable, which is how a function learns the physical name (`env_var`); settings.py reads the
+same names.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+ResourceKind = Literal["bucket", "queue", "table", "bus", "statemachine", "function"]
+
+
+class Access(StrEnum):
+    READ = "read"
+    WRITE = "write"
+    READ_WRITE = "read_write"
+    DESCRIBE = "describe"  # metadata only (health checks): HeadBucket, GetQueueAttributes, DescribeTable, ...
+    INVOKE = "invoke"  # functions
+    START = "start"  # state machines
+    PUBLISH = "publish"  # event buses
+    SEND = "send"  # queues
+    CONSUME = "consume"  # queues
+
+
+class Grant(BaseModel):
+    ref: str
+    access: Access
+
+
+class Bucket(BaseModel):
+    name: str
+    purpose: str
+    eventbridge: bool = False  # S3 -> EventBridge notifications (Object Created / Object Deleted)
+    versioned: bool = False
+
+
+class Queue(BaseModel):
+    name: str
+    purpose: str
+    visibility_timeout_s: int = 60
+    max_receive_count: int = 5  # deliveries before a message moves to the DLQ
+    dlq_retention_days: int = 14
+
+
+class TableIndex(BaseModel):
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+
+
+class Table(BaseModel):
+    name: str
+    purpose: str
+    partition_key: str = "pk"
+    sort_key: str | None = "sk"
+    ttl_attribute: str | None = None
+    indexes: list[TableIndex] = Field(default_factory=list)
+
+
+class EventBus(BaseModel):
+    name: str
+    purpose: str
+
+
+class Function(BaseModel):
+    name: str
+    service: str  # the package under functions/
+    handler: str  # dotted path, importable as-is both here and inside the Lambda asset
+    purpose: str
+    memory_mb: int = 512
+    timeout_s: int = 30
+    uses: list[Grant] = Field(default_factory=list)
+
+    @property
+    def module(self) -> str:
+        return self.handler.rsplit(".", 1)[0]
+
+    @property
+    def attribute(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
+
+
+class StateMachine(BaseModel):
+    name: str
+    purpose: str
+    definition: str  # file name under statemachines/
+    # ASL `${Placeholder}` -> resource reference; the value put in is the reference's `placeholder_value`.
+    substitutions: dict[str, str]
+    uses: list[Grant] = Field(default_factory=list)
+
+    @property
+    def path(self) -> Path:
+        return statemachines_dir() / self.definition
+
+
+class InputTransformer(BaseModel):
+    paths: dict[str, str]  # name -> JSONPath into the event
+    template: str  # JSON text with <name> placeholders
+
+
+class Target(BaseModel):
+    ref: str  # function:..., statemachine:... or queue:...
+    input_transformer: InputTransformer | None = None
+
+
+class Rule(BaseModel):
+    name: str
+    purpose: str
+    bus: str | None = None  # None: the account's default bus (where S3 sends its events)
+    event_pattern: dict | None = None
+    schedule: str | None = None  # "rate(5 minutes)"
+    targets: list[Target]
+
+
+class EventSourceMapping(BaseModel):
+    queue: str
+    function: str
+    batch_size: int = 10
+    max_batching_window_s: int = 0
+
+
+class Route(BaseModel):
+    method: str  # GET, POST, ... or ANY
+    path: str  # "/health", "/v1/documents/{id}", or "$default"
+    function: str
+    public: bool = False  # True only where the platform's rules allow no auth (health, the API description)
+
+    @property
+    def route_key(self) -> str:
+        return "$default" if self.path == "$default" else f"{self.method} {self.path}"
+
+
+class Topology(BaseModel):
+    buckets: list[Bucket]
+    queues: list[Queue]
+    tables: list[Table]
+    buses: list[EventBus]
+    functions: list[Function]
+    state_machines: list[StateMachine]
+    rules: list[Rule]
+    event_sources: list[EventSourceMapping]
+    routes: list[Route]
+
+    def function(self, name: str) -> Function:
+        return next(f for f in self.functions if f.name == name)
+
+    def refs(self) -> set[str]:
+        out = {f"bucket:{b.name}" for b in self.buckets}
+        out |= {f"queue:{q.name}" for q in self.queues}
+        out |= {f"table:{t.name}" for t in self.tables}
+        out |= {f"bus:{b.name}" for b in self.buses}
+        out |= {f"function:{f.name}" for f in self.functions}
+        out |= {f"statemachine:{s.name}" for s in self.state_machines}
+        return out
+
+
+def split_ref(ref: str) -> tuple[ResourceKind, str]:
+    kind, _, name = ref.partition(":")
+    if kind not in ("bucket", "queue", "table", "bus", "statemachine", "function") or not name:
+        raise ValueError(f"not a resource reference: {ref!r}")
+    return kind, name  # type: ignore[return-value]
+
+
+_ENV_SUFFIX: dict[str, str] = {
+    "bucket": "BUCKET_NAME",
+    "queue": "QUEUE_URL",
+    "table": "TABLE_NAME",
+    "bus": "EVENT_BUS_NAME",
+    "statemachine": "STATE_MACHINE_ARN",
+    "function": "FUNCTION_NAME",
+}
+
+
+def env_var(ref: str) -> str:
+    """The environment variable that carries a resource's physical name to a function."""
+    kind, name = split_ref(ref)
+    return f"{name.upper()}_{_ENV_SUFFIX[kind]}"
+
+
+def statemachines_dir() -> Path:
+    # The layer ships without statemachines/; only the CDK app and the local runtime (both run from the repo)
+    # read the ASL files.
+    return Path(__file__).resolve().parents[4] / "statemachines"
+
+
+_HEALTH_DESCRIBE = [
+    Grant(ref="bucket:drop", access=Access.DESCRIBE),
+    Grant(ref="queue:alerts", access=Access.DESCRIBE),
+    Grant(ref="table:documents", access=Access.DESCRIBE),
+    Grant(ref="bus:platform", access=Access.DESCRIBE),
+    Grant(ref="statemachine:canary", access=Access.DESCRIBE),
+]
+
+PLATFORM = Topology(
+    buckets=[
+        Bucket(
+            name="drop",
+            purpose="The drop folder: <tenant>/<path> objects become searchable knowledge.",
+            eventbridge=True,
+            versioned=True,
+        ),
+    ],
+    queues=[
+        Queue(
+            name="alerts", purpose="Platform alerts (canary degraded, evaluation regressions) for operators."
+        ),
+    ],
+    tables=[
+        Table(name="documents", purpose="Document registry: one row per tenant document and version."),
+    ],
+    buses=[EventBus(name="platform", purpose="The platform's own events (turn.completed, canary, alerts).")],
+    functions=[
+        Function(
+            name="api",
+            service="api",
+            handler="functions.api.handler.handler",
+            purpose="The public HTTP API.",
+            memory_mb=1024,
+            timeout_s=29,
+            uses=_HEALTH_DESCRIBE,
+        ),
+        Function(
+            name="canary_probe",
+            service="api",
+            handler="functions.api.probe.handler",
+            purpose="The canary's probe task: checks every component the API depends on.",
+            timeout_s=20,
+            uses=_HEALTH_DESCRIBE,
+        ),
+    ],
+    state_machines=[
+        StateMachine(
+            name="canary",
+            purpose="Synthetic check of the async path: probe the components, publish the result.",
+            definition="canary.asl.json",
+            substitutions={
+                "CanaryProbeFunctionArn": "function:canary_probe",
+                "PlatformEventBusName": "bus:platform",
+            },
+            uses=[
+                Grant(ref="function:canary_probe", access=Access.INVOKE),
+                Grant(ref="bus:platform", access=Access.PUBLISH),
+            ],
+        ),
+    ],
+    rules=[
+        Rule(
+            name="canary_schedule",
+            purpose="Runs the canary on a schedule.",
+            schedule="rate(5 minutes)",
+            targets=[
+                Target(
+                    ref="statemachine:canary",
+                    input_transformer=InputTransformer(
+                        paths={"id": "$.id"}, template='{"correlation_id": <id>}'
+                    ),
+                )
+            ],
+        ),
+        Rule(
+            name="degraded_alerts",
+            purpose="Routes degraded-canary events to the operators' alert queue.",
+            bus="platform",
+            event_pattern={
+                "source": ["agentplatform.canary"],
+                "detail-type": ["Canary Completed"],
+                "detail": {"status": ["degraded"]},
+            },
+            targets=[Target(ref="queue:alerts")],
+        ),
+    ],
+    event_sources=[],
+    routes=[
+        Route(method="GET", path="/health", function="api", public=True),
+        Route(method="GET", path="/openapi.json", function="api", public=True),
+        Route(method="ANY", path="$default", function="api"),
+    ],
+)
