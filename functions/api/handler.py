@@ -33,9 +33,7 @@ def health(
     component: Annotated[Component | None, Query(description="Check only this component.")] = None,
 ) -> Response[HealthReport]:
     report = check_health(container(), component)
-    return Response(
-        status_code=200 if report.status == "ok" else 503, content_type="application/json", body=report
-    )
+    return Response(status_code=200 if report.status == "ok" else 503, content_type="application/json", body=report)
 
 
 @router.get("/openapi.json", include_in_schema=False)

@@ -13,9 +13,7 @@ PROBLEM_JSON = "application/problem+json"
 
 
 class ProblemFieldError(BaseModel):
-    field: str = Field(
-        description="Dotted path to the input, e.g. `query.component` or `body.messages.0.role`."
-    )
+    field: str = Field(description="Dotted path to the input, e.g. `query.component` or `body.messages.0.role`.")
     message: str
     type: str
 

@@ -75,9 +75,7 @@ class Container:
     def canary_workflow(self) -> Workflow:
         from agentplatform.adapters.aws.storage import StepFunctionsWorkflow
 
-        return StepFunctionsWorkflow(
-            self.settings.require("canary_state_machine_arn"), self.client("stepfunctions")
-        )
+        return StepFunctionsWorkflow(self.settings.require("canary_state_machine_arn"), self.client("stepfunctions"))
 
 
 _container: Container | None = None

@@ -10,6 +10,7 @@ outgoing message picks it up from here.
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ def telemetry(service: str) -> Telemetry:
     """One Logger/Tracer/Metrics trio per service, built on first use (never at import)."""
     from aws_lambda_powertools import Logger, Metrics, Tracer
 
+    # A request that records no business metric is normal (health checks); Powertools warns on each one.
+    warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
     return Telemetry(
         logger=Logger(service=service),
         tracer=Tracer(service=service),

@@ -188,6 +188,27 @@ def env_var(ref: str) -> str:
     return f"{name.upper()}_{_ENV_SUFFIX[kind]}"
 
 
+# What a `${Placeholder}` in an ASL file receives for each kind of resource (CDK and the local runtime alike).
+SUBSTITUTED_ATTRIBUTE: dict[str, Literal["name", "arn", "url"]] = {
+    "bucket": "name",
+    "queue": "url",
+    "table": "name",
+    "bus": "name",
+    "statemachine": "arn",
+    "function": "arn",
+}
+
+# What a function's environment variable receives for each kind of resource.
+ENV_ATTRIBUTE: dict[str, Literal["name", "arn", "url"]] = {
+    "bucket": "name",
+    "queue": "url",
+    "table": "name",
+    "bus": "name",
+    "statemachine": "arn",
+    "function": "name",
+}
+
+
 def statemachines_dir() -> Path:
     # The layer ships without statemachines/; only the CDK app and the local runtime (both run from the repo)
     # read the ASL files.
@@ -212,9 +233,7 @@ PLATFORM = Topology(
         ),
     ],
     queues=[
-        Queue(
-            name="alerts", purpose="Platform alerts (canary degraded, evaluation regressions) for operators."
-        ),
+        Queue(name="alerts", purpose="Platform alerts (canary degraded, evaluation regressions) for operators."),
     ],
     tables=[
         Table(name="documents", purpose="Document registry: one row per tenant document and version."),
@@ -262,9 +281,7 @@ PLATFORM = Topology(
             targets=[
                 Target(
                     ref="statemachine:canary",
-                    input_transformer=InputTransformer(
-                        paths={"id": "$.id"}, template='{"correlation_id": <id>}'
-                    ),
+                    input_transformer=InputTransformer(paths={"id": "$.id"}, template='{"correlation_id": "<id>"}'),
                 )
             ],
         ),

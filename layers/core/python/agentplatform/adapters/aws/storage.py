@@ -30,9 +30,7 @@ class S3ObjectStore:
         with aws_call(f"{self._resource}/{key}"):
             out = self._s3.get_object(Bucket=self._bucket, Key=key)
             body = out["Body"].read()
-        return StoredObject(
-            key=key, body=body, metadata=out.get("Metadata", {}), version=out.get("VersionId")
-        )
+        return StoredObject(key=key, body=body, metadata=out.get("Metadata", {}), version=out.get("VersionId"))
 
     def delete(self, key: str) -> None:
         with aws_call(f"{self._resource}/{key}"):

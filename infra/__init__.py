@@ -1,0 +1,1 @@
+"""Infrastructure as code: the CDK app that deploys the platform described by `agentplatform.topology`."""

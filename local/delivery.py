@@ -1,0 +1,150 @@
+"""What AWS does between services that moto leaves out: EventBridge -> Lambda / Step Functions target delivery,
+and SQS event source mappings (poll, invoke, delete what succeeded, let failures return to the queue so the
+redrive policy moves a poison message to its DLQ after maxReceiveCount)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from local.lambdas import LambdaRouter
+
+log = logging.getLogger("local.delivery")
+
+
+class EventDelivery:
+    """Delivers one matched event to a Lambda (asynchronous invoke semantics) or Step Functions target."""
+
+    def __init__(self, router: LambdaRouter, clients: Any, region: str) -> None:
+        self._router = router
+        self._clients = clients
+        self._region = region
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="eventbridge")
+        self.delivered = 0
+
+    def __call__(self, target: dict[str, Any], payload: Any) -> None:
+        self._pool.submit(self._deliver, target, payload)
+
+    def _deliver(self, target: dict[str, Any], payload: Any) -> None:
+        arn = target["Arn"]
+        try:
+            if arn.split(":")[2] == "states":
+                # Named explicitly: moto names every unnamed execution "None", so a second one would collide.
+                self._clients("stepfunctions").start_execution(
+                    stateMachineArn=arn, name=str(uuid.uuid4()), input=json.dumps(payload)
+                )
+            else:
+                self._invoke_with_retries(target, payload)
+            self.delivered += 1
+        except Exception:
+            log.exception("event delivery to %s failed", arn)
+
+    def _invoke_with_retries(self, target: dict[str, Any], payload: Any) -> None:
+        # Asynchronous Lambda invocation: the first attempt plus the target's retry budget (AWS default 2 for
+        # Lambda's own async retries), then the target's dead-letter queue if it has one.
+        attempts = 1 + int(target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 2))
+        result = None
+        for _ in range(attempts):
+            result = self._router.invoke(target["Arn"], payload)
+            if not result.failed:
+                return
+        dlq = target.get("DeadLetterConfig", {}).get("Arn")
+        if dlq and result is not None:
+            sqs = self._clients("sqs")
+            url = sqs.get_queue_url(QueueName=dlq.rsplit(":", 1)[-1])["QueueUrl"]
+            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(payload))
+        log.warning("target %s failed %d times (%s)", target["Arn"], attempts, result.error_type if result else "")
+
+    def stop(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class QueuePoller:
+    """One SQS event source mapping: long-polls the queue and invokes the function with Lambda's SQS event."""
+
+    def __init__(
+        self,
+        router: LambdaRouter,
+        sqs: Any,
+        queue_url: str,
+        queue_arn: str,
+        function: str,
+        batch_size: int,
+        region: str,
+    ) -> None:
+        self._router = router
+        self._sqs = sqs
+        self._url = queue_url
+        self._arn = queue_arn
+        self._function = function
+        self._batch_size = batch_size
+        self._region = region
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"poll-{queue_arn.rsplit(':', 1)[-1]}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once(wait_s=1)
+            except Exception:  # the emulator going away during shutdown, or a transient error
+                if not self._stop.is_set():
+                    log.exception("polling %s failed", self._arn)
+                    self._stop.wait(1)
+
+    def poll_once(self, wait_s: int = 0) -> int:
+        out = self._sqs.receive_message(
+            QueueUrl=self._url,
+            MaxNumberOfMessages=min(self._batch_size, 10),
+            WaitTimeSeconds=wait_s,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages = out.get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [self._record(m) for m in messages]}
+        result = self._router.invoke(self._function, event)
+        if result.failed:
+            return len(messages)  # the whole batch becomes visible again after the visibility timeout
+        failed_ids = {f.get("itemIdentifier") for f in (json.loads(result.payload) or {}).get("batchItemFailures", [])}
+        done = [m for m in messages if m["MessageId"] not in failed_ids]
+        if done:
+            self._sqs.delete_message_batch(
+                QueueUrl=self._url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+            )
+        return len(messages)
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        attributes = {
+            name: {
+                "stringValue": value.get("StringValue"),
+                "binaryValue": value.get("BinaryValue"),
+                "stringListValues": [],
+                "binaryListValues": [],
+                "dataType": value["DataType"],
+            }
+            for name, value in (message.get("MessageAttributes") or {}).items()
+        }
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": attributes,
+            "md5OfBody": message.get("MD5OfBody"),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self._arn,
+            "awsRegion": self._region,
+        }

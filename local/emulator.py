@@ -1,0 +1,204 @@
+"""moto in server mode, with the two things it does not do for us hooked in.
+
+moto runs the real ASL but would need Docker to run Lambda code, and it does not deliver EventBridge events to
+Lambda or Step Functions targets. Both hooks live here and nowhere else:
+- `LambdaBackend.invoke` (and moto's Docker-free variant) routes to `LambdaRouter` for the platform's functions;
+- `Rule.send_to_targets`, after moto's own delivery (SQS, logs, buses), hands Lambda and Step Functions targets
+  to `EventDelivery`, using moto's implementation of EventBridge pattern matching and input transformers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import requests
+
+from local.lambdas import LambdaRouter
+
+log = logging.getLogger("local.emulator")
+
+ACCOUNT = "123456789012"  # moto's default account
+
+TargetHandler = Callable[[dict[str, Any], Any], None]
+
+_router: LambdaRouter | None = None
+_on_target: TargetHandler | None = None
+_async_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lambda-async")
+_installed = False
+
+
+def _install_hooks() -> None:
+    global _installed
+    if _installed:
+        return
+    from moto.awslambda.models import LambdaBackend
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+    from moto.events.models import Rule
+    from moto.events.utils import EventTemplateParser
+
+    for backend_class in (LambdaBackend, LambdaSimpleBackend):
+        original_invoke = backend_class.invoke
+
+        def invoke(
+            self: Any,
+            function_name: str,
+            qualifier: Any,
+            body: Any,
+            headers: Any,
+            response_headers: Any,
+            _original: Any = original_invoke,
+        ) -> Any:
+            router = _router
+            if router is None or not router.knows(function_name):
+                return _original(self, function_name, qualifier, body, headers, response_headers)
+            event = json.loads(body) if body else {}
+            if headers.get("X-Amz-Invocation-Type") == "Event":
+                _async_pool.submit(router.invoke, function_name, event)
+                return b""
+            result = router.invoke(function_name, event)
+            if result.failed:
+                response_headers["x-amz-function-error"] = "Unhandled"
+            return result.payload
+
+        backend_class.invoke = invoke  # type: ignore[method-assign]
+
+    original_send = Rule.send_to_targets
+
+    def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        original_send(self, original_event, transform_input)
+        on_target = _on_target
+        if on_target is None or self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
+            return
+        for target in self.targets:
+            service = target["Arn"].split(":")[2]
+            if service not in ("lambda", "states"):
+                continue
+            if "Input" in target:
+                payload = json.loads(target["Input"])
+            elif "InputTransformer" in target and transform_input:
+                transformer = target["InputTransformer"]
+                payload = EventTemplateParser.parse(
+                    input_template=transformer.get("InputTemplate"),
+                    input_paths_map=transformer.get("InputPathsMap", {}),
+                    event=original_event,
+                )
+            else:
+                payload = dict(original_event)
+            on_target(target, payload)
+
+    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+    _installed = True
+
+
+class MotoEmulator:
+    """moto's server on host:port in this process, with Step Functions execution on and the hooks installed."""
+
+    def __init__(self, host: str, port: int, router: LambdaRouter, on_target: TargetHandler) -> None:
+        self.host = host
+        self.port = port
+        self.url = f"http://{host}:{port}"
+        self._router = router
+        self._on_target = on_target
+        self._server: Any = None
+
+    def start(self) -> None:
+        global _router, _on_target
+        from moto.server import ThreadedMotoServer
+
+        _install_hooks()
+        _router, _on_target = self._router, self._on_target
+        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        self._server.start()
+        self.port = self._server.get_host_and_port()[1]  # the real one when 0 asked for any free port
+        self.url = f"http://{self.host}:{self.port}"
+        # moto's Step Functions calls Lambda back through the server on MOTO_PORT.
+        os.environ["MOTO_PORT"] = str(self.port)
+        config = {"stepfunctions": {"execute_state_machine": True}, "lambda": {"use_docker": False}}
+        requests.post(f"{self.url}/moto-api/config", json=config, timeout=10).raise_for_status()
+
+    def stop(self) -> None:
+        global _router, _on_target
+        if self._server is not None:
+            requests.post(f"{self.url}/moto-api/reset", timeout=10)
+            self._server.stop()
+            self._server = None
+        _router, _on_target = None, None
+
+
+_RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
+_UNIT_S = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+
+
+def rate_seconds(expression: str) -> int | None:
+    """Seconds between runs of an EventBridge `rate(...)` schedule; None for `cron(...)` (not run locally)."""
+    match = _RATE.match(expression.strip())
+    return int(match.group(1)) * _UNIT_S[match.group(2)] if match else None
+
+
+class Scheduler:
+    """Fires scheduled rules (`rate(...)`) on every bus, as EventBridge's "Scheduled Event"s, through moto's rules.
+
+    `speedup` divides every interval (tests and demos run a 5-minute canary in seconds).
+    """
+
+    def __init__(self, region: str, speedup: float = 1.0, tick_s: float = 0.5) -> None:
+        self._region = region
+        self._speedup = speedup
+        self._tick_s = tick_s
+        self._next: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._tick_s):
+            try:
+                self._tick(time.monotonic())
+            except Exception:  # keep scheduling: one bad rule must not stop the others
+                log.exception("scheduler tick failed")
+
+    def _tick(self, now: float) -> None:
+        from moto.events.models import events_backends
+
+        backend = events_backends[ACCOUNT][self._region]
+        for bus in list(backend.event_buses.values()):
+            for rule in list(bus.rules.values()):
+                period = rate_seconds(rule.scheduled_expression or "")
+                if period is None or rule.state != "ENABLED":
+                    continue
+                due = self._next.setdefault(rule.arn, now + period / self._speedup)
+                if now >= due:
+                    self._next[rule.arn] = now + period / self._speedup
+                    rule.send_to_targets(scheduled_event(rule.arn, self._region))
+
+
+def scheduled_event(rule_arn: str, region: str) -> dict[str, Any]:
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": now,
+        "region": region,
+        "resources": [rule_arn],
+        "detail": {},
+        "ingestion-time": now,
+    }

@@ -1,0 +1,115 @@
+"""In-process Lambda: the real handlers in `functions/`, invoked with Lambda's event, context and error shapes."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentplatform.topology import Function
+
+log = logging.getLogger("local.lambda")
+
+Handler = Callable[[Any, Any], Any]
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of Lambda's context object that handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    timeout_s: int
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    function_version: str = "$LATEST"
+    _deadline: float = 0.0
+
+    def __post_init__(self) -> None:
+        self._deadline = time.monotonic() + self.timeout_s
+        self.log_group_name = f"/aws/lambda/{self.function_name}"
+        self.log_stream_name = time.strftime("%Y/%m/%d/[$LATEST]") + self.aws_request_id.replace("-", "")
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+@dataclass
+class InvocationResult:
+    payload: bytes
+    error_type: str | None = None  # set when the handler raised: Lambda's "Unhandled" function error
+
+    @property
+    def failed(self) -> bool:
+        return self.error_type is not None
+
+
+class LambdaRouter:
+    """Maps physical function names (and ARNs) to the topology's handlers and runs them in this process.
+
+    Timeouts are reported to the handler through the context but not enforced: a thread cannot be killed.
+    """
+
+    def __init__(self, account: str, region: str) -> None:
+        self._account = account
+        self._region = region
+        self._functions: dict[str, Function] = {}
+        self._handlers: dict[str, Handler] = {}
+        self._lock = threading.Lock()
+        self.invocations: dict[str, int] = {}
+
+    def arn(self, physical_name: str) -> str:
+        return f"arn:aws:lambda:{self._region}:{self._account}:function:{physical_name}"
+
+    def register(self, physical_name: str, function: Function, handler: Handler | None = None) -> None:
+        self._functions[physical_name] = function
+        if handler is not None:
+            self._handlers[physical_name] = handler
+
+    def knows(self, name_or_arn: str) -> bool:
+        return self._physical(name_or_arn) in self._functions
+
+    def _physical(self, name_or_arn: str) -> str:
+        # "name", "name:qualifier", or "arn:aws:lambda:region:account:function:name[:qualifier]"
+        if name_or_arn.startswith("arn:"):
+            return name_or_arn.split(":")[6]
+        return name_or_arn.split(":")[0]
+
+    def _handler(self, physical: str) -> Handler:
+        with self._lock:
+            if physical not in self._handlers:
+                function = self._functions[physical]
+                module = importlib.import_module(function.module)
+                self._handlers[physical] = getattr(module, function.attribute)
+            return self._handlers[physical]
+
+    def invoke(self, name_or_arn: str, event: Any) -> InvocationResult:
+        physical = self._physical(name_or_arn)
+        function = self._functions[physical]
+        context = LambdaContext(
+            function_name=physical,
+            memory_limit_in_mb=function.memory_mb,
+            invoked_function_arn=self.arn(physical),
+            timeout_s=function.timeout_s,
+        )
+        with self._lock:
+            self.invocations[function.name] = self.invocations.get(function.name, 0) + 1
+        try:
+            result = self._handler(physical)(event, context)
+            return InvocationResult(payload=json.dumps(result, default=str).encode())
+        except Exception as exc:  # Lambda reports any exception as an Unhandled function error
+            log.info("function %s raised %s: %s", function.name, type(exc).__name__, exc)
+            error = {
+                "errorType": type(exc).__name__,
+                "errorMessage": str(exc),
+                "requestId": context.aws_request_id,
+                "stackTrace": traceback.format_exception(exc)[-5:],
+            }
+            return InvocationResult(payload=json.dumps(error).encode(), error_type=type(exc).__name__)

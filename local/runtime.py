@@ -1,0 +1,197 @@
+"""Starts and stops the whole local platform: emulator, resources, Lambda routing, event delivery, HTTP API."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from agentplatform.bootstrap import use_container
+from agentplatform.config import reset_settings
+from agentplatform.topology import PLATFORM, Topology, env_var
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from local.delivery import EventDelivery, QueuePoller
+from local.emulator import ACCOUNT, MotoEmulator, Scheduler
+from local.gateway import HttpGateway
+from local.lambdas import LambdaRouter
+from local.resources import Provisioned, physical_name, provision
+from local.tls import server_context
+
+log = logging.getLogger("local.runtime")
+
+
+class RuntimeSettings(BaseSettings):
+    """Where the local platform listens and keeps its data; every port can be changed (0 picks a free one)."""
+
+    model_config = SettingsConfigDict(extra="ignore")
+
+    host: str = Field(default="127.0.0.1", alias="LOCAL_HOST")
+    http_port: int = Field(default=8080, alias="LOCAL_HTTP_PORT", ge=0, le=65535)
+    https_port: int = Field(default=8443, alias="LOCAL_HTTPS_PORT", ge=0, le=65535)
+    aws_port: int = Field(default=5000, alias="LOCAL_AWS_PORT", ge=0, le=65535)
+    data_dir: Path = Field(default=Path(".data"), alias="LOCAL_DATA_DIR")
+    region: str = Field(default="us-east-1", alias="AWS_REGION")
+    prefix: str = Field(default="agentplatform", alias="LOCAL_RESOURCE_PREFIX")
+    # Divides every schedule's interval: 60 runs a rate(5 minutes) rule every 5 seconds.
+    schedule_speedup: float = Field(default=1.0, alias="LOCAL_SCHEDULE_SPEEDUP", gt=0)
+
+
+class LocalRuntime:
+    def __init__(self, settings: RuntimeSettings | None = None, topology: Topology = PLATFORM) -> None:
+        self.settings = settings or RuntimeSettings()
+        self.topology = topology
+        self.router = LambdaRouter(ACCOUNT, self.settings.region)
+        self.provisioned = Provisioned()
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
+        self._saved_env: dict[str, str | None] = {}
+        self._pollers: list[QueuePoller] = []
+        self.emulator: MotoEmulator | None = None
+        self.gateway: HttpGateway | None = None
+        self.delivery: EventDelivery | None = None
+        self.scheduler: Scheduler | None = None
+
+    # -- clients to the emulator (the runtime's own; handlers build theirs through the composition root)
+    def client(self, service: str) -> Any:
+        import boto3
+
+        assert self.emulator is not None, "start() first"
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = boto3.session.Session().client(
+                    service,
+                    region_name=self.settings.region,
+                    endpoint_url=self.emulator.url,
+                    aws_access_key_id="local",
+                    aws_secret_access_key="local",  # noqa: S106 - the emulator accepts any credentials
+                )
+            return self._clients[service]
+
+    @property
+    def aws_endpoint(self) -> str:
+        assert self.emulator is not None
+        return self.emulator.url
+
+    @property
+    def http_url(self) -> str:
+        assert self.gateway is not None
+        return f"http://{self.settings.host}:{self.gateway.ports[0]}"
+
+    @property
+    def https_url(self) -> str:
+        assert self.gateway is not None
+        return f"https://{self.settings.host}:{self.gateway.ports[1]}"
+
+    def start(self) -> LocalRuntime:
+        s = self.settings
+        s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.delivery = EventDelivery(self.router, self.client, s.region)
+        self.emulator = MotoEmulator(s.host, s.aws_port, self.router, self.delivery)
+        self.emulator.start()
+        self.provisioned = provision(self.topology, self.client, self.router, s.prefix, s.region)
+        self._set_environment()
+        for mapping in self.topology.event_sources:
+            queue = f"queue:{mapping.queue}"
+            poller = QueuePoller(
+                self.router,
+                self.client("sqs"),
+                self.provisioned.value(queue, "url"),
+                self.provisioned.value(queue, "arn"),
+                physical_name(s.prefix, mapping.function),
+                mapping.batch_size,
+                s.region,
+            )
+            poller.start()
+            self._pollers.append(poller)
+        self.scheduler = Scheduler(s.region, speedup=s.schedule_speedup)
+        self.scheduler.start()
+        self.gateway = HttpGateway(
+            self.topology.routes,
+            self._invoke_route,
+            s.host,
+            s.http_port,
+            s.https_port,
+            server_context(s.data_dir / "tls"),
+        )
+        self.gateway.start()
+        return self
+
+    def stop(self) -> None:
+        if self.gateway:
+            self.gateway.stop()
+        for poller in self._pollers:
+            poller.stop()
+        if self.scheduler:
+            self.scheduler.stop()
+        if self.delivery:
+            self.delivery.stop()
+        if self.emulator:
+            self.emulator.stop()
+        self._restore_environment()
+
+    def __enter__(self) -> LocalRuntime:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def invoke(self, function: str, event: Any) -> tuple[bool, Any]:
+        """Invoke a topology function by its logical name, as Lambda would; returns (failed, result)."""
+        result = self.router.invoke(physical_name(self.settings.prefix, function), event)
+        return result.failed, json.loads(result.payload)
+
+    _invoke_route = invoke
+
+    def _set_environment(self) -> None:
+        """The handlers run in this process: give them what Lambda's configuration would, for every function."""
+        assert self.emulator is not None
+        env = {
+            "PLATFORM_BACKEND": "local",
+            "LOCAL_AWS_ENDPOINT_URL": self.emulator.url,
+            "AWS_REGION": self.settings.region,
+            "AWS_DEFAULT_REGION": self.settings.region,
+            # EMF metrics would print a JSON document per invocation to the console.
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            **self.provisioned.env(),
+        }
+        for key, value in env.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
+        reset_settings()
+        use_container(None)
+
+    def _restore_environment(self) -> None:
+        for key, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        self._saved_env.clear()
+        reset_settings()
+        use_container(None)
+
+    def summary(self) -> str:
+        rows = [
+            ("HTTP API", self.http_url),
+            ("HTTPS API (self-signed)", self.https_url),
+            ("AWS endpoint (moto)", self.aws_endpoint),
+            ("data folder", str(self.settings.data_dir.resolve())),
+        ]
+        for ref, identity in sorted(self.provisioned.resources.items()):
+            rows.append((ref, identity.get("url") or identity["name"]))
+        width = max(len(k) for k, _ in rows)
+        lines = [f"  {k.ljust(width)}  {v}" for k, v in rows]
+        env_hint = f"  export AWS_ENDPOINT_URL={self.aws_endpoint}  # for aws cli / boto3 against the emulator"
+        return "\n".join(["Agent Platform (local) is up:", *lines, "", env_hint])
+
+
+@cache
+def env_names() -> list[str]:
+    """Every environment variable the topology can give a function (documentation and tests)."""
+    return sorted(env_var(ref) for ref in PLATFORM.refs())
