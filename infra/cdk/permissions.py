@@ -1,0 +1,160 @@
+"""Least privilege from `topology.Grant`: each (kind, access) pair maps to precise actions on one resource.
+
+Nothing here uses a wildcard action, and the resource is always the one the grant names (its ARN, or for
+object- and execution-level actions the narrowest pattern under it). A pair the table does not list is a
+mistake in the topology and fails the synth.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agentplatform.topology import Access, Grant, split_ref
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from infra.cdk.nag import acknowledge
+from infra.cdk.registry import Registry
+
+S3_DESCRIBE = ("s3:ListBucket",)  # what HeadBucket needs
+S3_READ_OBJECTS = ("s3:GetObject", "s3:GetObjectVersion")
+S3_WRITE_OBJECTS = ("s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload")
+
+SQS_DESCRIBE = ("sqs:GetQueueAttributes",)
+SQS_SEND = ("sqs:SendMessage", "sqs:GetQueueAttributes")
+SQS_CONSUME = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes")
+
+DDB_DESCRIBE = ("dynamodb:DescribeTable",)
+DDB_READ = ("dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:Query", "dynamodb:ConditionCheckItem")
+DDB_WRITE = ("dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem")
+
+EVENTS_DESCRIBE = ("events:DescribeEventBus",)
+EVENTS_PUBLISH = ("events:PutEvents",)
+
+SFN_DESCRIBE = ("states:DescribeStateMachine",)
+SFN_START = ("states:StartExecution",)
+SFN_READ_EXECUTIONS = ("states:DescribeExecution", "states:GetExecutionHistory")
+
+LAMBDA_DESCRIBE = ("lambda:GetFunctionConfiguration",)
+LAMBDA_INVOKE = ("lambda:InvokeFunction",)
+
+
+@dataclass(frozen=True)
+class Permission:
+    actions: tuple[str, ...]
+    resources: tuple[str, ...]
+    # Why a resource pattern ends in `/*` or `:*` (becomes the cdk-nag IAM5 acknowledgment's reason).
+    wildcard_reason: str | None = None
+
+
+Rule = Callable[[Registry, str], list[Permission]]
+
+
+def _bucket_read(r: Registry, ref: str) -> list[Permission]:
+    bucket = r.buckets[split_ref(ref)[1]]
+    return [
+        Permission(S3_DESCRIBE, (bucket.bucket_arn,)),
+        Permission(S3_READ_OBJECTS, (bucket.arn_for_objects("*"),), _OBJECTS_REASON),
+    ]
+
+
+def _bucket_write(r: Registry, ref: str) -> list[Permission]:
+    bucket = r.buckets[split_ref(ref)[1]]
+    return [Permission(S3_WRITE_OBJECTS, (bucket.arn_for_objects("*"),), _OBJECTS_REASON)]
+
+
+def _table_arns(r: Registry, ref: str) -> tuple[str, ...]:
+    table = r.tables[split_ref(ref)[1]]
+    indexes = r.table_indexes.get(split_ref(ref)[1], [])
+    return (table.table_arn, *(f"{table.table_arn}/index/{index}" for index in indexes))
+
+
+def _executions(r: Registry, ref: str) -> list[Permission]:
+    return [Permission(SFN_READ_EXECUTIONS, (r.state_machine_executions_arn(split_ref(ref)[1]),), _EXECUTIONS_REASON)]
+
+
+def _on_arn(*actions: str) -> Rule:
+    return lambda r, ref: [Permission(actions, (r.arn(ref),))]
+
+
+_OBJECTS_REASON = (
+    "Object-level S3 actions need the object ARN pattern: scoped to this one bucket's objects (<bucket ARN>/*)."
+)
+_EXECUTIONS_REASON = (
+    "Execution ARNs carry a runtime-generated execution name: scoped to this one state machine's executions "
+    "(arn:...:execution:<machine>:*)."
+)
+
+RULES: dict[tuple[str, Access], Rule] = {
+    ("bucket", Access.DESCRIBE): _on_arn(*S3_DESCRIBE),
+    ("bucket", Access.READ): _bucket_read,
+    ("bucket", Access.WRITE): _bucket_write,
+    ("bucket", Access.READ_WRITE): lambda r, ref: _bucket_read(r, ref) + _bucket_write(r, ref),
+    ("queue", Access.DESCRIBE): _on_arn(*SQS_DESCRIBE),
+    ("queue", Access.SEND): _on_arn(*SQS_SEND),
+    ("queue", Access.WRITE): _on_arn(*SQS_SEND),
+    ("queue", Access.CONSUME): _on_arn(*SQS_CONSUME),
+    ("queue", Access.READ): _on_arn(*SQS_CONSUME),
+    ("queue", Access.READ_WRITE): _on_arn(*SQS_SEND, *SQS_CONSUME),
+    ("table", Access.DESCRIBE): _on_arn(*DDB_DESCRIBE),
+    ("table", Access.READ): lambda r, ref: [Permission(DDB_READ + DDB_DESCRIBE, _table_arns(r, ref))],
+    ("table", Access.WRITE): _on_arn(*DDB_WRITE),
+    ("table", Access.READ_WRITE): lambda r, ref: [
+        Permission(DDB_READ + DDB_DESCRIBE, _table_arns(r, ref)),
+        Permission(DDB_WRITE, (r.arn(ref),)),
+    ],
+    ("bus", Access.DESCRIBE): _on_arn(*EVENTS_DESCRIBE),
+    ("bus", Access.PUBLISH): _on_arn(*EVENTS_PUBLISH),
+    ("bus", Access.WRITE): _on_arn(*EVENTS_PUBLISH),
+    ("statemachine", Access.DESCRIBE): _on_arn(*SFN_DESCRIBE),
+    ("statemachine", Access.START): _on_arn(*SFN_START),
+    ("statemachine", Access.WRITE): _on_arn(*SFN_START),
+    ("statemachine", Access.READ): _executions,
+    ("statemachine", Access.READ_WRITE): lambda r, ref: _on_arn(*SFN_START)(r, ref) + _executions(r, ref),
+    ("function", Access.DESCRIBE): _on_arn(*LAMBDA_DESCRIBE),
+    ("function", Access.INVOKE): _on_arn(*LAMBDA_INVOKE),
+}
+
+
+def permissions_for(registry: Registry, grant: Grant) -> list[Permission]:
+    kind, _ = split_ref(grant.ref)
+    rule = RULES.get((kind, grant.access))
+    if rule is None:
+        allowed = sorted(access.value for (k, access) in RULES if k == kind)
+        raise ValueError(f"access {grant.access.value!r} does not apply to {grant.ref} (a {kind} allows {allowed})")
+    return rule(registry, grant.ref)
+
+
+def apply_grants(registry: Registry, principal: iam.IRole, grants: list[Grant], nag_scope: Construct) -> None:
+    """Add one statement per permission to `principal`'s policy; explain any narrowed wildcard to cdk-nag."""
+    for grant in grants:
+        for permission in permissions_for(registry, grant):
+            principal.add_to_principal_policy(
+                iam.PolicyStatement(actions=list(permission.actions), resources=list(permission.resources))
+            )
+            if permission.wildcard_reason:
+                for resource in permission.resources:
+                    acknowledge(nag_scope, f"AwsSolutions-IAM5[Resource::{_nag_form(registry, resource)}]",
+                                permission.wildcard_reason)
+
+
+def _nag_form(registry: Registry, resource: str) -> str:
+    """How cdk-nag prints a resource in a finding id: intrinsics as `<LogicalId.Attr>`, pseudo params as `<AWS::X>`."""
+    resolved = registry.stack.resolve(resource)
+    return _render(resolved)
+
+
+def _render(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        (fn, arg), = value.items()
+        if fn == "Ref":
+            return f"<{arg}>"
+        if fn == "Fn::GetAtt":
+            return f"<{arg[0]}.{arg[1]}>"
+        if fn == "Fn::Join":
+            separator, parts = arg
+            return separator.join(_render(p) for p in parts)
+    raise ValueError(f"cannot render {value!r} as a cdk-nag resource")

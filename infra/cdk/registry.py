@@ -1,0 +1,126 @@
+"""Topology reference -> the deployed resource, its physical name, ARN or URL.
+
+Every construct module registers what it builds here and looks other resources up by their topology reference
+(`"queue:alerts"`), so no module hard-codes another's resources. Which attribute a function's environment
+variable and an ASL `${Placeholder}` receive comes from the topology (`ENV_ATTRIBUTE`, `SUBSTITUTED_ATTRIBUTE`),
+the same table the local runtime reads.
+
+State machine ARNs are formatted from their (explicit) names instead of read from the resource: a function
+that a state machine invokes may itself describe or start that state machine (the canary probe does), and a
+token reference both ways would be a circular dependency in CloudFormation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from agentplatform.topology import ENV_ATTRIBUTE, SUBSTITUTED_ATTRIBUTE, split_ref
+from aws_cdk import ArnFormat, Stack, Tags
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct
+
+# Every resource the topology describes carries this tag with its reference: findable in the console, and the
+# infra tests map template resources back to the topology through it.
+REF_TAG = "agentplatform:ref"
+
+Attribute = Literal["name", "arn", "url"]
+
+
+def construct_id(name: str) -> str:
+    """"canary_probe" -> "CanaryProbe": topology names become construct ids (and so logical ids)."""
+    return "".join(part[:1].upper() + part[1:] for part in name.replace("-", "_").split("_"))
+
+
+def tag_with_ref(scope: Construct, ref: str, cfn_type: str) -> None:
+    Tags.of(scope).add(REF_TAG, ref, include_resource_types=[cfn_type])
+
+
+@dataclass
+class Registry:
+    stack: Stack
+    buckets: dict[str, s3.Bucket] = field(default_factory=dict)
+    queues: dict[str, sqs.Queue] = field(default_factory=dict)
+    tables: dict[str, dynamodb.Table] = field(default_factory=dict)
+    table_indexes: dict[str, list[str]] = field(default_factory=dict)  # table -> its GSI names
+    buses: dict[str, events.EventBus] = field(default_factory=dict)
+    functions: dict[str, lambda_.Function] = field(default_factory=dict)
+    state_machines: dict[str, sfn.StateMachine] = field(default_factory=dict)
+    state_machine_names: dict[str, str] = field(default_factory=dict)
+
+    def state_machine_name(self, name: str) -> str:
+        """The physical name of a topology state machine (explicit, so its ARN is known before it exists)."""
+        if name not in self.state_machine_names:
+            self.state_machine_names[name] = f"{self.stack.stack_name}-{name}"
+        return self.state_machine_names[name]
+
+    def state_machine_arn(self, name: str) -> str:
+        return self.stack.format_arn(
+            service="states",
+            resource="stateMachine",
+            resource_name=self.state_machine_name(name),
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    def state_machine_executions_arn(self, name: str) -> str:
+        """`arn:...:execution:<machine>:*`: every execution of one state machine (their names are runtime ids)."""
+        return self.stack.format_arn(
+            service="states",
+            resource="execution",
+            resource_name=f"{self.state_machine_name(name)}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    def arn(self, ref: str) -> str:
+        kind, name = split_ref(ref)
+        if kind == "bucket":
+            return self._get(self.buckets, ref).bucket_arn
+        if kind == "queue":
+            return self._get(self.queues, ref).queue_arn
+        if kind == "table":
+            return self._get(self.tables, ref).table_arn
+        if kind == "bus":
+            return self._get(self.buses, ref).event_bus_arn
+        if kind == "function":
+            return self._get(self.functions, ref).function_arn
+        return self.state_machine_arn(name)
+
+    def value(self, ref: str, attribute: Attribute) -> str:
+        kind, name = split_ref(ref)
+        if attribute == "arn":
+            return self.arn(ref)
+        if kind == "bucket" and attribute == "name":
+            return self._get(self.buckets, ref).bucket_name
+        if kind == "queue" and attribute == "url":
+            return self._get(self.queues, ref).queue_url
+        if kind == "queue" and attribute == "name":
+            return self._get(self.queues, ref).queue_name
+        if kind == "table" and attribute == "name":
+            return self._get(self.tables, ref).table_name
+        if kind == "bus" and attribute == "name":
+            return self._get(self.buses, ref).event_bus_name
+        if kind == "function" and attribute == "name":
+            return self._get(self.functions, ref).function_name
+        if kind == "statemachine" and attribute == "name":
+            return self.state_machine_name(name)
+        raise ValueError(f"a {kind} has no {attribute} to hand out ({ref})")
+
+    def env_value(self, ref: str) -> str:
+        """What `topology.env_var(ref)` carries to a function."""
+        return self.value(ref, ENV_ATTRIBUTE[split_ref(ref)[0]])
+
+    def substitution_value(self, ref: str) -> str:
+        """What an ASL `${Placeholder}` bound to `ref` is replaced with."""
+        return self.value(ref, SUBSTITUTED_ATTRIBUTE[split_ref(ref)[0]])
+
+    @staticmethod
+    def _get(resources: dict, ref: str):  # noqa: ANN205
+        name = split_ref(ref)[1]
+        if name not in resources:
+            raise KeyError(f"{ref} is referenced but not built (yet): check the topology and the build order")
+        return resources[name]
