@@ -9,6 +9,7 @@ Lambda or Step Functions targets. Both hooks live here and nowhere else:
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -75,14 +76,16 @@ def _install_hooks() -> None:
     original_send = Rule.send_to_targets
 
     def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
-        original_send(self, original_event, transform_input)
+        ours = [t for t in self.targets if t["Arn"].split(":")[2] in ("lambda", "states")]
+        # moto delivers the other targets (SQS, logs, buses) itself, but raises on the first Lambda or Step
+        # Functions target: give it a copy of the rule without those.
+        moto_part = copy.copy(self)
+        moto_part.targets = [t for t in self.targets if t not in ours]
+        original_send(moto_part, original_event, transform_input)
         on_target = _on_target
         if on_target is None or self.state != "ENABLED" or not self.event_pattern.matches_event(original_event):
             return
-        for target in self.targets:
-            service = target["Arn"].split(":")[2]
-            if service not in ("lambda", "states"):
-                continue
+        for target in ours:
             if "Input" in target:
                 payload = json.loads(target["Input"])
             elif "InputTransformer" in target and transform_input:

@@ -25,6 +25,8 @@ from local.tls import server_context
 
 log = logging.getLogger("local.runtime")
 
+_running: LocalRuntime | None = None
+
 
 class RuntimeSettings(BaseSettings):
     """Where the local platform listens and keeps its data; every port can be changed (0 picks a free one)."""
@@ -89,6 +91,10 @@ class LocalRuntime:
         return f"https://{self.settings.host}:{self.gateway.ports[1]}"
 
     def start(self) -> LocalRuntime:
+        global _running
+        if _running is not None:
+            raise RuntimeError("a local runtime is already running in this process (moto's state is per process)")
+        _running = self
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.delivery = EventDelivery(self.router, self.client, s.region)
@@ -134,6 +140,9 @@ class LocalRuntime:
         if self.emulator:
             self.emulator.stop()
         self._restore_environment()
+        global _running
+        if _running is self:
+            _running = None
 
     def __enter__(self) -> LocalRuntime:
         return self.start()

@@ -25,8 +25,9 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-# Every resource the topology describes carries this tag with its reference: findable in the console, and the
-# infra tests map template resources back to the topology through it.
+# Every resource the topology describes carries this tag with its reference ("queue:alerts"; rules as
+# "rule:<name>"): findable in the console, and the infra tests map template resources back to the topology
+# through it.
 REF_TAG = "agentplatform:ref"
 
 Attribute = Literal["name", "arn", "url"]

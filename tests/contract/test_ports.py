@@ -1,0 +1,222 @@
+"""One suite per port, run against every adapter that can run here: the in-memory fake and the boto3 adapter
+(on moto in-process). A test that passes on the fake but fails on AWS means the fake lies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from agentplatform.adapters.aws.storage import (
+    DynamoTable,
+    EventBridgeBus,
+    S3ObjectStore,
+    SqsQueue,
+    StepFunctionsWorkflow,
+)
+from agentplatform.adapters.memory import (
+    MemoryEventBus,
+    MemoryObjectStore,
+    MemoryQueue,
+    MemoryTable,
+    MemoryWorkflow,
+)
+from agentplatform.errors import DependencyUnavailable, NotFound
+from agentplatform.observability import lambda_entry
+
+REGION = "us-east-1"
+PASS_MACHINE = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
+
+
+@pytest.fixture
+def aws() -> Iterator[None]:
+    with mock_aws():
+        yield
+
+
+def client(name: str):
+    return boto3.client(name, region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t")
+
+
+def in_correlation(cid: str, fn):
+    """Run fn inside a Lambda invocation that carries correlation id `cid`."""
+
+    class Context:
+        aws_request_id = "req"
+        function_name = "contract"
+        memory_limit_in_mb = 128
+        invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:contract"
+
+    return lambda_entry("contract")(lambda event, context: fn())({"correlation_id": cid}, Context())
+
+
+# -- ObjectStore
+
+
+@pytest.fixture(params=["memory", "s3"])
+def object_store(request):
+    if request.param == "memory":
+        yield MemoryObjectStore()
+        return
+    with mock_aws():
+        s3 = client("s3")
+        s3.create_bucket(Bucket="drop")
+        yield S3ObjectStore("drop", s3)
+
+
+def test_object_store_round_trip(object_store):
+    stored = object_store.put("t1/a.md", b"# hello", {"title": "Hello"})
+    got = object_store.get("t1/a.md")
+    assert (got.body, got.metadata) == (b"# hello", {"title": "Hello"})
+    assert got.key == stored.key
+    object_store.delete("t1/a.md")
+    with pytest.raises(NotFound):
+        object_store.get("t1/a.md")
+    object_store.check()
+
+
+def test_object_store_missing_key_is_not_found(object_store):
+    with pytest.raises(NotFound):
+        object_store.get("nope")
+
+
+def test_missing_bucket_is_dependency_unavailable(aws):
+    with pytest.raises(DependencyUnavailable, match="does not exist"):
+        S3ObjectStore("missing", client("s3")).check()
+
+
+# -- Queue
+
+
+@pytest.fixture(params=["memory", "sqs"])
+def queue_and_reader(request):
+    if request.param == "memory":
+        queue = MemoryQueue()
+        yield queue, lambda: [(m["body"], m["correlation_id"]) for m in queue.messages]
+        return
+    with mock_aws():
+        sqs = client("sqs")
+        url = sqs.create_queue(QueueName="q")["QueueUrl"]
+
+        def read():
+            out = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"], MaxNumberOfMessages=10)
+            return [
+                (json.loads(m["Body"]), m.get("MessageAttributes", {}).get("correlation_id", {}).get("StringValue"))
+                for m in out.get("Messages", [])
+            ]
+
+        yield SqsQueue(url, sqs), read
+
+
+def test_queue_carries_the_correlation_id(queue_and_reader):
+    queue, read = queue_and_reader
+    in_correlation("cid-q", lambda: queue.send({"n": 1}))
+    assert read() == [({"n": 1}, "cid-q")]
+    queue.check()
+
+
+# -- EventBus
+
+
+@pytest.fixture(params=["memory", "eventbridge"])
+def bus_and_reader(request):
+    if request.param == "memory":
+        bus = MemoryEventBus()
+        yield bus, lambda: [e["detail"] for e in bus.events]
+        return
+    with mock_aws():
+        events, sqs = client("events"), client("sqs")
+        events.create_event_bus(Name="platform")
+        url = sqs.create_queue(QueueName="sink")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="all", EventBusName="platform", EventPattern=json.dumps({"source": [{"prefix": ""}]}))
+        events.put_targets(Rule="all", EventBusName="platform", Targets=[{"Id": "1", "Arn": arn}])
+
+        def read():
+            out = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)
+            return [json.loads(m["Body"])["detail"] for m in out.get("Messages", [])]
+
+        yield EventBridgeBus("platform", events), read
+
+
+def test_event_bus_publishes_with_correlation_id(bus_and_reader):
+    bus, read = bus_and_reader
+    event_id = in_correlation("cid-e", lambda: bus.publish("agentplatform.test", "Thing Happened", {"k": "v"}))
+    assert event_id
+    assert read() == [{"k": "v", "correlation_id": "cid-e"}]
+    bus.check()
+
+
+def test_missing_event_bus_is_dependency_unavailable(aws):
+    with pytest.raises(DependencyUnavailable):
+        EventBridgeBus("missing", client("events")).check()
+
+
+# -- Workflow
+
+
+@pytest.fixture(params=["memory", "stepfunctions"])
+def workflow_and_reader(request):
+    if request.param == "memory":
+        workflow = MemoryWorkflow()
+        yield workflow, lambda execution: workflow.executions[execution]
+        return
+    with mock_aws():
+        sfn, iam = client("stepfunctions"), client("iam")
+        role = iam.create_role(RoleName="r", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+        arn = sfn.create_state_machine(name="m", definition=PASS_MACHINE, roleArn=role)["stateMachineArn"]
+        yield (
+            StepFunctionsWorkflow(arn, sfn),
+            lambda execution: json.loads(sfn.describe_execution(executionArn=execution)["input"]),
+        )
+
+
+def test_workflow_start_puts_the_correlation_id_in_the_input(workflow_and_reader):
+    workflow, read = workflow_and_reader
+    execution = in_correlation("cid-w", lambda: workflow.start({"doc": "a"}))
+    assert read(execution) == {"doc": "a", "correlation_id": "cid-w"}
+    second = in_correlation("cid-w", lambda: workflow.start({"doc": "b"}))
+    assert second != execution
+    workflow.check()
+
+
+# -- KeyValueTable
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def table(request):
+    if request.param == "memory":
+        yield MemoryTable()
+        return
+    with mock_aws():
+        ddb = client("dynamodb")
+        ddb.create_table(
+            TableName="documents",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield DynamoTable("documents", ddb)
+
+
+def test_table_round_trip(table):
+    key = {"pk": "tenant#t1", "sk": "doc#1"}
+    assert table.get(key) is None
+    table.put({**key, "status": "indexed", "chunks": 3, "tags": ["a"]})
+    assert table.get(key) == {**key, "status": "indexed", "chunks": 3, "tags": ["a"]}
+    table.delete(key)
+    assert table.get(key) is None
+    table.check()
+
+
+def test_unreachable_fake_behaves_like_a_down_dependency():
+    store = MemoryObjectStore()
+    store.available = False
+    with pytest.raises(DependencyUnavailable):
+        store.put("k", b"v")

@@ -1,0 +1,63 @@
+"""The real local stack, in-process: moto server, provisioned resources, the real handlers and ASL."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from agentplatform.topology import PLATFORM, Topology
+from local.runtime import LocalRuntime, RuntimeSettings
+
+pytestmark = pytest.mark.integration
+
+
+def start_runtime(tmp_path_factory, topology: Topology = PLATFORM, **overrides: Any) -> LocalRuntime:
+    settings = RuntimeSettings(
+        LOCAL_HTTP_PORT=0,
+        LOCAL_HTTPS_PORT=0,
+        LOCAL_AWS_PORT=0,
+        LOCAL_DATA_DIR=tmp_path_factory.mktemp("data"),
+        **overrides,
+    )
+    return LocalRuntime(settings, topology).start()
+
+
+@pytest.fixture(scope="module")
+def runtime_overrides() -> dict[str, Any]:
+    """RuntimeSettings overrides for a module's runtime; a module redefines this fixture to change them."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def runtime(tmp_path_factory, runtime_overrides) -> Iterator[LocalRuntime]:
+    """One runtime per test module (moto's state is per process, so one runtime runs at a time)."""
+    rt = start_runtime(tmp_path_factory, **runtime_overrides)
+    yield rt
+    rt.stop()
+
+
+def wait_for(condition: Callable[[], Any], timeout_s: float = 30, interval_s: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout_s}s")
+        time.sleep(interval_s)
+
+
+def run_execution(rt: LocalRuntime, machine: str, payload: dict[str, Any], name: str) -> dict[str, Any]:
+    sfn = rt.client("stepfunctions")
+    arn = rt.provisioned.value(f"statemachine:{machine}", "arn")
+    execution = sfn.start_execution(stateMachineArn=arn, name=name, input=json.dumps(payload))["executionArn"]
+
+    def finished():
+        out = sfn.describe_execution(executionArn=execution)
+        return out if out["status"] != "RUNNING" else None
+
+    return wait_for(finished, timeout_s=60)

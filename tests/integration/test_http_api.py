@@ -1,0 +1,62 @@
+"""The HTTP API over real sockets (HTTP and HTTPS), through the local gateway into the real api handler."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+from openapi_spec_validator import validate
+
+pytestmark = pytest.mark.integration
+
+
+def test_health_over_http_and_https(runtime):
+    for base, verify in ((runtime.http_url, True), (runtime.https_url, False)):
+        response = requests.get(f"{base}/health", timeout=30, verify=verify)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert body["status"] == "ok"
+        assert all(c["status"] == "ok" for c in body["components"]) and len(body["components"]) == 5
+
+
+def test_https_certificate_is_self_signed_for_localhost(runtime):
+    with pytest.raises(requests.exceptions.SSLError):
+        requests.get(f"{runtime.https_url}/health", timeout=10)
+    cert = runtime.settings.data_dir / "tls" / "cert.pem"
+    response = requests.get(f"{runtime.https_url}/health", timeout=10, verify=str(cert))
+    assert response.status_code == 200
+
+
+def test_openapi_document_is_valid(runtime):
+    response = requests.get(f"{runtime.http_url}/openapi.json", timeout=10)
+    assert response.status_code == 200
+    validate(response.json())
+
+
+def test_correlation_id_header_round_trips(runtime):
+    response = requests.get(f"{runtime.http_url}/health", headers={"X-Correlation-Id": "from-client-42"}, timeout=10)
+    assert response.headers["x-correlation-id"] == "from-client-42"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "field"),
+    [
+        ("GET", "/health?component=nope", 422, "query.component"),
+        ("GET", "/no/such/route", 404, None),
+        ("POST", "/health", 404, None),
+        ("PATCH", "/v1/anything", 404, None),
+    ],
+)
+def test_bad_requests_get_problem_json_never_500(runtime, method, path, status, field):
+    response = requests.request(method, f"{runtime.http_url}{path}", data=b"{not json", timeout=10)
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status
+    if field:
+        assert [e["field"] for e in problem["errors"]] == [field]
+
+
+def test_oversized_request_is_413(runtime):
+    response = requests.post(f"{runtime.http_url}/health", data=b"x" * (1024 * 1024 + 1), timeout=30)
+    assert response.status_code == 413
+    assert response.headers["content-type"] == "application/problem+json"
