@@ -18,7 +18,6 @@ from agentplatform.topology import (
     env_var,
     split_ref,
 )
-
 from local.lambdas import LambdaRouter
 
 _PLACEHOLDER = re.compile(r"\$\{(\w+)\}")

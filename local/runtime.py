@@ -10,12 +10,12 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from agentplatform.bootstrap import use_container
-from agentplatform.config import reset_settings
-from agentplatform.topology import PLATFORM, Topology, env_var
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from agentplatform.bootstrap import use_container
+from agentplatform.config import reset_settings
+from agentplatform.topology import PLATFORM, Topology, env_var
 from local.delivery import EventDelivery, QueuePoller
 from local.emulator import ACCOUNT, MotoEmulator, Scheduler
 from local.gateway import HttpGateway

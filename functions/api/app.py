@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from agentplatform.config import get_settings
-from agentplatform.errors import PayloadTooLarge, PlatformError
-from agentplatform.observability import CORRELATION_HEADER, correlation_id, telemetry
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
+from agentplatform.config import get_settings
+from agentplatform.errors import PayloadTooLarge, PlatformError
+from agentplatform.observability import CORRELATION_HEADER, correlation_id, telemetry
 from functions.api.problems import field_errors_from_pydantic, from_platform_error, problem_response
 
 SECURITY_HEADERS = {

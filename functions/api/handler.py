@@ -6,12 +6,12 @@ import json
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
 
-from agentplatform.bootstrap import container
-from agentplatform.observability import lambda_entry
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
+from agentplatform.bootstrap import container
+from agentplatform.observability import lambda_entry
 from functions.api.app import build_resolver, response_headers
 from functions.api.health import VERSION, Component, HealthReport, check_health
 from functions.api.problems import document_problems

@@ -7,10 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import Literal
 
+from pydantic import BaseModel, Field
+
 from agentplatform.bootstrap import Container
 from agentplatform.errors import PlatformError
 from agentplatform.ports import HealthCheck
-from pydantic import BaseModel, Field
 
 VERSION = "0.1.0"
 

@@ -11,7 +11,6 @@ from typing import Any
 from agentplatform.bootstrap import container
 from agentplatform.errors import DependencyUnavailable
 from agentplatform.observability import lambda_entry, telemetry
-
 from functions.api.health import check_health
 
 

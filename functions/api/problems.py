@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from agentplatform.errors import FieldError, PlatformError
 from aws_lambda_powertools.event_handler import Response
 from pydantic import BaseModel, Field
+
+from agentplatform.errors import FieldError, PlatformError
 
 PROBLEM_JSON = "application/problem+json"
 

@@ -33,7 +33,11 @@ def test_up_serves_health_over_http_and_https_and_stops_on_ctrl_c(tmp_path):
         "LOCAL_DATA_DIR": str(tmp_path / "data"),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "local", "up"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        [sys.executable, "-m", "local", "up"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
         text=True,
     )
     output: list[str] = []

@@ -22,7 +22,12 @@ def test_rule_with_a_lambda_target_invokes_the_real_handler_only_for_matching_ev
         before = runtime.router.invocations.get("canary_probe", 0)
 
         def put(source: str, severity: int) -> None:
-            entry = {"EventBusName": bus, "Source": source, "DetailType": "Test", "Detail": json.dumps({"severity": severity})}
+            entry = {
+                "EventBusName": bus,
+                "Source": source,
+                "DetailType": "Test",
+                "Detail": json.dumps({"severity": severity}),
+            }
             assert events.put_events(Entries=[entry])["FailedEntryCount"] == 0
 
         put("agentplatform.test", 1)  # severity too low

@@ -9,7 +9,6 @@ from agentplatform.errors import (
     ConfigurationError,
     DependencyUnavailable,
     NotFound,
-    PlatformError,
     Throttled,
     ValidationFailed,
     error_names,

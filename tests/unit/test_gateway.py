@@ -64,7 +64,12 @@ def test_binary_bodies_are_base64_encoded():
 def test_response_rules_of_payload_v2():
     assert response_parts({"ok": True})[:3] == (200, {"content-type": "application/json"}, [])
     status, headers, cookies, body = response_parts(
-        {"statusCode": 201, "headers": {"a": "b"}, "cookies": ["c=d"], "body": base64.b64encode(b"\x00").decode(),
-         "isBase64Encoded": True}
+        {
+            "statusCode": 201,
+            "headers": {"a": "b"},
+            "cookies": ["c=d"],
+            "body": base64.b64encode(b"\x00").decode(),
+            "isBase64Encoded": True,
+        }
     )
     assert (status, headers, cookies, body) == (201, {"a": "b"}, ["c=d"], b"\x00")

@@ -54,7 +54,9 @@ def test_every_reference_resolves_and_every_env_var_is_a_setting():
     used = [g.ref for f in PLATFORM.functions for g in f.uses]
     used += [g.ref for s in PLATFORM.state_machines for g in s.uses]
     used += [t.ref for r in PLATFORM.rules for t in r.targets]
-    used += [f"queue:{m.queue}" for m in PLATFORM.event_sources] + [f"function:{m.function}" for m in PLATFORM.event_sources]
+    used += [f"queue:{m.queue}" for m in PLATFORM.event_sources] + [
+        f"function:{m.function}" for m in PLATFORM.event_sources
+    ]
     assert set(used) <= refs
     aliases = {field.alias for field in Settings.model_fields.values()}
     for function in PLATFORM.functions:

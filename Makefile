@@ -1,0 +1,48 @@
+# The project's verbs. README and CI call these same targets.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: install up test test-fast lint format synth invoke clean
+
+$(PY_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(PY_STAMP) $(NODE_STAMP)  ## Python venv (.venv) and the pinned CDK CLI (node_modules)
+
+up: $(PY_STAMP)  ## Run the whole platform locally until Ctrl-C
+	$(PY) -m local up
+
+test: install  ## Unit, contract, integration, e2e and infra tests
+	$(PY) -m pytest
+
+test-fast: $(PY_STAMP)  ## Unit and contract tests only
+	$(PY) -m pytest tests/unit tests/contract
+
+lint: $(PY_STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(PY_STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+synth: install  ## cdk synth, offline, with cdk-nag (template in cdk.out/)
+	npx --no-install cdk synth --quiet
+
+FUNCTION ?= api
+EVENT ?= events/api/health.json
+invoke: $(PY_STAMP)  ## Invoke one function with a sample event on a fresh local stack: make invoke FUNCTION=api EVENT=...
+	$(PY) -m local invoke $(FUNCTION) $(EVENT)
+
+clean:
+	rm -rf cdk.out .build .data .pytest_cache .ruff_cache

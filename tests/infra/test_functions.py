@@ -1,0 +1,75 @@
+"""Every topology function is deployed as described: runtime, handler, sizing, tracing, layer, environment."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from agentplatform.topology import ENV_ATTRIBUTE, PLATFORM, Function, env_var, split_ref
+from tests.infra.conftest import Synth
+
+pytestmark = pytest.mark.infra
+
+BASE_ENV = {"PLATFORM_BACKEND", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
+
+# What CloudFormation returns for each (kind, attribute) a function's environment may carry.
+INTRINSIC = {
+    ("bucket", "name"): "Ref",
+    ("queue", "url"): "Ref",
+    ("table", "name"): "Ref",
+    ("bus", "name"): "Ref",
+    ("function", "name"): "Ref",
+    ("statemachine", "arn"): "Ref",
+    ("function", "arn"): "Arn",
+    ("bucket", "arn"): "Arn",
+    ("queue", "arn"): "Arn",
+    ("table", "arn"): "Arn",
+    ("bus", "arn"): "Arn",
+}
+
+FUNCTIONS = [pytest.param(f, id=f.name) for f in PLATFORM.functions]
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_runtime_handler_and_sizing(synth: Synth, function: Function) -> None:
+    props = synth.props(f"function:{function.name}")
+    runtime = re.fullmatch(r"python3\.(\d+)", props["Runtime"])
+    assert runtime and int(runtime.group(1)) >= 12, props["Runtime"]
+    assert props["Handler"] == function.handler
+    assert props["Architectures"] == ["arm64"]
+    assert props["MemorySize"] == function.memory_mb
+    assert props["Timeout"] == function.timeout_s
+    assert props["TracingConfig"] == {"Mode": "Active"}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_env_is_exactly_its_grants(synth: Synth, function: Function) -> None:
+    env = synth.props(f"function:{function.name}")["Environment"]["Variables"]
+    assert set(env) == BASE_ENV | {env_var(g.ref) for g in function.uses}
+    assert env["PLATFORM_BACKEND"] == "aws"
+    assert env["POWERTOOLS_SERVICE_NAME"] == function.service
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "AgentPlatform"
+    for grant in function.uses:
+        kind, _ = split_ref(grant.ref)
+        expected = (synth.logical_id(grant.ref), INTRINSIC[(kind, ENV_ATTRIBUTE[kind])])
+        assert synth.target(env[env_var(grant.ref)]) == expected, grant.ref
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_function_has_the_core_layer_and_its_own_retained_log_group(synth: Synth, function: Function) -> None:
+    props = synth.props(f"function:{function.name}")
+    (layer,) = props["Layers"]
+    lid, _ = synth.target(layer)
+    assert synth.resources[lid]["Type"] == "AWS::Lambda::LayerVersion"
+    assert synth.resources[lid]["Properties"]["CompatibleRuntimes"] == [props["Runtime"]]
+    log_lid, _ = synth.target(props["LoggingConfig"]["LogGroup"])
+    log_group = synth.resources[log_lid]
+    assert log_group["Type"] == "AWS::Logs::LogGroup"
+    assert log_group["Properties"]["RetentionInDays"] > 0
+
+
+def test_every_lambda_in_the_template_is_a_topology_function(synth: Synth) -> None:
+    """No stray Lambdas (CDK custom-resource handlers would bring their own runtime and managed policies)."""
+    tagged = {synth.logical_id(f"function:{f.name}") for f in PLATFORM.functions}
+    assert set(synth.of_type("AWS::Lambda::Function")) == tagged
