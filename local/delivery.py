@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from local.lambdas import LambdaRouter
+from local.loop import BackgroundLoop
 
 log = logging.getLogger("local.delivery")
 
@@ -63,7 +63,7 @@ class EventDelivery:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-class QueuePoller:
+class QueuePoller(BackgroundLoop):
     """One SQS event source mapping: long-polls the queue and invokes the function with Lambda's SQS event."""
 
     def __init__(
@@ -83,24 +83,10 @@ class QueuePoller:
         self._function = function
         self._batch_size = batch_size
         self._region = region
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"poll-{queue_arn.rsplit(':', 1)[-1]}", daemon=True)
+        super().__init__(name=f"poll-{queue_arn.rsplit(':', 1)[-1]}", pause_s=0)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.poll_once(wait_s=1)
-            except Exception:  # the emulator going away during shutdown, or a transient error
-                if not self._stop.is_set():
-                    log.exception("polling %s failed", self._arn)
-                    self._stop.wait(1)
+    def step(self) -> None:
+        self.poll_once(wait_s=1)
 
     def poll_once(self, wait_s: int = 0) -> int:
         out = self._sqs.receive_message(

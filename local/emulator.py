@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import re
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -25,6 +24,7 @@ from typing import Any
 import requests
 
 from local.lambdas import LambdaRouter
+from local.loop import BackgroundLoop
 
 log = logging.getLogger("local.emulator")
 
@@ -148,7 +148,7 @@ def rate_seconds(expression: str) -> int | None:
     return int(match.group(1)) * _UNIT_S[match.group(2)] if match else None
 
 
-class Scheduler:
+class Scheduler(BackgroundLoop):
     """Fires scheduled rules (`rate(...)`) on every bus, as EventBridge's "Scheduled Event"s, through moto's rules.
 
     `speedup` divides every interval (tests and demos run a 5-minute canary in seconds).
@@ -157,24 +157,11 @@ class Scheduler:
     def __init__(self, region: str, speedup: float = 1.0, tick_s: float = 0.5) -> None:
         self._region = region
         self._speedup = speedup
-        self._tick_s = tick_s
         self._next: dict[str, float] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="scheduler", daemon=True)
+        super().__init__(name="scheduler", pause_s=tick_s)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._tick_s):
-            try:
-                self._tick(time.monotonic())
-            except Exception:  # keep scheduling: one bad rule must not stop the others
-                log.exception("scheduler tick failed")
+    def step(self) -> None:
+        self._tick(time.monotonic())
 
     def _tick(self, now: float) -> None:
         from moto.events.models import events_backends
