@@ -12,13 +12,14 @@ import re
 from dataclasses import dataclass
 
 import jsii
-from agentplatform.topology import Route, Topology
+from aws_cdk import Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from agentplatform.topology import Route, Topology
 from infra.cdk.nag import acknowledge
 from infra.cdk.registry import Registry, construct_id
 
@@ -85,7 +86,11 @@ class HttpApi(Construct):
     ) -> None:
         super().__init__(scope, id)
         self.api = apigwv2.HttpApi(
-            self, "Api", description="Agent platform public API", create_default_stage=False
+            self,
+            "Api",
+            api_name=f"{Stack.of(self).stack_name}-api",
+            description="Agent platform public API",
+            create_default_stage=False,
         )
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention)
         self.stage = apigwv2.HttpStage(
@@ -132,7 +137,5 @@ class HttpApi(Construct):
 
 
 def _id_safe(route_key: str) -> str:
-    """"GET /v1/documents/{id}" -> "get_v1_documents_id"; "$default" -> "default"."""
+    """A route key as an id: `GET /v1/documents/{id}` -> `get_v1_documents_id`; `$default` -> `default`."""
     return "_".join(part for part in _NON_WORD.split(route_key.lower()) if part)
-
-

@@ -9,13 +9,13 @@ import json
 import re
 from typing import Any
 
-from agentplatform.topology import InputTransformer, Rule, Target, Topology, split_ref
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from agentplatform.topology import InputTransformer, Rule, Target, Topology, split_ref
 from infra.cdk.nag import acknowledge
 from infra.cdk.registry import Registry, construct_id, tag_with_ref
 from infra.cdk.storage import alarm_on_messages, secure_queue

@@ -7,14 +7,14 @@ log group and X-Ray traces.
 
 from __future__ import annotations
 
-from agentplatform.observability import METRICS_NAMESPACE
-from agentplatform.topology import Function, Topology, env_var
 from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from agentplatform.observability import METRICS_NAMESPACE
+from agentplatform.topology import Function, Topology, env_var
 from infra.cdk.bundling import PIP_PLATFORM, PYTHON_VERSION, Assets
 from infra.cdk.nag import XRAY_REASON, acknowledge
 from infra.cdk.permissions import apply_grants

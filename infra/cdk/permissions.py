@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agentplatform.topology import Access, Grant, split_ref
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
+from agentplatform.topology import Access, Grant, split_ref
 from infra.cdk.nag import acknowledge
 from infra.cdk.registry import Registry
 
@@ -128,15 +128,19 @@ def permissions_for(registry: Registry, grant: Grant) -> list[Permission]:
 
 def apply_grants(registry: Registry, principal: iam.IRole, grants: list[Grant], nag_scope: Construct) -> None:
     """Add one statement per permission to `principal`'s policy; explain any narrowed wildcard to cdk-nag."""
+    explained: set[str] = set()
     for grant in grants:
         for permission in permissions_for(registry, grant):
             principal.add_to_principal_policy(
                 iam.PolicyStatement(actions=list(permission.actions), resources=list(permission.resources))
             )
-            if permission.wildcard_reason:
-                for resource in permission.resources:
-                    acknowledge(nag_scope, f"AwsSolutions-IAM5[Resource::{_nag_form(registry, resource)}]",
-                                permission.wildcard_reason)
+            if not permission.wildcard_reason:
+                continue
+            for resource in permission.resources:
+                finding = f"AwsSolutions-IAM5[Resource::{_nag_form(registry, resource)}]"
+                if finding not in explained:
+                    explained.add(finding)
+                    acknowledge(nag_scope, finding, permission.wildcard_reason)
 
 
 def _nag_form(registry: Registry, resource: str) -> str:
@@ -149,7 +153,7 @@ def _render(value: object) -> str:
     if isinstance(value, str):
         return value
     if isinstance(value, dict) and len(value) == 1:
-        (fn, arg), = value.items()
+        ((fn, arg),) = value.items()
         if fn == "Ref":
             return f"<{arg}>"
         if fn == "Fn::GetAtt":

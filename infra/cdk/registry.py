@@ -13,9 +13,8 @@ token reference both ways would be a circular dependency in CloudFormation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
-from agentplatform.topology import ENV_ATTRIBUTE, SUBSTITUTED_ATTRIBUTE, split_ref
 from aws_cdk import ArnFormat, Stack, Tags
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
@@ -24,6 +23,8 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+
+from agentplatform.topology import ENV_ATTRIBUTE, SUBSTITUTED_ATTRIBUTE, split_ref
 
 # Every resource the topology describes carries this tag with its reference ("queue:alerts"; rules as
 # "rule:<name>"): findable in the console, and the infra tests map template resources back to the topology
@@ -34,7 +35,7 @@ Attribute = Literal["name", "arn", "url"]
 
 
 def construct_id(name: str) -> str:
-    """"canary_probe" -> "CanaryProbe": topology names become construct ids (and so logical ids)."""
+    """Topology names become construct ids (and so logical ids): `canary_probe` -> `CanaryProbe`."""
     return "".join(part[:1].upper() + part[1:] for part in name.replace("-", "_").split("_"))
 
 
@@ -120,7 +121,7 @@ class Registry:
         return self.value(ref, SUBSTITUTED_ATTRIBUTE[split_ref(ref)[0]])
 
     @staticmethod
-    def _get(resources: dict, ref: str):  # noqa: ANN205
+    def _get(resources: dict[str, Any], ref: str) -> Any:
         name = split_ref(ref)[1]
         if name not in resources:
             raise KeyError(f"{ref} is referenced but not built (yet): check the topology and the build order")

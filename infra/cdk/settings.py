@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aws_cdk import aws_logs as logs
 from constructs import Node
@@ -29,7 +29,7 @@ _RETENTION = {
 @dataclass(frozen=True)
 class InfraSettings:
     stack_name: str = "AgentPlatform"
-    api_throttle: Throttle = Throttle(burst_limit=100, rate_limit=50)
+    api_throttle: Throttle = field(default_factory=lambda: Throttle(burst_limit=100, rate_limit=50))
     log_retention_days: int = 30
     access_log_retention_days: int = 365
 

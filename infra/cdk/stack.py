@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from agentplatform.topology import PLATFORM, Topology
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from agentplatform.topology import PLATFORM, Topology
 from infra.cdk.api import HttpApi
 from infra.cdk.bundling import Assets, build_assets
 from infra.cdk.events import Rules

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import cast
 
-from agentplatform.topology import Bucket, EventBus, Queue, Table, Topology
 from aws_cdk import Duration, RemovalPolicy
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_dynamodb as dynamodb
@@ -13,7 +12,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.cdk.nag import acknowledge
+from agentplatform.topology import Bucket, EventBus, Queue, Table, Topology
 from infra.cdk.registry import Registry, construct_id, tag_with_ref
 
 
@@ -42,6 +41,8 @@ class Storage(Construct):
         self, scope: Construct, id: str, *, topology: Topology, registry: Registry, access_log_retention_days: int
     ) -> None:
         super().__init__(scope, id)
+        # Server access logs are delivered under a bucket policy (no ACLs), whatever the app's feature flags say.
+        self.node.set_context("@aws-cdk/aws-s3:serverAccessLogsUseBucketPolicy", True)
         self._registry = registry
         self.access_logs = self._access_logs_bucket(access_log_retention_days)
         for bucket in topology.buckets:

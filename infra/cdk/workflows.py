@@ -6,11 +6,11 @@ its own log group and is traced with X-Ray.
 
 from __future__ import annotations
 
-from agentplatform.topology import StateMachine, Topology
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
+from agentplatform.topology import StateMachine, Topology
 from infra.cdk.nag import SFN_LOGGING_AND_XRAY_REASON, acknowledge
 from infra.cdk.permissions import apply_grants
 from infra.cdk.registry import Registry, construct_id, tag_with_ref
@@ -30,9 +30,7 @@ class Workflows(Construct):
         for machine in topology.state_machines:
             registry.state_machines[machine.name] = self._state_machine(machine, registry, log_retention)
 
-    def _state_machine(
-        self, spec: StateMachine, registry: Registry, retention: logs.RetentionDays
-    ) -> sfn.StateMachine:
+    def _state_machine(self, spec: StateMachine, registry: Registry, retention: logs.RetentionDays) -> sfn.StateMachine:
         name = construct_id(spec.name)
         physical_name = registry.state_machine_name(spec.name)
         if not spec.path.is_file():

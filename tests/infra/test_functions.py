@@ -7,26 +7,11 @@ import re
 import pytest
 
 from agentplatform.topology import ENV_ATTRIBUTE, PLATFORM, Function, env_var, split_ref
-from tests.infra.conftest import Synth
+from tests.infra.cdk_synth import INTRINSIC, Synth
 
 pytestmark = pytest.mark.infra
 
 BASE_ENV = {"PLATFORM_BACKEND", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
-
-# What CloudFormation returns for each (kind, attribute) a function's environment may carry.
-INTRINSIC = {
-    ("bucket", "name"): "Ref",
-    ("queue", "url"): "Ref",
-    ("table", "name"): "Ref",
-    ("bus", "name"): "Ref",
-    ("function", "name"): "Ref",
-    ("statemachine", "arn"): "Ref",
-    ("function", "arn"): "Arn",
-    ("bucket", "arn"): "Arn",
-    ("queue", "arn"): "Arn",
-    ("table", "arn"): "Arn",
-    ("bus", "arn"): "Arn",
-}
 
 FUNCTIONS = [pytest.param(f, id=f.name) for f in PLATFORM.functions]
 

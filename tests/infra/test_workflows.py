@@ -9,22 +9,12 @@ from typing import Any
 import pytest
 
 from agentplatform.topology import PLATFORM, SUBSTITUTED_ATTRIBUTE, StateMachine, split_ref
-from tests.infra.conftest import Synth
-from tests.infra.test_functions import INTRINSIC
+from tests.infra.cdk_synth import INTRINSIC, Synth
 
 pytestmark = pytest.mark.infra
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 MACHINES = [pytest.param(m, id=m.name) for m in PLATFORM.state_machines]
-
-
-def _asset_text(synth: Synth, location: dict[str, Any]) -> str:
-    """The staged file behind a DefinitionS3Location, found through the stack's asset manifest."""
-    manifest = json.loads((synth.outdir / f"{synth.stack.artifact_id}.assets.json").read_text())
-    for asset in manifest["files"].values():
-        if any(d["objectKey"] == location["Key"] for d in asset["destinations"].values()):
-            return (synth.outdir / asset["source"]["path"]).read_text()
-    raise AssertionError(f"no staged asset for {location}")
 
 
 def _placeholder_text(synth: Synth, machine: StateMachine, props: dict[str, Any]) -> str:
@@ -42,7 +32,7 @@ def _placeholder_text(synth: Synth, machine: StateMachine, props: dict[str, Any]
         return separator.join(p if isinstance(p, str) else "${" + by_target[synth.target(p)] + "}" for p in parts)
 
     # Staged file + CloudFormation DefinitionSubstitutions: the file keeps its placeholders; check each binding.
-    text = _asset_text(synth, props["DefinitionS3Location"])
+    text = synth.asset_path(props["DefinitionS3Location"]["Key"]).read_text()
     substitutions = props.get("DefinitionSubstitutions", {})
     assert set(substitutions) == set(machine.substitutions), "substituted names differ from the topology"
     for placeholder, value in substitutions.items():

@@ -1,0 +1,137 @@
+"""Each role's policy covers exactly its topology grants (plus its own logs and X-Ray), and nothing else."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agentplatform.topology import PLATFORM, Access, Grant, split_ref
+from tests.infra.cdk_synth import Synth, statement_pairs
+
+pytestmark = pytest.mark.infra
+
+# The spec, written independently of infra/cdk/permissions.py: (kind, access) -> (actions that must be there,
+# actions that may be there). Every action is on the granted resource (or the pattern under it noted below).
+EXPECTED: dict[tuple[str, Access], tuple[set[str], set[str]]] = {
+    ("bucket", Access.DESCRIBE): ({"s3:ListBucket"}, set()),
+    ("bucket", Access.READ): ({"s3:GetObject"}, {"s3:ListBucket", "s3:GetObjectVersion"}),
+    ("bucket", Access.WRITE): ({"s3:PutObject"}, {"s3:DeleteObject", "s3:AbortMultipartUpload"}),
+    ("queue", Access.DESCRIBE): ({"sqs:GetQueueAttributes"}, set()),
+    ("queue", Access.SEND): ({"sqs:SendMessage"}, {"sqs:GetQueueAttributes"}),
+    ("queue", Access.CONSUME): (
+        {"sqs:ReceiveMessage", "sqs:DeleteMessage"},
+        {"sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"},
+    ),
+    ("table", Access.DESCRIBE): ({"dynamodb:DescribeTable"}, set()),
+    ("table", Access.READ): (
+        {"dynamodb:GetItem", "dynamodb:Query"},
+        {"dynamodb:BatchGetItem", "dynamodb:ConditionCheckItem", "dynamodb:DescribeTable"},
+    ),
+    ("table", Access.WRITE): (
+        {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"},
+        {"dynamodb:BatchWriteItem"},
+    ),
+    ("bus", Access.DESCRIBE): ({"events:DescribeEventBus"}, set()),
+    ("bus", Access.PUBLISH): ({"events:PutEvents"}, set()),
+    ("statemachine", Access.DESCRIBE): ({"states:DescribeStateMachine"}, set()),
+    ("statemachine", Access.START): ({"states:StartExecution"}, set()),
+    ("function", Access.INVOKE): ({"lambda:InvokeFunction"}, set()),
+}
+XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"}
+FUNCTION_LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+SFN_LOG_DELIVERY = {
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+}
+
+
+def _ref_of(synth: Synth, resource: Any) -> str | None:
+    """The topology reference a policy resource points at (None for anything else)."""
+    try:
+        lid, _ = synth.target(resource)
+    except AssertionError:
+        return None
+    for tag in synth.resources[lid].get("Properties", {}).get("Tags", []):
+        if tag["Key"] == "agentplatform:ref":
+            return tag["Value"]
+    return None
+
+
+def _check_exact(synth: Synth, pairs: list[tuple[str, Any]], grants: list[Grant], baseline: Any) -> None:
+    """Every (action, resource) is either baseline or explained by a grant; every grant's actions are present."""
+    granted: dict[str, set[str]] = {}
+    for grant in grants:
+        kind, _ = split_ref(grant.ref)
+        assert (kind, grant.access) in EXPECTED, f"test table lacks {kind}/{grant.access}"
+        granted.setdefault(grant.ref, set())
+    present: dict[str, set[str]] = {ref: set() for ref in granted}
+    for action, resource in pairs:
+        assert "*" not in action, f"wildcard action {action}"
+        if baseline(action, resource):
+            continue
+        ref = _ref_of(synth, resource)
+        assert ref in granted, f"{action} on {resource} is not explained by any grant"
+        allowed = set().union(
+            *(set().union(*EXPECTED[(split_ref(g.ref)[0], g.access)]) for g in grants if g.ref == ref)
+        )
+        assert action in allowed, f"{action} on {ref} exceeds the grants {[g for g in grants if g.ref == ref]}"
+        present[ref].add(action)
+    for grant in grants:
+        required, _ = EXPECTED[(split_ref(grant.ref)[0], grant.access)]
+        assert required <= present[grant.ref], f"{grant.ref}: missing {required - present[grant.ref]}"
+
+
+@pytest.mark.parametrize("function", [pytest.param(f, id=f.name) for f in PLATFORM.functions])
+def test_function_role_is_exactly_its_grants(synth: Synth, function: Any) -> None:
+    props = synth.props(f"function:{function.name}")
+    role_lid, _ = synth.target(props["Role"])
+    log_group_lid, _ = synth.target(props["LoggingConfig"]["LogGroup"])
+    assert "ManagedPolicyArns" not in synth.resources[role_lid]["Properties"]
+
+    def baseline(action: str, resource: Any) -> bool:
+        if action in XRAY:
+            return resource == "*"
+        if action in FUNCTION_LOGS:
+            assert resource == {"Fn::GetAtt": [log_group_lid, "Arn"]}, f"{action} on {resource}"
+            return True
+        return False
+
+    _check_exact(synth, statement_pairs(synth.role_statements(role_lid)), function.uses, baseline)
+
+
+@pytest.mark.parametrize("machine", [pytest.param(m, id=m.name) for m in PLATFORM.state_machines])
+def test_state_machine_role_is_exactly_its_grants(synth: Synth, machine: Any) -> None:
+    role_lid, _ = synth.target(synth.props(f"statemachine:{machine.name}")["RoleArn"])
+    assert "ManagedPolicyArns" not in synth.resources[role_lid]["Properties"]
+
+    def baseline(action: str, resource: Any) -> bool:
+        return action in XRAY | SFN_LOG_DELIVERY and resource == "*"
+
+    _check_exact(synth, statement_pairs(synth.role_statements(role_lid)), machine.uses, baseline)
+
+
+def test_api_can_describe_the_documents_table_but_not_write_it(synth: Synth) -> None:
+    role_lid, _ = synth.target(synth.props("function:api")["Role"])
+    pairs = statement_pairs(synth.role_statements(role_lid))
+    table = {"Fn::GetAtt": [synth.logical_id("table:documents"), "Arn"]}
+    assert ("dynamodb:DescribeTable", table) in pairs
+    assert not [a for a, _ in pairs if a in {"dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Scan"}]
+    assert not [a for a, _ in pairs if a.startswith(("s3:Get", "s3:Put", "sqs:Send", "events:Put"))]
+
+
+def test_rule_roles_only_start_their_target(synth: Synth) -> None:
+    """The role EventBridge assumes to start a state machine can start that machine and nothing else."""
+    for rule in synth.of_type("AWS::Events::Rule").values():
+        for target in rule["Properties"]["Targets"]:
+            if "RoleArn" not in target:
+                continue
+            role_lid, _ = synth.target(target["RoleArn"])
+            pairs = statement_pairs(synth.role_statements(role_lid))
+            assert pairs == [("states:StartExecution", target["Arn"])]
