@@ -90,6 +90,18 @@ class DependencyUnavailable(PlatformError):
     code, status, title, retryable = "dependency_unavailable", 503, "Dependency unavailable", True
 
 
+class ModelInputRejected(PlatformError):
+    """A model endpoint refused the input (too long, too many, malformed): the caller's to fix, not retryable."""
+
+    code, status, title = "model_input_rejected", 422, "Model rejected the input"
+
+
+class ModelOutputInvalid(PlatformError):
+    """A model answered something that breaks its contract (not JSON, wrong shape, an invalid tool call)."""
+
+    code, status, title, retryable = "model_output_invalid", 502, "Model output invalid", True
+
+
 class UpstreamThrottled(PlatformError):
     """A backing service throttled us; retry later with backoff."""
 

@@ -7,9 +7,12 @@ own errors (errors.py), never a vendor's.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from agentplatform.inference import ChatRequest, ChatResponse
 
 
 @dataclass(frozen=True)
@@ -59,3 +62,26 @@ class KeyValueTable(HealthCheck, Protocol):
     def put(self, item: Mapping[str, Any]) -> None: ...
 
     def delete(self, key: Mapping[str, str]) -> None: ...
+
+
+class ModelEndpoint(Protocol):
+    """One real-time model endpoint: JSON in, JSON out (SageMaker InvokeEndpoint, or the local model server)."""
+
+    name: str
+
+    def invoke(self, payload: Mapping[str, Any]) -> Any:
+        """Raise ModelInputRejected (4xx from the model), DependencyUnavailable, UpstreamThrottled or
+        ModelOutputInvalid (an answer that is not JSON)."""
+        ...
+
+
+class EmbeddingModel(Protocol):
+    dimension: int
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """One normalized vector per text, in order; batches as the endpoint requires."""
+        ...
+
+
+class ChatModel(Protocol):
+    def chat(self, request: ChatRequest) -> ChatResponse: ...

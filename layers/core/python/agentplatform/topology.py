@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-ResourceKind = Literal["bucket", "queue", "table", "bus", "statemachine", "function"]
+ResourceKind = Literal["bucket", "queue", "table", "bus", "statemachine", "function", "endpoint"]
 
 
 class Access(StrEnum):
@@ -26,7 +26,7 @@ class Access(StrEnum):
     WRITE = "write"
     READ_WRITE = "read_write"
     DESCRIBE = "describe"  # metadata only (health checks): HeadBucket, GetQueueAttributes, DescribeTable, ...
-    INVOKE = "invoke"  # functions
+    INVOKE = "invoke"  # functions, model endpoints
     START = "start"  # state machines
     PUBLISH = "publish"  # event buses
     SEND = "send"  # queues
@@ -71,6 +71,20 @@ class Table(BaseModel):
 class EventBus(BaseModel):
     name: str
     purpose: str
+
+
+class ModelEndpoint(BaseModel):
+    """A SageMaker real-time endpoint (locally: the same name on the local model server)."""
+
+    name: str
+    purpose: str
+    task: Literal["embedding", "generation"]
+    code: str  # package under endpoints/ with the inference code
+    instance_type: str  # default GPU instance; CDK context can override per endpoint
+    min_instances: int = 1
+    max_instances: int = 2
+    # Target tracking: invocations per instance per minute that autoscaling holds the fleet at.
+    target_invocations_per_instance: int = 600
 
 
 class Function(BaseModel):
@@ -151,6 +165,7 @@ class Topology(BaseModel):
     rules: list[Rule]
     event_sources: list[EventSourceMapping]
     routes: list[Route]
+    model_endpoints: list[ModelEndpoint] = Field(default_factory=list)
 
     def function(self, name: str) -> Function:
         return next(f for f in self.functions if f.name == name)
@@ -162,12 +177,13 @@ class Topology(BaseModel):
         out |= {f"bus:{b.name}" for b in self.buses}
         out |= {f"function:{f.name}" for f in self.functions}
         out |= {f"statemachine:{s.name}" for s in self.state_machines}
+        out |= {f"endpoint:{e.name}" for e in self.model_endpoints}
         return out
 
 
 def split_ref(ref: str) -> tuple[ResourceKind, str]:
     kind, _, name = ref.partition(":")
-    if kind not in ("bucket", "queue", "table", "bus", "statemachine", "function") or not name:
+    if kind not in ("bucket", "queue", "table", "bus", "statemachine", "function", "endpoint") or not name:
         raise ValueError(f"not a resource reference: {ref!r}")
     return kind, name  # type: ignore[return-value]
 
@@ -179,6 +195,7 @@ _ENV_SUFFIX: dict[str, str] = {
     "bus": "EVENT_BUS_NAME",
     "statemachine": "STATE_MACHINE_ARN",
     "function": "FUNCTION_NAME",
+    "endpoint": "ENDPOINT_NAME",
 }
 
 
@@ -196,6 +213,7 @@ SUBSTITUTED_ATTRIBUTE: dict[str, Literal["name", "arn", "url"]] = {
     "bus": "name",
     "statemachine": "arn",
     "function": "arn",
+    "endpoint": "name",
 }
 
 # What a function's environment variable receives for each kind of resource.
@@ -206,6 +224,7 @@ ENV_ATTRIBUTE: dict[str, Literal["name", "arn", "url"]] = {
     "bus": "name",
     "statemachine": "arn",
     "function": "name",
+    "endpoint": "name",
 }
 
 
@@ -298,6 +317,22 @@ PLATFORM = Topology(
         ),
     ],
     event_sources=[],
+    model_endpoints=[
+        ModelEndpoint(
+            name="embedding",
+            purpose="Sentence embeddings (all-MiniLM-L6-v2, 384 dimensions, normalized) for search and memory.",
+            task="embedding",
+            code="embedding",
+            instance_type="ml.g5.xlarge",
+        ),
+        ModelEndpoint(
+            name="generation",
+            purpose="Chat generation with tool calls (OpenAI chat-completions contract).",
+            task="generation",
+            code="generation",
+            instance_type="ml.g5.2xlarge",
+        ),
+    ],
     routes=[
         Route(method="GET", path="/health", function="api", public=True),
         Route(method="GET", path="/openapi.json", function="api", public=True),

@@ -114,3 +114,25 @@ class MemoryTable(_Fake):
     def delete(self, key: Mapping[str, str]) -> None:
         self.check()
         self.items.pop(self._key(key), None)
+
+
+class ScriptedModelEndpoint(_Fake):
+    """A ModelEndpoint that answers from a script: each item is a payload to return or an exception to raise;
+    a callable item computes the answer from the request. Records every request."""
+
+    def __init__(self, name: str, script: list[Any]) -> None:
+        self.name = name
+        self.resource = f"endpoint {name}"
+        self._script = list(script)
+        self.requests: list[dict[str, Any]] = []
+
+    def invoke(self, payload: Mapping[str, Any]) -> Any:
+        self.check()
+        request = json.loads(json.dumps(payload))
+        self.requests.append(request)
+        if not self._script:
+            raise AssertionError(f"{self.resource}: script exhausted after {len(self.requests) - 1} calls")
+        step = self._script.pop(0) if len(self._script) > 1 or not callable(self._script[0]) else self._script[0]
+        if isinstance(step, Exception):
+            raise step
+        return step(request) if callable(step) else step

@@ -1,0 +1,64 @@
+"""Typed clients over the ModelEndpoint port: contracts checked on the way out and on the way back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic import ValidationError
+
+from agentplatform.errors import ModelOutputInvalid
+from agentplatform.inference import (
+    EMBEDDING_DIMENSION,
+    EMBEDDING_MAX_BATCH,
+    ChatRequest,
+    ChatResponse,
+    EmbeddingRequest,
+    EmbeddingResponse,
+)
+from agentplatform.ports import ModelEndpoint
+
+
+class EndpointEmbeddings:
+    """EmbeddingModel over a TEI-contract endpoint: batches of at most the endpoint's batch size."""
+
+    def __init__(
+        self, endpoint: ModelEndpoint, dimension: int = EMBEDDING_DIMENSION, batch_size: int = EMBEDDING_MAX_BATCH
+    ) -> None:
+        self._endpoint = endpoint
+        self.dimension = dimension
+        self._batch_size = batch_size
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        vectors: list[list[float]] = []
+        for start in range(0, len(texts), self._batch_size):
+            batch = list(texts[start : start + self._batch_size])
+            # truncate=True: a passage longer than the model's window is embedded by its head, not refused.
+            request = EmbeddingRequest(inputs=batch, normalize=True, truncate=True)
+            payload = self._endpoint.invoke(request.model_dump())
+            try:
+                response = EmbeddingResponse.parse(payload, expected=len(batch))
+            except (ValidationError, ValueError) as exc:
+                raise ModelOutputInvalid(f"embedding endpoint {self._endpoint.name}: {exc}") from exc
+            if any(len(v) != self.dimension for v in response.vectors):
+                raise ModelOutputInvalid(
+                    f"embedding endpoint {self._endpoint.name} returned vectors that are not {self.dimension}-d"
+                )
+            vectors.extend(response.vectors)
+        return vectors
+
+
+class EndpointChat:
+    """ChatModel over an OpenAI chat-completions endpoint (TGI Messages API, LMI, the local server)."""
+
+    def __init__(self, endpoint: ModelEndpoint) -> None:
+        self._endpoint = endpoint
+
+    def chat(self, request: ChatRequest) -> ChatResponse:
+        payload = self._endpoint.invoke(request.model_dump(exclude_none=True))
+        try:
+            response = ChatResponse.model_validate(payload)
+            for call in response.choices[0].message.tool_calls or []:
+                call.function.parsed_arguments()
+        except (ValidationError, ValueError) as exc:
+            raise ModelOutputInvalid(f"chat endpoint {self._endpoint.name}: {exc}") from exc
+        return response
