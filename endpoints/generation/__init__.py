@@ -1,0 +1,1 @@
+"""Chat generation (OpenAI chat-completions contract) with schema-constrained tool calls."""

@@ -1,0 +1,141 @@
+"""Tool calls from a small model that cannot be trusted to write JSON: the choice of tool is made by scoring the
+options, and the arguments are generated one field at a time under the tool's JSON schema, so every call
+validates by construction. Schemas beyond that subset fall back to free generation, validated, with a bounded
+number of retries."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import jsonschema
+
+from endpoints.generation.engine import ChatEngine
+
+NO_TOOL = "none"
+_INTEGER = re.compile(r"^-?\d{0,12}$")
+_NUMBER = re.compile(r"^-?\d{0,12}(\.\d{0,6})?$")
+MAX_STRING_TOKENS = 48
+FREE_FORM_ATTEMPTS = 3
+
+
+class ToolCallFailed(ValueError):
+    """No schema-valid arguments after the bounded retries."""
+
+
+def tools_system_prompt(tools: list[dict[str, Any]]) -> str:
+    lines = ["You can call these tools. Call one when it helps answer the user; otherwise answer directly."]
+    for tool in tools:
+        fn = tool["function"]
+        lines.append(
+            f"- {fn['name']}: {fn.get('description') or ''} Parameters: {json.dumps(fn.get('parameters', {}))}"
+        )
+    return "\n".join(lines)
+
+
+def choose_tool(engine: ChatEngine, messages: list[dict[str, str]], tools: list[dict[str, Any]], required: bool) -> str:
+    """The tool the model finds most likely for the last user turn, or NO_TOOL."""
+    if not required and messages and messages[-1]["role"] == "tool":
+        return NO_TOOL  # a tool result just arrived: answer with it rather than calling again
+    names = [t["function"]["name"] for t in tools]
+    listing = "\n".join(f"- {t['function']['name']}: {t['function'].get('description') or ''}" for t in tools)
+    if not required:
+        listing += f"\n- {NO_TOOL}: no tool is needed; reply to the user directly."
+    last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    prompt = engine.prompt_ids(
+        [
+            {"role": "system", "content": f"Pick the best option for the user's message.\nOptions:\n{listing}"},
+            {"role": "user", "content": last_user},
+        ],
+        prefix="Best option:",
+    )
+    options = names if required else [*names, NO_TOOL]
+    return options[engine.choose(prompt, [f" {o}" for o in options])]
+
+
+def generate_arguments(engine: ChatEngine, messages: list[dict[str, str]], tool: dict[str, Any]) -> dict[str, Any]:
+    fn = tool["function"]
+    schema = fn.get("parameters") or {"type": "object", "properties": {}}
+    prefix = f'<tool_call>\n{{"name": "{fn["name"]}", "arguments": '
+    if _supported(schema):
+        text = _value(engine, messages, prefix, schema)
+        arguments = json.loads(text)
+    else:
+        arguments = _free_form(engine, messages, prefix, schema)
+    jsonschema.validate(arguments, schema)  # by construction this holds; the check keeps the promise honest
+    return arguments
+
+
+def _supported(schema: dict[str, Any]) -> bool:
+    kind = schema.get("type")
+    if "enum" in schema:
+        return True
+    if kind == "object":
+        return all(_supported(s) for s in (schema.get("properties") or {}).values())
+    if kind == "array":
+        return isinstance(schema.get("items"), dict) and _supported(schema["items"])
+    return kind in ("string", "integer", "number", "boolean")
+
+
+def _value(engine: ChatEngine, messages: list[dict[str, str]], prefix: str, schema: dict[str, Any]) -> str:
+    """JSON text of one value satisfying `schema`, generated after `prefix`."""
+    if "enum" in schema:
+        options = [json.dumps(v) for v in schema["enum"]]
+        return options[engine.choose(engine.prompt_ids(messages, prefix), options)]
+    kind = schema.get("type")
+    if kind == "boolean":
+        return ["true", "false"][engine.choose(engine.prompt_ids(messages, prefix), ["true", "false"])]
+    if kind in ("integer", "number"):
+        pattern = _INTEGER if kind == "integer" else _NUMBER
+        text = engine.constrained(engine.prompt_ids(messages, prefix), pattern.match, max_tokens=8).rstrip(".")
+        value: float = (int(text) if kind == "integer" else float(text)) if text.strip("-") else 0
+        if "minimum" in schema:
+            value = max(value, schema["minimum"])
+        if "maximum" in schema:
+            value = min(value, schema["maximum"])
+        return json.dumps(value)
+    if kind == "string":
+        limit = schema.get("maxLength", 200)
+        text = engine.constrained(
+            engine.prompt_ids(messages, prefix + '"'),
+            lambda t: '"' not in t and "\n" not in t and "\\" not in t and len(t) <= limit,
+            max_tokens=MAX_STRING_TOKENS,
+        ).strip()
+        minimum = schema.get("minLength", 0)
+        return json.dumps(text if len(text) >= minimum else text.ljust(minimum, "_"))
+    if kind == "array":
+        item = _value(engine, messages, prefix + "[", schema["items"])
+        return f"[{item}]"
+    # object: required properties, in schema order
+    properties = schema.get("properties") or {}
+    required = [name for name in properties if name in set(schema.get("required", []))]
+    text = "{"
+    for i, name in enumerate(required):
+        text += ("" if i == 0 else ", ") + f"{json.dumps(name)}: "
+        text += _value(engine, messages, prefix + text, properties[name])
+    return text + "}"
+
+
+def _free_form(
+    engine: ChatEngine, messages: list[dict[str, str]], prefix: str, schema: dict[str, Any]
+) -> dict[str, Any]:
+    problems = []
+    for attempt in range(FREE_FORM_ATTEMPTS):
+        completion = engine.complete(
+            engine.prompt_ids(messages, prefix),
+            max_tokens=128,
+            temperature=0.0 if attempt == 0 else 0.7,
+            stop=["</tool_call>", "\n\n"],
+            seed=attempt,
+        )
+        # The model may also close the outer {"name": ..., "arguments": ...} object: try without that brace.
+        for text in (completion.text, completion.text.removesuffix("}").rstrip()):
+            try:
+                arguments = json.loads(text)
+                jsonschema.validate(arguments, schema)
+                return arguments
+            except (ValueError, jsonschema.ValidationError) as exc:
+                problem = str(exc).splitlines()[0]
+        problems.append(problem)
+    raise ToolCallFailed(f"no schema-valid arguments after {FREE_FORM_ATTEMPTS} attempts: {'; '.join(problems)}")
