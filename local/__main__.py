@@ -27,7 +27,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     if args.command == "invoke":
-        settings = RuntimeSettings(LOCAL_HTTP_PORT=0, LOCAL_HTTPS_PORT=0, LOCAL_AWS_PORT=0)
+        settings = RuntimeSettings(
+            LOCAL_HTTP_PORT=0, LOCAL_HTTPS_PORT=0, LOCAL_AWS_PORT=0, LOCAL_MODEL_PORT=0, LOCAL_MODELS="none"
+        )
         with LocalRuntime(settings) as runtime:
             failed, result = runtime.invoke(args.function, json.loads(args.event.read_text()))
         print(json.dumps(result, indent=2))

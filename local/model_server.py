@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Protocol
 
 log = logging.getLogger("local.models")
@@ -146,3 +147,20 @@ class ModelServer:
 def _aws_error(status: int, code: str, message: str, **members: Any) -> tuple[int, dict[str, str], bytes]:
     headers = {"Content-Type": "application/json", "x-amzn-ErrorType": code}
     return status, headers, json.dumps({"message": message, **members}).encode()
+
+
+def hosted_model(name: str, task: str, cache_dir: Path) -> HostedModel:
+    """The local stand-in for one topology endpoint: the same inference code, the small local model."""
+
+    def load() -> Service:
+        if task == "embedding":
+            from endpoints.embedding.engine import SentenceEmbedder
+            from endpoints.embedding.service import EmbeddingService
+
+            return EmbeddingService(SentenceEmbedder.load(backend="onnx", cache_dir=cache_dir))
+        from endpoints.generation.engine import ChatEngine
+        from endpoints.generation.service import GenerationService
+
+        return GenerationService(ChatEngine.load(cache_dir=cache_dir))
+
+    return HostedModel(name=name, load=load)

@@ -158,7 +158,13 @@ def provision(topology: Topology, clients: Any, router: LambdaRouter, prefix: st
         out.resources[f"statemachine:{machine.name}"] = {"name": name, "arn": arn}
 
     for rule in topology.rules:
-        _put_rule(events, rule, out, prefix, account, region)
+        _put_rule(events, rule, out, prefix)
+    for endpoint in topology.model_endpoints:  # served by the local model server under the same names
+        name = physical_name(prefix, endpoint.name)
+        out.resources[f"endpoint:{endpoint.name}"] = {
+            "name": name,
+            "arn": f"arn:aws:sagemaker:{region}:{account}:endpoint/{name}",
+        }
     return out
 
 
@@ -170,7 +176,7 @@ def definition_for(machine: StateMachine, provisioned: Provisioned) -> str:
     return substitute(machine.path.read_text(), values)
 
 
-def _put_rule(events: Any, rule: Rule, out: Provisioned, prefix: str, account: str, region: str) -> None:
+def _put_rule(events: Any, rule: Rule, out: Provisioned, prefix: str) -> None:
     name = physical_name(prefix, rule.name)
     bus = out.value(f"bus:{rule.bus}", "name") if rule.bus else "default"
     kwargs: dict[str, Any] = {"Name": name, "EventBusName": bus, "State": "ENABLED", "Description": rule.purpose}

@@ -20,6 +20,7 @@ from local.delivery import EventDelivery, QueuePoller
 from local.emulator import ACCOUNT, MotoEmulator, Scheduler
 from local.gateway import HttpGateway
 from local.lambdas import LambdaRouter
+from local.model_server import HostedModel, ModelServer, hosted_model
 from local.resources import Provisioned, physical_name, provision
 from local.tls import server_context
 
@@ -37,6 +38,9 @@ class RuntimeSettings(BaseSettings):
     http_port: int = Field(default=8080, alias="LOCAL_HTTP_PORT", ge=0, le=65535)
     https_port: int = Field(default=8443, alias="LOCAL_HTTPS_PORT", ge=0, le=65535)
     aws_port: int = Field(default=5000, alias="LOCAL_AWS_PORT", ge=0, le=65535)
+    model_port: int = Field(default=8090, alias="LOCAL_MODEL_PORT", ge=0, le=65535)
+    # Which model endpoints the local model server hosts: "all", "none", or names ("embedding,generation").
+    models: str = Field(default="all", alias="LOCAL_MODELS")
     data_dir: Path = Field(default=Path(".data"), alias="LOCAL_DATA_DIR")
     region: str = Field(default="us-east-1", alias="AWS_REGION")
     prefix: str = Field(default="agentplatform", alias="LOCAL_RESOURCE_PREFIX")
@@ -58,6 +62,7 @@ class LocalRuntime:
         self.gateway: HttpGateway | None = None
         self.delivery: EventDelivery | None = None
         self.scheduler: Scheduler | None = None
+        self.model_server: ModelServer | None = None
 
     # -- clients to the emulator (the runtime's own; handlers build theirs through the composition root)
     def client(self, service: str) -> Any:
@@ -90,6 +95,11 @@ class LocalRuntime:
         assert self.gateway is not None
         return f"https://{self.settings.host}:{self.gateway.ports[1]}"
 
+    @property
+    def model_url(self) -> str:
+        assert self.model_server is not None
+        return self.model_server.url
+
     def start(self) -> LocalRuntime:
         global _running
         if _running is not None:
@@ -101,6 +111,8 @@ class LocalRuntime:
         self.emulator = MotoEmulator(s.host, s.aws_port, self.router, self.delivery)
         self.emulator.start()
         self.provisioned = provision(self.topology, self.client, self.router, s.prefix, s.region)
+        self.model_server = ModelServer(s.host, s.model_port, self._hosted_models(), ACCOUNT)
+        self.model_server.start()
         self._set_environment()
         for mapping in self.topology.event_sources:
             queue = f"queue:{mapping.queue}"
@@ -128,9 +140,26 @@ class LocalRuntime:
         self.gateway.start()
         return self
 
+    def _hosted_models(self) -> list[HostedModel]:
+        wanted = self.settings.models.strip().lower()
+        names = (
+            {e.name for e in self.topology.model_endpoints}
+            if wanted == "all"
+            else set(wanted.split(",")) - {"", "none"}
+        )
+        return [
+            hosted_model(
+                self.provisioned.value(f"endpoint:{e.name}", "name"), e.task, self.settings.data_dir / "models"
+            )
+            for e in self.topology.model_endpoints
+            if e.name in names
+        ]
+
     def stop(self) -> None:
         if self.gateway:
             self.gateway.stop()
+        if self.model_server:
+            self.model_server.stop()
         for poller in self._pollers:
             poller.stop()
         if self.scheduler:
@@ -163,6 +192,7 @@ class LocalRuntime:
         env = {
             "PLATFORM_BACKEND": "local",
             "LOCAL_AWS_ENDPOINT_URL": self.emulator.url,
+            "LOCAL_MODEL_ENDPOINT_URL": self.model_url,
             "AWS_REGION": self.settings.region,
             "AWS_DEFAULT_REGION": self.settings.region,
             # EMF metrics would print a JSON document per invocation to the console.
@@ -190,6 +220,7 @@ class LocalRuntime:
             ("HTTP API", self.http_url),
             ("HTTPS API (self-signed)", self.https_url),
             ("AWS endpoint (moto)", self.aws_endpoint),
+            ("model server (SageMaker runtime)", self.model_url),
             ("data folder", str(self.settings.data_dir.resolve())),
         ]
         for ref, identity in sorted(self.provisioned.resources.items()):

@@ -1,8 +1,9 @@
 """Reading a synthesized template back against the topology (shared by the infra tests; conftest synthesizes).
 
 The helpers map template resources back to topology references through the `agentplatform:ref` tag, and
-resolve the intrinsics the app uses (Ref, Fn::GetAtt, and the formatted state machine ARN) to
-`(logical id, attribute)` pairs, so tests compare against the topology without trusting the app's own lookups.
+resolve the intrinsics the app uses (Ref, Fn::GetAtt, the formatted state machine and endpoint ARNs, and an
+endpoint's explicit name) to `(logical id, attribute)` pairs, so tests compare against the topology without
+trusting the app's own lookups.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aws_cdk.assertions import Template
 REPO_ROOT = Path(__file__).resolve().parents[2]
 REF_TAG = "agentplatform:ref"
 _SM_ARN_TAIL = re.compile(r"^:stateMachine:(?P<name>[A-Za-z0-9_-]+)$")
+_ENDPOINT_ARN_TAIL = re.compile(r"^:endpoint/(?P<name>[a-z0-9-]+)$")
 
 # What CloudFormation returns for each (kind, attribute) an environment variable or ASL placeholder may carry:
 # "Ref" or the Fn::GetAtt attribute.
@@ -29,6 +31,8 @@ INTRINSIC = {
     ("bus", "name"): "Ref",
     ("function", "name"): "Ref",
     ("statemachine", "arn"): "Ref",
+    ("endpoint", "name"): "EndpointName",  # the explicit name itself, a plain string (see Synth.target)
+    ("endpoint", "arn"): "Ref",
     ("function", "arn"): "Arn",
     ("bucket", "arn"): "Arn",
     ("queue", "arn"): "Arn",
@@ -77,8 +81,22 @@ class Synth:
         lid = self.logical_id(ref_or_id) if ":" in ref_or_id else ref_or_id
         return self.resources[lid]["Properties"]
 
+    def endpoint_named(self, name: str) -> str:
+        found = [
+            lid
+            for lid, r in self.of_type("AWS::SageMaker::Endpoint").items()
+            if r["Properties"].get("EndpointName") == name
+        ]
+        assert len(found) == 1, f"expected one endpoint named {name}, found {found}"
+        return found[0]
+
     def target(self, value: Any) -> tuple[str, str]:
-        """What an intrinsic points at: ("<logical id>", "Ref" | "<GetAtt attribute>")."""
+        """What an intrinsic points at: ("<logical id>", "Ref" | "<GetAtt attribute>").
+
+        A model endpoint's name is explicit, so it appears as a plain string: ("<its logical id>", "EndpointName").
+        """
+        if isinstance(value, str) and self.of_type("AWS::SageMaker::Endpoint"):
+            return self.endpoint_named(value), "EndpointName"
         if isinstance(value, dict) and "Ref" in value:
             return value["Ref"], "Ref"
         if isinstance(value, dict) and "Fn::GetAtt" in value:
@@ -98,6 +116,10 @@ class Synth:
                 ]
                 assert len(machines) == 1, f"no state machine named {match.group('name')}"
                 return machines[0], "Ref"
+            # arn:${Partition}:sagemaker:${Region}:${Account}:endpoint/<name> -> that endpoint's Ref (its ARN)
+            match = _ENDPOINT_ARN_TAIL.match(tail)
+            if match and parts[0] == "arn:" and ":sagemaker:" in parts:
+                return self.endpoint_named(match.group("name")), "Ref"
         raise AssertionError(f"unrecognised intrinsic {value!r}")
 
     def role_statements(self, role_lid: str) -> list[dict[str, Any]]:
@@ -108,6 +130,27 @@ class Synth:
             if {"Ref": role_lid} in policy["Properties"].get("Roles", []):
                 statements.extend(policy["Properties"]["PolicyDocument"]["Statement"])
         return statements
+
+
+def text(value: Any) -> str:
+    """An intrinsic as readable text: Ref -> ${X}, GetAtt -> ${X.Attr}, FindInMap -> ${Map[k1][k2]}, Join joined."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and len(value) == 1:
+        ((fn, arg),) = value.items()
+        if fn == "Ref":
+            return f"${{{arg}}}"
+        if fn == "Fn::GetAtt":
+            return f"${{{arg[0]}.{arg[1]}}}"
+        if fn == "Fn::FindInMap":
+            mapping, first, second = arg
+            return f"${{{mapping}[{text(first)}][{text(second)}]}}"
+        if fn == "Fn::Join":
+            separator, parts = arg
+            return separator.join(text(p) for p in parts)
+        if fn == "Fn::Sub" and isinstance(arg, str):
+            return arg
+    raise AssertionError(f"cannot render {value!r} as text")
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -37,6 +37,8 @@ EXPECTED: dict[tuple[str, Access], tuple[set[str], set[str]]] = {
     ("statemachine", Access.DESCRIBE): ({"states:DescribeStateMachine"}, set()),
     ("statemachine", Access.START): ({"states:StartExecution"}, set()),
     ("function", Access.INVOKE): ({"lambda:InvokeFunction"}, set()),
+    ("endpoint", Access.DESCRIBE): ({"sagemaker:DescribeEndpoint"}, set()),
+    ("endpoint", Access.INVOKE): ({"sagemaker:InvokeEndpoint"}, set()),
 }
 XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"}
 FUNCTION_LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}

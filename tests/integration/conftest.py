@@ -20,8 +20,9 @@ def start_runtime(tmp_path_factory, topology: Topology = PLATFORM, **overrides: 
         LOCAL_HTTP_PORT=0,
         LOCAL_HTTPS_PORT=0,
         LOCAL_AWS_PORT=0,
+        LOCAL_MODEL_PORT=0,
         LOCAL_DATA_DIR=tmp_path_factory.mktemp("data"),
-        **overrides,
+        **{"LOCAL_MODELS": "none", **overrides},  # model tests ask for them: loading costs seconds
     )
     return LocalRuntime(settings, topology).start()
 

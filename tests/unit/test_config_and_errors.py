@@ -38,16 +38,17 @@ def test_require_names_the_missing_variable(monkeypatch):
 def test_local_backend_points_clients_at_the_emulator(monkeypatch):
     monkeypatch.setenv("PLATFORM_BACKEND", "local")
     monkeypatch.setenv("LOCAL_AWS_ENDPOINT_URL", "http://127.0.0.1:5999")
-    assert get_settings().endpoint_url == "http://127.0.0.1:5999"
+    assert get_settings().endpoint_url("s3") == "http://127.0.0.1:5999"
+    assert get_settings().endpoint_url("sagemaker-runtime") == "http://127.0.0.1:8090"
 
 
 def test_aws_backend_honours_aws_endpoint_url_for_localstack(monkeypatch):
     monkeypatch.setenv("PLATFORM_BACKEND", "aws")
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://localhost:4566")
-    assert get_settings().endpoint_url == "http://localhost:4566"
+    assert get_settings().endpoint_url("sqs") == "http://localhost:4566"
     monkeypatch.delenv("AWS_ENDPOINT_URL")
     reset_settings()
-    assert get_settings().endpoint_url is None
+    assert get_settings().endpoint_url("sqs") is None
 
 
 def test_errors_carry_status_code_and_retryability():

@@ -10,7 +10,7 @@ from functools import cached_property
 from typing import Any
 
 from agentplatform.config import Settings, get_settings
-from agentplatform.ports import EventBus, KeyValueTable, ObjectStore, Queue, Workflow
+from agentplatform.ports import ChatModel, EmbeddingModel, EventBus, KeyValueTable, ObjectStore, Queue, Workflow
 
 
 class Container:
@@ -40,8 +40,9 @@ class Container:
         import boto3
 
         kwargs: dict[str, Any] = {"region_name": self.settings.region, "config": config}
-        if self.settings.endpoint_url:
-            kwargs["endpoint_url"] = self.settings.endpoint_url
+        endpoint_url = self.settings.endpoint_url(service)
+        if endpoint_url:
+            kwargs["endpoint_url"] = endpoint_url
         if self.settings.backend == "local":
             # The moto server accepts any credentials; don't let a developer's real ones travel there.
             kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
@@ -76,6 +77,22 @@ class Container:
         from agentplatform.adapters.aws.storage import StepFunctionsWorkflow
 
         return StepFunctionsWorkflow(self.settings.require("canary_state_machine_arn"), self.client("stepfunctions"))
+
+    @cached_property
+    def embedding_model(self) -> EmbeddingModel:
+        from agentplatform.adapters.aws.sagemaker import SageMakerEndpoint
+        from agentplatform.model_clients import EndpointEmbeddings
+
+        name = self.settings.require("embedding_endpoint_name")
+        return EndpointEmbeddings(SageMakerEndpoint(name, self.client("sagemaker-runtime")))
+
+    @cached_property
+    def chat_model(self) -> ChatModel:
+        from agentplatform.adapters.aws.sagemaker import SageMakerEndpoint
+        from agentplatform.model_clients import EndpointChat
+
+        name = self.settings.require("generation_endpoint_name")
+        return EndpointChat(SageMakerEndpoint(name, self.client("sagemaker-runtime")))
 
 
 _container: Container | None = None

@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     # Standard AWS SDK variable: boto3 reads it too, so a LocalStack user only sets this one.
     aws_endpoint_url: str | None = Field(default=None, alias="AWS_ENDPOINT_URL")
     local_aws_endpoint_url: str = Field(default="http://127.0.0.1:5000", alias="LOCAL_AWS_ENDPOINT_URL")
+    # The local model server (SageMaker runtime's InvokeEndpoint contract) when backend is `local`.
+    local_model_endpoint_url: str = Field(default="http://127.0.0.1:8090", alias="LOCAL_MODEL_ENDPOINT_URL")
     stage: str = Field(default="dev", alias="PLATFORM_STAGE")
     max_request_bytes: int = Field(default=1_048_576, alias="MAX_REQUEST_BYTES", gt=0)
 
@@ -36,6 +38,8 @@ class Settings(BaseSettings):
     documents_table_name: str | None = Field(default=None, alias="DOCUMENTS_TABLE_NAME")
     platform_event_bus_name: str | None = Field(default=None, alias="PLATFORM_EVENT_BUS_NAME")
     canary_state_machine_arn: str | None = Field(default=None, alias="CANARY_STATE_MACHINE_ARN")
+    embedding_endpoint_name: str | None = Field(default=None, alias="EMBEDDING_ENDPOINT_NAME")
+    generation_endpoint_name: str | None = Field(default=None, alias="GENERATION_ENDPOINT_NAME")
 
     def require(self, field: str) -> str:
         value = getattr(self, field)
@@ -44,10 +48,12 @@ class Settings(BaseSettings):
             raise ConfigurationError(f"setting {alias} is not set", setting=alias)
         return str(value)
 
-    @property
-    def endpoint_url(self) -> str | None:
-        """Where boto3 clients point: moto locally, AWS_ENDPOINT_URL (LocalStack) or None (real AWS)."""
-        return self.local_aws_endpoint_url if self.backend == "local" else self.aws_endpoint_url
+    def endpoint_url(self, service: str) -> str | None:
+        """Where a boto3 client points: locally moto (and the model server for sagemaker-runtime),
+        AWS_ENDPOINT_URL for LocalStack and friends, None for real AWS."""
+        if self.backend != "local":
+            return self.aws_endpoint_url
+        return self.local_model_endpoint_url if service == "sagemaker-runtime" else self.local_aws_endpoint_url
 
 
 @lru_cache(maxsize=1)
