@@ -88,8 +88,8 @@ def _value(engine: ChatEngine, messages: list[dict[str, str]], prefix: str, sche
         return ["true", "false"][engine.choose(engine.prompt_ids(messages, prefix), ["true", "false"])]
     if kind in ("integer", "number"):
         pattern = _INTEGER if kind == "integer" else _NUMBER
-        text = engine.constrained(engine.prompt_ids(messages, prefix), pattern.match, max_tokens=8).rstrip(".")
-        value: float = (int(text) if kind == "integer" else float(text)) if text.strip("-") else 0
+        text = engine.constrained(engine.prompt_ids(messages, prefix), pattern.fullmatch, max_tokens=8)
+        value = _parse_number(text, integer=kind == "integer")
         if "minimum" in schema:
             value = max(value, schema["minimum"])
         if "maximum" in schema:
@@ -115,6 +115,14 @@ def _value(engine: ChatEngine, messages: list[dict[str, str]], prefix: str, sche
         text += ("" if i == 0 else ", ") + f"{json.dumps(name)}: "
         text += _value(engine, messages, prefix + text, properties[name])
     return text + "}"
+
+
+def _parse_number(text: str, *, integer: bool) -> float:
+    """The number a constrained prefix spells ("-", "12.", "" included): 0 when it spells none yet."""
+    try:
+        return int(text) if integer else float(text.rstrip("."))
+    except ValueError:
+        return 0
 
 
 def _free_form(

@@ -1,5 +1,6 @@
 """The constructs are generic over the topology: a richer one (every grant kind, GSIs, TTL, every target kind,
-placeholders inside strings) still synthesizes cdk-nag clean, and mistakes in a topology fail the synth.
+placeholders inside strings, a model endpoint) still synthesizes cdk-nag clean, and mistakes in a topology fail
+the synth.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from agentplatform.topology import (
     Function,
     Grant,
     InputTransformer,
+    ModelEndpoint,
     Queue,
     Route,
     Rule,
@@ -65,6 +67,7 @@ def _topology(**overrides: Any) -> Topology:
                     Grant(ref="bus:platform", access=Access.PUBLISH),
                     Grant(ref="statemachine:flow", access=Access.READ_WRITE),
                     Grant(ref="function:worker", access=Access.INVOKE),
+                    Grant(ref="endpoint:embedding", access=Access.INVOKE),
                 ],
             ),
             Function(
@@ -112,6 +115,15 @@ def _topology(**overrides: Any) -> Topology:
         ],
         "event_sources": [],
         "routes": [Route(method="GET", path="/health", function="reader", public=True)],
+        "model_endpoints": [
+            ModelEndpoint(
+                name="embedding",
+                purpose="Embeddings.",
+                task="embedding",
+                code="embedding",
+                instance_type="ml.g5.xlarge",
+            )
+        ],
     }
     spec.update(overrides)
     return Topology(**spec)
@@ -151,6 +163,34 @@ def test_function_env_names_every_grant(rich: Synth) -> None:
     env = rich.props("function:reader")["Environment"]["Variables"]
     assert env[env_var("function:worker")] == {"Ref": rich.logical_id("function:worker")}
     assert env_var("statemachine:flow") in env
+
+
+def test_endpoint_invoke_grant_is_that_endpoint_only(rich: Synth) -> None:
+    reader = rich.props("function:reader")
+    endpoint = rich.logical_id("endpoint:embedding")
+    assert rich.props(endpoint)["EndpointName"] == "rich-embedding"
+    assert reader["Environment"]["Variables"][env_var("endpoint:embedding")] == "rich-embedding"
+    assert env_var("endpoint:embedding") == "EMBEDDING_ENDPOINT_NAME"
+    role, _ = rich.target(reader["Role"])
+    sagemaker = [(a, r) for a, r in statement_pairs(rich.role_statements(role)) if a.startswith("sagemaker:")]
+    arn = {
+        "Fn::Join": [
+            "",
+            [
+                "arn:",
+                {"Ref": "AWS::Partition"},
+                ":sagemaker:",
+                {"Ref": "AWS::Region"},
+                ":",
+                {"Ref": "AWS::AccountId"},
+                ":endpoint/rich-embedding",
+            ],
+        ]
+    }
+    assert sagemaker == [("sagemaker:InvokeEndpoint", arn)]
+    assert rich.target(arn) == (endpoint, "Ref")
+    worker, _ = rich.target(rich.props("function:worker")["Role"])
+    assert not [a for a, _ in statement_pairs(rich.role_statements(worker)) if a.startswith("sagemaker:")]
 
 
 def test_input_template_with_a_placeholder_inside_a_string(rich: Synth) -> None:
