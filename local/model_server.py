@@ -40,10 +40,7 @@ class HostedModel:
     service: Service | None = None
     ready: threading.Event = field(default_factory=threading.Event)
 
-    def start_loading(self) -> None:
-        threading.Thread(target=self._load, name=f"load-{self.name}", daemon=True).start()
-
-    def _load(self) -> None:
+    def load_now(self) -> None:
         started = time.perf_counter()
         log.info("loading model for endpoint %s ...", self.name)
         try:
@@ -66,9 +63,15 @@ class ModelServer:
         self.url = f"http://{host}:{self._server.server_address[1]}"
 
     def start(self) -> None:
-        for model in self.models.values():
-            model.start_loading()
+        # One loader thread, models in order: parallel first imports of transformers race each other, and two
+        # cores gain nothing from loading two models at once.
+        loader = threading.Thread(target=self._load_all, name="model-loader", daemon=True)
+        loader.start()
         threading.Thread(target=self._server.serve_forever, name="model-server", daemon=True).start()
+
+    def _load_all(self) -> None:
+        for model in self.models.values():
+            model.load_now()
 
     def stop(self) -> None:
         self._server.shutdown()

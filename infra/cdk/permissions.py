@@ -39,6 +39,9 @@ SFN_READ_EXECUTIONS = ("states:DescribeExecution", "states:GetExecutionHistory")
 LAMBDA_DESCRIBE = ("lambda:GetFunctionConfiguration",)
 LAMBDA_INVOKE = ("lambda:InvokeFunction",)
 
+SAGEMAKER_DESCRIBE = ("sagemaker:DescribeEndpoint",)
+SAGEMAKER_INVOKE = ("sagemaker:InvokeEndpoint",)
+
 
 @dataclass(frozen=True)
 class Permission:
@@ -114,6 +117,8 @@ RULES: dict[tuple[str, Access], Rule] = {
     ("statemachine", Access.READ_WRITE): lambda r, ref: _on_arn(*SFN_START)(r, ref) + _executions(r, ref),
     ("function", Access.DESCRIBE): _on_arn(*LAMBDA_DESCRIBE),
     ("function", Access.INVOKE): _on_arn(*LAMBDA_INVOKE),
+    ("endpoint", Access.DESCRIBE): _on_arn(*SAGEMAKER_DESCRIBE),
+    ("endpoint", Access.INVOKE): _on_arn(*SAGEMAKER_INVOKE),
 }
 
 

@@ -7,11 +7,14 @@ the same table the local runtime reads.
 
 State machine ARNs are formatted from their (explicit) names instead of read from the resource: a function
 that a state machine invokes may itself describe or start that state machine (the canary probe does), and a
-token reference both ways would be a circular dependency in CloudFormation.
+token reference both ways would be a circular dependency in CloudFormation. Model endpoints are named the same
+way (`<stack>-<name>`, lower case: SageMaker lower-cases the name in every endpoint ARN, and IAM compares ARNs
+case-sensitively), so functions get the name and the ARN without depending on the endpoint.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,6 +23,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -32,6 +36,9 @@ from agentplatform.topology import ENV_ATTRIBUTE, SUBSTITUTED_ATTRIBUTE, split_r
 REF_TAG = "agentplatform:ref"
 
 Attribute = Literal["name", "arn", "url"]
+
+# SageMaker's endpoint name pattern (and length limit).
+_ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
 def construct_id(name: str) -> str:
@@ -54,6 +61,7 @@ class Registry:
     functions: dict[str, lambda_.Function] = field(default_factory=dict)
     state_machines: dict[str, sfn.StateMachine] = field(default_factory=dict)
     state_machine_names: dict[str, str] = field(default_factory=dict)
+    endpoints: dict[str, sagemaker.CfnEndpoint] = field(default_factory=dict)
 
     def state_machine_name(self, name: str) -> str:
         """The physical name of a topology state machine (explicit, so its ARN is known before it exists)."""
@@ -78,6 +86,16 @@ class Registry:
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
 
+    def endpoint_name(self, name: str) -> str:
+        """The physical name of a topology model endpoint: `<stack>-<name>`, lower case, `_` as `-`."""
+        physical = f"{self.stack.stack_name}-{name}".lower().replace("_", "-")
+        if not _ENDPOINT_NAME.match(physical):
+            raise ValueError(f"endpoint name {physical!r} (stack + endpoint:{name}) is not a valid SageMaker name")
+        return physical
+
+    def endpoint_arn(self, name: str) -> str:
+        return self.stack.format_arn(service="sagemaker", resource="endpoint", resource_name=self.endpoint_name(name))
+
     def arn(self, ref: str) -> str:
         kind, name = split_ref(ref)
         if kind == "bucket":
@@ -90,6 +108,9 @@ class Registry:
             return self._get(self.buses, ref).event_bus_arn
         if kind == "function":
             return self._get(self.functions, ref).function_arn
+        if kind == "endpoint":
+            self._get(self.endpoints, ref)
+            return self.endpoint_arn(name)
         return self.state_machine_arn(name)
 
     def value(self, ref: str, attribute: Attribute) -> str:
@@ -110,6 +131,9 @@ class Registry:
             return self._get(self.functions, ref).function_name
         if kind == "statemachine" and attribute == "name":
             return self.state_machine_name(name)
+        if kind == "endpoint" and attribute == "name":
+            self._get(self.endpoints, ref)
+            return self.endpoint_name(name)
         raise ValueError(f"a {kind} has no {attribute} to hand out ({ref})")
 
     def env_value(self, ref: str) -> str:

@@ -8,6 +8,7 @@ from constructs import Construct
 from agentplatform.topology import PLATFORM, Topology
 from infra.cdk.api import HttpApi
 from infra.cdk.bundling import Assets, build_assets
+from infra.cdk.endpoints import ModelEndpoints
 from infra.cdk.events import Rules
 from infra.cdk.functions import Functions
 from infra.cdk.registry import Registry, construct_id
@@ -30,11 +31,13 @@ class PlatformStack(Stack):
             scope,
             id,
             stack_name=settings.stack_name,
-            description="Agent platform: API, workflows, functions and storage from agentplatform.topology.",
+            description=(
+                "Agent platform: API, workflows, functions, model endpoints and storage from agentplatform.topology."
+            ),
         )
         self.topology = topology
         self.registry = Registry(self)
-        assets = assets or build_assets([f.service for f in topology.functions])
+        assets = assets or build_assets([f.service for f in topology.functions], topology.model_endpoints)
 
         self.storage = Storage(
             self,
@@ -42,6 +45,15 @@ class PlatformStack(Stack):
             topology=topology,
             registry=self.registry,
             access_log_retention_days=settings.access_log_retention_days,
+        )
+        # Before the functions: a function granted an endpoint gets its name and ARN from the registry.
+        self.endpoints = ModelEndpoints(
+            self,
+            "ModelEndpoints",
+            topology=topology,
+            registry=self.registry,
+            archives=assets.models,
+            settings=settings,
         )
         self.functions = Functions(
             self,
@@ -73,3 +85,5 @@ class PlatformStack(Stack):
             CfnOutput(self, f"{construct_id(name)}EventBusName", value=bus.event_bus_name)
         for name, machine in self.registry.state_machines.items():
             CfnOutput(self, f"{construct_id(name)}StateMachineArn", value=machine.state_machine_arn)
+        for name, endpoint in self.registry.endpoints.items():
+            CfnOutput(self, f"{construct_id(name)}EndpointName", value=endpoint.attr_endpoint_name)
