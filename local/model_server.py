@@ -152,7 +152,7 @@ def _aws_error(status: int, code: str, message: str, **members: Any) -> tuple[in
     return status, headers, json.dumps({"message": message, **members}).encode()
 
 
-def hosted_model(name: str, task: str, cache_dir: Path) -> HostedModel:
+def hosted_model(name: str, task: str, cache_dir: Path, threads: int) -> HostedModel:
     """The local stand-in for one topology endpoint: the same inference code, the small local model."""
 
     def load() -> Service:
@@ -160,10 +160,10 @@ def hosted_model(name: str, task: str, cache_dir: Path) -> HostedModel:
             from endpoints.embedding.engine import SentenceEmbedder
             from endpoints.embedding.service import EmbeddingService
 
-            return EmbeddingService(SentenceEmbedder.load(backend="onnx", cache_dir=cache_dir))
+            return EmbeddingService(SentenceEmbedder.load(backend="onnx", cache_dir=cache_dir, threads=threads))
         from endpoints.generation.engine import ChatEngine
         from endpoints.generation.service import GenerationService
 
-        return GenerationService(ChatEngine.load(cache_dir=cache_dir))
+        return GenerationService(ChatEngine.load(cache_dir=cache_dir, threads=threads))
 
     return HostedModel(name=name, load=load)

@@ -41,6 +41,9 @@ class RuntimeSettings(BaseSettings):
     model_port: int = Field(default=8090, alias="LOCAL_MODEL_PORT", ge=0, le=65535)
     # Which model endpoints the local model server hosts: "all", "none", or names ("embedding,generation").
     models: str = Field(default="all", alias="LOCAL_MODELS")
+    # Threads per model. 1 by default: on a small machine two models (and moto) share the cores, and torch's
+    # spinning worker threads slow each other down by an order of magnitude when oversubscribed.
+    model_threads: int = Field(default=1, alias="LOCAL_MODEL_THREADS", ge=1)
     data_dir: Path = Field(default=Path(".data"), alias="LOCAL_DATA_DIR")
     region: str = Field(default="us-east-1", alias="AWS_REGION")
     prefix: str = Field(default="agentplatform", alias="LOCAL_RESOURCE_PREFIX")
@@ -142,15 +145,11 @@ class LocalRuntime:
 
     def _hosted_models(self) -> list[HostedModel]:
         wanted = self.settings.models.strip().lower()
-        names = (
-            {e.name for e in self.topology.model_endpoints}
-            if wanted == "all"
-            else set(wanted.split(",")) - {"", "none"}
-        )
+        every = {e.name for e in self.topology.model_endpoints}
+        names = every if wanted == "all" else {n.strip() for n in wanted.split(",")} - {"", "none"}
+        cache, threads = self.settings.data_dir / "models", self.settings.model_threads
         return [
-            hosted_model(
-                self.provisioned.value(f"endpoint:{e.name}", "name"), e.task, self.settings.data_dir / "models"
-            )
+            hosted_model(self.provisioned.value(f"endpoint:{e.name}", "name"), e.task, cache, threads)
             for e in self.topology.model_endpoints
             if e.name in names
         ]

@@ -51,7 +51,7 @@ class ChatEngine:
         self.tokenizer = tokenizer
         self.device = device
         self.model_name = model_name
-        self._lock = threading.Lock()  # one generation at a time: each already uses every core
+        self._lock = threading.RLock()  # one generation at a time: each already uses every core
 
     @classmethod
     def load(cls, *, model_dir: Path | None = None, cache_dir: Path | None = None, threads: int = 2) -> ChatEngine:
@@ -127,57 +127,104 @@ class ChatEngine:
                 text, finish = text[: text.index(s)], "stop"
         return Completion(text.strip(), len(prompt), len(new), finish)
 
-    def score(self, prompt: list[int], options: list[str]) -> list[float]:
-        """Log-probability of each option as the continuation of the prompt (one batched forward pass)."""
-        torch = self._torch
-        encoded = [self.tokenizer.encode(o, add_special_tokens=False) for o in options]
-        width = max(len(e) for e in encoded)
-        rows = [prompt + e + [self.tokenizer.eos_token_id] * (width - len(e)) for e in encoded]
-        with self._lock, torch.inference_mode():
-            logits = self.model(torch.tensor(rows, device=self.device)).logits.float()
-        logprobs = torch.log_softmax(logits, dim=-1)
-        scores = []
-        for row, option in enumerate(encoded):
-            positions = range(len(prompt) - 1, len(prompt) - 1 + len(option))
-            scores.append(sum(float(logprobs[row, p, t]) for p, t in zip(positions, option, strict=True)))
-        return scores
-
-    def choose(self, prompt: list[int], options: list[str]) -> int:
-        scores = self.score(prompt, options)
-        return max(range(len(options)), key=scores.__getitem__)
-
-    def constrained(self, prompt: list[int], allowed: Any, max_tokens: int) -> str:
-        """Greedy decoding restricted to tokens whose text keeps `allowed(text_so_far)` true; stops when the
-        model's favourite token would break it (after at least one token) or at max_tokens."""
-        torch = self._torch
-        vocabulary = self._vocabulary()
-        ids = list(prompt)
-        text = ""
-        past = None
-        step_input = torch.tensor([ids], device=self.device)
-        with self._lock, torch.inference_mode():
-            for _ in range(max_tokens):
-                out = self.model(step_input, past_key_values=past, use_cache=True)
-                past = out.past_key_values
-                ranked = torch.argsort(out.logits[0, -1], descending=True).tolist()
-                chosen = None
-                for rank, token in enumerate(ranked[:200]):
-                    if allowed(text + vocabulary[token]):
-                        chosen = token
-                        break
-                    if rank == 0 and text:  # the model wants to end the value here
-                        break
-                if chosen is None:
-                    break
-                text += vocabulary[chosen]
-                step_input = torch.tensor([[chosen]], device=self.device)
-        return text
+    def session(self, prompt: list[int]) -> Session:
+        """A decoding session over one growing sequence (use it as a context manager)."""
+        return Session(self, prompt)
 
     def _vocabulary(self) -> list[str]:
         if not hasattr(self, "_vocab"):
             size = len(self.tokenizer)
             self._vocab = [self.tokenizer.decode([i]) for i in range(size)]
         return self._vocab
+
+
+class Session:
+    """Decoding over one sequence that only grows: the prompt is run once, then forced text, chosen options and
+    constrained values are appended through the key/value cache, so each step costs a few tokens, not a prompt.
+    """
+
+    def __init__(self, engine: ChatEngine, prompt: list[int]) -> None:
+        self._engine = engine
+        self._torch = engine._torch
+        self._prompt = prompt
+        self._cache: Any = None
+        self._next: Any = None  # log-probabilities of the next token
+
+    def __enter__(self) -> Session:
+        self._engine._lock.acquire()
+        self._feed(self._prompt)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._cache = None
+        self._engine._lock.release()
+
+    def _feed(self, tokens: list[int]) -> None:
+        torch = self._torch
+        with torch.inference_mode():
+            out = self._engine.model(
+                torch.tensor([tokens], device=self._engine.device),
+                past_key_values=self._cache,
+                use_cache=True,
+                logits_to_keep=1,
+            )
+        self._cache = out.past_key_values
+        self._next = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+
+    def _tokens(self, text: str) -> list[int]:
+        return self._engine.tokenizer.encode(text, add_special_tokens=False)
+
+    def force(self, text: str) -> None:
+        """Append text the model did not choose (JSON syntax, keys)."""
+        if text:
+            self._feed(self._tokens(text))
+
+    def score(self, options: list[str]) -> list[float]:
+        """Log-probability of each option as the continuation; the sequence is left unchanged."""
+        torch = self._torch
+        scores = []
+        for option in options:
+            tokens = self._tokens(option)
+            total = float(self._next[tokens[0]])
+            if len(tokens) > 1:
+                with torch.inference_mode():
+                    step = self._engine.model(
+                        torch.tensor([tokens[:-1]], device=self._engine.device),
+                        past_key_values=self._cache,
+                        use_cache=True,
+                    )
+                logprobs = torch.log_softmax(step.logits[0].float(), dim=-1)
+                total += sum(float(logprobs[i, t]) for i, t in enumerate(tokens[1:]))
+                self._cache.crop(-(len(tokens) - 1))  # back to where the options started
+            scores.append(total)
+        return scores
+
+    def choose(self, options: list[str]) -> int:
+        """The most likely option; it is appended to the sequence."""
+        scores = self.score(options)
+        best = max(range(len(options)), key=scores.__getitem__)
+        self.force(options[best])
+        return best
+
+    def constrained(self, allowed: Any, max_tokens: int) -> str:
+        """Greedy decoding restricted to tokens that keep `allowed(text)` true; ends where the model's favourite
+        token would break it (after at least one token), or at max_tokens."""
+        torch = self._torch
+        vocabulary = self._engine._vocabulary()
+        text = ""
+        for _ in range(max_tokens):
+            chosen = None
+            for rank, token in enumerate(torch.argsort(self._next, descending=True)[:200].tolist()):
+                if allowed(text + vocabulary[token]):
+                    chosen = token
+                    break
+                if rank == 0 and text:  # the model wants to end the value here
+                    break
+            if chosen is None:
+                break
+            text += vocabulary[chosen]
+            self._feed([chosen])
+        return text
 
 
 def _cache_dequantized(model: Any, tokenizer: Any, folder: Path) -> None:

@@ -59,7 +59,8 @@ class GenerationService:
             )
             finish = completion.finish_reason
         else:
-            prompted = [{"role": "system", "content": tools_system_prompt(_tools(request))}, *messages]
+            # Only the chosen tool's description: a shorter prompt for every constrained step.
+            prompted = [{"role": "system", "content": tools_system_prompt([tool])}, *messages]
             arguments = generate_arguments(self.engine, prompted, tool)
             call = ToolCall(
                 id=f"call_{uuid.uuid4().hex[:24]}",

@@ -11,7 +11,7 @@ from typing import Any
 
 import jsonschema
 
-from endpoints.generation.engine import ChatEngine
+from endpoints.generation.engine import ChatEngine, Session
 
 NO_TOOL = "none"
 _INTEGER = re.compile(r"^-?\d{0,12}$")
@@ -51,7 +51,8 @@ def choose_tool(engine: ChatEngine, messages: list[dict[str, str]], tools: list[
         prefix="Best option:",
     )
     options = names if required else [*names, NO_TOOL]
-    return options[engine.choose(prompt, [f" {o}" for o in options])]
+    with engine.session(prompt) as session:
+        return options[session.choose([f" {o}" for o in options])]
 
 
 def generate_arguments(engine: ChatEngine, messages: list[dict[str, str]], tool: dict[str, Any]) -> dict[str, Any]:
@@ -59,8 +60,8 @@ def generate_arguments(engine: ChatEngine, messages: list[dict[str, str]], tool:
     schema = fn.get("parameters") or {"type": "object", "properties": {}}
     prefix = f'<tool_call>\n{{"name": "{fn["name"]}", "arguments": '
     if _supported(schema):
-        text = _value(engine, messages, prefix, schema)
-        arguments = json.loads(text)
+        with engine.session(engine.prompt_ids(messages, prefix)) as session:
+            arguments = json.loads(_value(session, schema))
     else:
         arguments = _free_form(engine, messages, prefix, schema)
     jsonschema.validate(arguments, schema)  # by construction this holds; the check keeps the promise honest
@@ -78,18 +79,17 @@ def _supported(schema: dict[str, Any]) -> bool:
     return kind in ("string", "integer", "number", "boolean")
 
 
-def _value(engine: ChatEngine, messages: list[dict[str, str]], prefix: str, schema: dict[str, Any]) -> str:
-    """JSON text of one value satisfying `schema`, generated after `prefix`."""
+def _value(session: Session, schema: dict[str, Any]) -> str:
+    """JSON text of one value satisfying `schema`, decoded at the end of the session's sequence."""
     if "enum" in schema:
         options = [json.dumps(v) for v in schema["enum"]]
-        return options[engine.choose(engine.prompt_ids(messages, prefix), options)]
+        return options[session.choose(options)]
     kind = schema.get("type")
     if kind == "boolean":
-        return ["true", "false"][engine.choose(engine.prompt_ids(messages, prefix), ["true", "false"])]
+        return ["true", "false"][session.choose(["true", "false"])]
     if kind in ("integer", "number"):
         pattern = _INTEGER if kind == "integer" else _NUMBER
-        text = engine.constrained(engine.prompt_ids(messages, prefix), pattern.fullmatch, max_tokens=8)
-        value = _parse_number(text, integer=kind == "integer")
+        value = _parse_number(session.constrained(pattern.fullmatch, max_tokens=8), integer=kind == "integer")
         if "minimum" in schema:
             value = max(value, schema["minimum"])
         if "maximum" in schema:
@@ -97,24 +97,30 @@ def _value(engine: ChatEngine, messages: list[dict[str, str]], prefix: str, sche
         return json.dumps(value)
     if kind == "string":
         limit = schema.get("maxLength", 200)
-        text = engine.constrained(
-            engine.prompt_ids(messages, prefix + '"'),
+        session.force('"')
+        text = session.constrained(
             lambda t: '"' not in t and "\n" not in t and "\\" not in t and len(t) <= limit,
             max_tokens=MAX_STRING_TOKENS,
-        ).strip()
+        )
+        session.force('"')
+        text = text.strip()
         minimum = schema.get("minLength", 0)
         return json.dumps(text if len(text) >= minimum else text.ljust(minimum, "_"))
     if kind == "array":
-        item = _value(engine, messages, prefix + "[", schema["items"])
+        session.force("[")
+        item = _value(session, schema["items"])
+        session.force("]")
         return f"[{item}]"
     # object: required properties, in schema order
     properties = schema.get("properties") or {}
     required = [name for name in properties if name in set(schema.get("required", []))]
-    text = "{"
+    parts = []
+    session.force("{")
     for i, name in enumerate(required):
-        text += ("" if i == 0 else ", ") + f"{json.dumps(name)}: "
-        text += _value(engine, messages, prefix + text, properties[name])
-    return text + "}"
+        session.force(("" if i == 0 else ", ") + f"{json.dumps(name)}: ")
+        parts.append(f"{json.dumps(name)}: {_value(session, properties[name])}")
+    session.force("}")
+    return "{" + ", ".join(parts) + "}"
 
 
 def _parse_number(text: str, *, integer: bool) -> float:

@@ -20,14 +20,27 @@ class RandomModel:
         self.rng = random.Random(seed)
         self.free_form = list(free_form or [])
         self.pieces = ["a", "bc", "7", "-", ".", "3", '"', "\n", "}", " x", "42", "\\", "é"]
+        self.forced: list[str] = []
 
     def prompt_ids(self, messages, prefix=""):
         return [len(json.dumps(messages)), len(prefix)]
 
-    def choose(self, prompt, options):
+    def session(self, prompt):
+        return self  # the fake's session is the model itself
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        return None
+
+    def force(self, text):
+        self.forced.append(text)
+
+    def choose(self, options):
         return self.rng.randrange(len(options))
 
-    def constrained(self, prompt, allowed, max_tokens):
+    def constrained(self, allowed, max_tokens):
         text = ""
         for _ in range(self.rng.randint(0, max_tokens)):
             candidates = [p for p in self.pieces if allowed(text + p)]
