@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install up test test-fast lint format synth invoke clean
+.PHONY: install up test test-fast lint format synth invoke bench clean
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,3 +47,6 @@ invoke: $(PY_STAMP)  ## Invoke one function with a sample event on a fresh local
 
 clean:
 	rm -rf cdk.out .build .data .pytest_cache .ruff_cache
+
+bench: $(PY_STAMP)  ## Benchmarks, each beside its baseline; results in bench-results/
+	$(PY) -m bench.models

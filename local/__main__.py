@@ -11,13 +11,16 @@ import sys
 import threading
 from pathlib import Path
 
-from local.runtime import LocalRuntime, RuntimeSettings
+from local.emulator import ACCOUNT
+from local.model_server import ModelServer
+from local.runtime import LocalRuntime, RuntimeSettings, models_for
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="start the platform and serve until Ctrl-C")
+    commands.add_parser("models", help="serve only the model endpoints (SageMaker runtime contract) until Ctrl-C")
     invoke = commands.add_parser("invoke", help="invoke one function with an event file")
     invoke.add_argument("function", help="logical function name from the topology, e.g. api")
     invoke.add_argument("event", type=Path, help="JSON event file, e.g. events/api/health.json")
@@ -37,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if args.command == "models":
+        return serve_models(stop)
     runtime = LocalRuntime()
     try:
         runtime.start()
@@ -50,6 +55,21 @@ def main(argv: list[str] | None = None) -> int:
         print("Stopping...", flush=True)
         runtime.stop()
         print("Stopped.", flush=True)
+    return 0
+
+
+def serve_models(stop: threading.Event) -> int:
+    settings = RuntimeSettings()
+    server = ModelServer(settings.host, settings.model_port, models_for(settings), ACCOUNT)
+    server.start()
+    print(f"Model server on {server.url} (POST /endpoints/<name>/invocations, GET /health)", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
     return 0
 
 

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import threading
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agentplatform.bootstrap import use_container
 from agentplatform.config import reset_settings
-from agentplatform.topology import PLATFORM, Topology, env_var
+from agentplatform.topology import PLATFORM, Topology
 from local.delivery import EventDelivery, QueuePoller
 from local.emulator import ACCOUNT, MotoEmulator, Scheduler
 from local.gateway import HttpGateway
@@ -144,15 +143,7 @@ class LocalRuntime:
         return self
 
     def _hosted_models(self) -> list[HostedModel]:
-        wanted = self.settings.models.strip().lower()
-        every = {e.name for e in self.topology.model_endpoints}
-        names = every if wanted == "all" else {n.strip() for n in wanted.split(",")} - {"", "none"}
-        cache, threads = self.settings.data_dir / "models", self.settings.model_threads
-        return [
-            hosted_model(self.provisioned.value(f"endpoint:{e.name}", "name"), e.task, cache, threads)
-            for e in self.topology.model_endpoints
-            if e.name in names
-        ]
+        return models_for(self.settings, self.topology)
 
     def stop(self) -> None:
         if self.gateway:
@@ -230,7 +221,14 @@ class LocalRuntime:
         return "\n".join(["Agent Platform (local) is up:", *lines, "", env_hint])
 
 
-@cache
-def env_names() -> list[str]:
-    """Every environment variable the topology can give a function (documentation and tests)."""
-    return sorted(env_var(ref) for ref in PLATFORM.refs())
+def models_for(settings: RuntimeSettings, topology: Topology = PLATFORM) -> list[HostedModel]:
+    """The topology's endpoints that LOCAL_MODELS selects, under their physical names."""
+    wanted = settings.models.strip().lower()
+    every = {e.name for e in topology.model_endpoints}
+    names = every if wanted == "all" else {n.strip() for n in wanted.split(",")} - {"", "none"}
+    cache = settings.data_dir / "models"
+    return [
+        hosted_model(physical_name(settings.prefix, e.name), e.task, cache, settings.model_threads)
+        for e in topology.model_endpoints
+        if e.name in names
+    ]

@@ -1,0 +1,1 @@
+"""Benchmarks (`make bench`): numbers printed and written to bench-results/, each beside its baseline."""
