@@ -44,6 +44,8 @@ class SageMakerEndpoint:
             message = exc.response.get("OriginalMessage") or error.get("Message", "")
             if 400 <= original < 500:
                 return ModelInputRejected(_readable(message), endpoint=self.name, status=original)
+            if original == 502:  # the model ran but produced nothing valid (e.g. no schema-valid tool call)
+                return ModelOutputInvalid(_readable(message), endpoint=self.name)
         if code == "ValidationError":  # e.g. no such endpoint: a deployment problem, not the caller's input
             return ConfigurationError(f"endpoint {self.name}: {error.get('Message', code)}", endpoint=self.name)
         return translate(exc, resource=f"endpoint {self.name}")
