@@ -161,9 +161,12 @@ def hosted_model(name: str, task: str, cache_dir: Path, threads: int) -> HostedM
             from endpoints.embedding.service import EmbeddingService
 
             return EmbeddingService(SentenceEmbedder.load(backend="onnx", cache_dir=cache_dir, threads=threads))
+        from endpoints.embedding.engine import SentenceEmbedder
         from endpoints.generation.engine import ChatEngine
+        from endpoints.generation.router import SimilarityRouter
         from endpoints.generation.service import GenerationService
 
-        return GenerationService(ChatEngine.load(cache_dir=cache_dir, threads=threads))
+        router = SimilarityRouter(SentenceEmbedder.load(backend="onnx", cache_dir=cache_dir, threads=threads))
+        return GenerationService(ChatEngine.load(cache_dir=cache_dir, threads=threads), router)
 
     return HostedModel(name=name, load=load)

@@ -117,6 +117,14 @@ def export_onnx(model_dir: Path, onnx_path: Path) -> Path:
         opset_version=17,
         dynamo=False,
     )
+    # Fuse attention, layer norm and GELU (ORT's BERT optimizer): identical vectors, about twice as fast here.
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    config = model.config
+    fused = optimize_model(
+        str(partial), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size
+    )
+    fused.save_model_to_file(str(partial))
     partial.replace(onnx_path)  # atomic: a crash mid-export never leaves a broken model behind
     return onnx_path
 
@@ -153,7 +161,7 @@ class SentenceEmbedder:
         started = time.perf_counter()
         model_dir = model_dir or packaged_model_dir()
         if backend == "onnx":
-            onnx_path = (cache_dir or model_dir) / "all-MiniLM-L6-v2.onnx"
+            onnx_path = (cache_dir or model_dir) / "all-MiniLM-L6-v2.fused.onnx"
             if not onnx_path.exists():
                 log.info("exporting the embedding model to ONNX (once): %s", onnx_path)
                 export_onnx(model_dir, onnx_path)

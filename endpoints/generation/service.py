@@ -19,13 +19,15 @@ from agentplatform.inference import (
     Usage,
 )
 from endpoints.generation.engine import ChatEngine, ContextTooLong
+from endpoints.generation.router import SimilarityRouter
 from endpoints.generation.tools import NO_TOOL, ToolCallFailed, choose_tool, generate_arguments, tools_system_prompt
 from endpoints.protocol import InvocationError, parse_request
 
 
 class GenerationService:
-    def __init__(self, engine: ChatEngine) -> None:
+    def __init__(self, engine: ChatEngine, router: SimilarityRouter | None = None) -> None:
         self.engine = engine
+        self.router = router
 
     def invoke(self, body: bytes, content_type: str | None) -> tuple[int, Any]:
         try:
@@ -90,7 +92,7 @@ class GenerationService:
         by_name = {t["function"]["name"]: t for t in tools}
         if isinstance(request.tool_choice, NamedToolChoice):
             return by_name[request.tool_choice.function["name"]]
-        name = choose_tool(self.engine, messages, tools, required=request.tool_choice == "required")
+        name = choose_tool(self.engine, messages, tools, required=request.tool_choice == "required", router=self.router)
         return None if name == NO_TOOL else by_name[name]
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import jsonschema
 
 from endpoints.generation.engine import ChatEngine, Session
+from endpoints.generation.router import SimilarityRouter
 
 NO_TOOL = "none"
 _INTEGER = re.compile(r"^-?\d{0,12}$")
@@ -34,15 +35,24 @@ def tools_system_prompt(tools: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def choose_tool(engine: ChatEngine, messages: list[dict[str, str]], tools: list[dict[str, Any]], required: bool) -> str:
-    """The tool the model finds most likely for the last user turn, or NO_TOOL."""
+def choose_tool(
+    engine: ChatEngine,
+    messages: list[dict[str, str]],
+    tools: list[dict[str, Any]],
+    required: bool,
+    router: SimilarityRouter | None = None,
+) -> str:
+    """The tool for the last user turn, or NO_TOOL: by the router when there is one, else by the chat model's
+    own scoring of the options."""
     if not required and messages and messages[-1]["role"] == "tool":
         return NO_TOOL  # a tool result just arrived: answer with it rather than calling again
+    last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
+    if router is not None:
+        return router.route(last_user, tools, required=required) or NO_TOOL
     names = [t["function"]["name"] for t in tools]
     listing = "\n".join(f"- {t['function']['name']}: {t['function'].get('description') or ''}" for t in tools)
     if not required:
         listing += f"\n- {NO_TOOL}: no tool is needed; reply to the user directly."
-    last_user = next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
     prompt = engine.prompt_ids(
         [
             {"role": "system", "content": f"Pick the best option for the user's message.\nOptions:\n{listing}"},

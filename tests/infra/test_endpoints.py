@@ -254,9 +254,12 @@ def test_embedding_archive_has_the_model_at_its_root(synth: Synth) -> None:
     assert "model.safetensors" in archive
 
 
-def test_generation_archive_holds_code_only(synth: Synth) -> None:
+def test_generation_archive_holds_code_and_the_tool_router_model_only(synth: Synth) -> None:
     (spec,) = [e for e in PLATFORM.model_endpoints if e.task == "generation"]
-    assert [name for name in _archive(synth, spec) if not name.startswith("code/")] == []
+    names = _archive(synth, spec)
+    # The chat model itself is downloaded by the container (HF_MODEL_ID); the router's sentence model ships.
+    assert [name for name in names if not name.startswith(("code/", "router/"))] == []
+    assert {"router/config.json", "router/tokenizer.json", "router/model.safetensors"} <= set(names)
 
 
 def test_model_archive_is_reproducible(tmp_path: Path) -> None:
