@@ -29,6 +29,8 @@ import requests
 ROOT = Path(__file__).resolve().parents[1]
 CRANFIELD = ROOT.parent / "shared" / "eval" / "cranfield" / "cran.all.1400"
 RESULTS = ROOT / "bench-results"
+SERVER_DATA = RESULTS / "server-data"
+MODEL_CACHE = SERVER_DATA / "models"  # shared with the server: each one-time conversion happens once
 PREFIX = "agentplatform"
 PROMPTS = [
     "Explain in a few sentences why the sky is blue.",
@@ -81,16 +83,31 @@ def start_server(data_dir: Path, threads: int) -> tuple[subprocess.Popen[str], s
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        try:
-            if requests.get(f"{url}/health", timeout=2).status_code == 200:
-                return process, url
-        except requests.ConnectionError:
-            pass
-        if process.poll() is not None:
-            raise RuntimeError("model server exited during start")
-        time.sleep(0.5)
-    raise RuntimeError("model server not ready within 600 s")
+    try:
+        while time.monotonic() < deadline:
+            try:
+                health = requests.get(f"{url}/health", timeout=2).json()
+                if health["status"] == "ready":
+                    return process, url
+                if health["status"] == "failed":
+                    raise RuntimeError(f"a model failed to load: {health['models']}")
+            except requests.ConnectionError:
+                pass
+            if process.poll() is not None:
+                raise RuntimeError("model server exited during start")
+            time.sleep(0.5)
+        raise RuntimeError("model server not ready within 600 s")
+    except BaseException:
+        stop_server(process)
+        raise
+
+
+def stop_server(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def timed(fn: Any) -> float:
@@ -102,7 +119,7 @@ def timed(fn: Any) -> float:
 def bench_embeddings(runtime: Any, texts: list[str], threads: int, rounds: int) -> dict[str, Any]:
     from endpoints.embedding.engine import SentenceEmbedder
 
-    embedder = SentenceEmbedder.load(backend="onnx", cache_dir=RESULTS / "models", threads=threads)
+    embedder = SentenceEmbedder.load(backend="onnx", cache_dir=MODEL_CACHE, threads=threads)
     batches = [texts[i : i + 32] for i in range(0, len(texts), 32)]
 
     def in_process() -> None:
@@ -158,7 +175,7 @@ def bench_generation(runtime: Any, threads: int, max_tokens: int) -> dict[str, A
 
     from endpoints.generation.engine import ChatEngine
 
-    engine = ChatEngine.load(cache_dir=RESULTS / "models", threads=threads)
+    engine = ChatEngine.load(cache_dir=MODEL_CACHE, threads=threads)
     local_rates = []
     for prompt in PROMPTS:
         ids = engine.prompt_ids([{"role": "user", "content": prompt}])
@@ -186,7 +203,7 @@ def main() -> int:
     args = parser.parse_args()
 
     RESULTS.mkdir(exist_ok=True)
-    process, url = start_server(RESULTS / "server-data", args.threads)
+    process, url = start_server(SERVER_DATA, args.threads)
     try:
         health = requests.get(f"{url}/health", timeout=10).json()
         runtime = boto3.client(
@@ -200,8 +217,7 @@ def main() -> int:
         generation = bench_generation(runtime, args.threads, args.max_tokens)
         peak = requests.get(f"{url}/health", timeout=10).json()["peak_rss_mb"]
     finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=30)
+        stop_server(process)
     results = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "embedding": embedding,

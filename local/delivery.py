@@ -15,6 +15,8 @@ from local.loop import BackgroundLoop
 
 log = logging.getLogger("local.delivery")
 
+ASYNC_ATTEMPTS = 3
+
 
 class EventDelivery:
     """Delivers one matched event to a Lambda (asynchronous invoke semantics) or Step Functions target."""
@@ -44,20 +46,16 @@ class EventDelivery:
             log.exception("event delivery to %s failed", arn)
 
     def _invoke_with_retries(self, target: dict[str, Any], payload: Any) -> None:
-        # Asynchronous Lambda invocation: the first attempt plus the target's retry budget (AWS default 2 for
-        # Lambda's own async retries), then the target's dead-letter queue if it has one.
-        attempts = 1 + int(target.get("RetryPolicy", {}).get("MaximumRetryAttempts", 2))
+        # Lambda's asynchronous invocation: the first attempt and two retries (without AWS's minutes of backoff:
+        # locally a failing handler should show at once).
         result = None
-        for _ in range(attempts):
+        for _ in range(ASYNC_ATTEMPTS):
             result = self._router.invoke(target["Arn"], payload)
             if not result.failed:
                 return
-        dlq = target.get("DeadLetterConfig", {}).get("Arn")
-        if dlq and result is not None:
-            sqs = self._clients("sqs")
-            url = sqs.get_queue_url(QueueName=dlq.rsplit(":", 1)[-1])["QueueUrl"]
-            sqs.send_message(QueueUrl=url, MessageBody=json.dumps(payload))
-        log.warning("target %s failed %d times (%s)", target["Arn"], attempts, result.error_type if result else "")
+        log.warning(
+            "target %s failed %d times (%s)", target["Arn"], ASYNC_ATTEMPTS, result.error_type if result else ""
+        )
 
     def stop(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)

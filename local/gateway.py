@@ -143,7 +143,6 @@ class HttpGateway:
         self._table = RouteTable(routes)
         self._invoke = invoke
         self._servers: list[ThreadingHTTPServer] = []
-        self._threads: list[threading.Thread] = []
         handler = self._handler_class()
         self._servers.append(ThreadingHTTPServer((host, http_port), handler))
         if https_port is not None and tls_context is not None:
@@ -157,9 +156,8 @@ class HttpGateway:
 
     def start(self) -> None:
         for server in self._servers:
-            thread = threading.Thread(target=server.serve_forever, name=f"http-{server.server_address[1]}", daemon=True)
-            thread.start()
-            self._threads.append(thread)
+            name = f"http-{server.server_address[1]}"
+            threading.Thread(target=server.serve_forever, name=name, daemon=True).start()
 
     def stop(self) -> None:
         for server in self._servers:

@@ -63,6 +63,9 @@ class LambdaRouter:
         self._functions: dict[str, Function] = {}
         self._handlers: dict[str, Handler] = {}
         self._lock = threading.Lock()
+        # One event at a time per function, as in one Lambda container: handlers keep per-request state in
+        # module objects (the API resolver's current event, the logger's correlation id).
+        self._running: dict[str, threading.Lock] = {}
         self.invocations: dict[str, int] = {}
 
     def arn(self, physical_name: str) -> str:
@@ -101,8 +104,11 @@ class LambdaRouter:
         )
         with self._lock:
             self.invocations[function.name] = self.invocations.get(function.name, 0) + 1
+            running = self._running.setdefault(physical, threading.Lock())
         try:
-            result = self._handler(physical)(event, context)
+            handler = self._handler(physical)
+            with running:
+                result = handler(event, context)
             return InvocationResult(payload=json.dumps(result, default=str).encode())
         except Exception as exc:  # Lambda reports any exception as an Unhandled function error
             log.info("function %s raised %s: %s", function.name, type(exc).__name__, exc)

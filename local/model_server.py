@@ -18,16 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
+
+from endpoints.protocol_toolkit import Service
 
 log = logging.getLogger("local.models")
 
 _INVOCATIONS = re.compile(r"^/endpoints/([^/]+)/invocations$")
 LOAD_WAIT_S = 300  # a request that arrives while its model loads waits for it, up to this long
-
-
-class Service(Protocol):
-    def invoke(self, body: bytes, content_type: str | None) -> tuple[int, Any]: ...
 
 
 @dataclass
@@ -86,10 +84,11 @@ class ModelServer:
             name: {"state": m.state, "load_seconds": m.load_seconds, **({"error": m.error} if m.error else {})}
             for name, m in self.models.items()
         }
-        ready = all(m.state == "ready" for m in self.models.values())
+        states = {m.state for m in self.models.values()}
+        status = "failed" if "failed" in states else "loading" if "loading" in states else "ready"
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        body = {"status": "ready" if ready else "loading", "models": models, "peak_rss_mb": round(peak_mb, 1)}
-        return (200 if ready else 503), body
+        body = {"status": status, "models": models, "peak_rss_mb": round(peak_mb, 1)}
+        return (200 if status == "ready" else 503), body
 
     def invoke(self, name: str, body: bytes, content_type: str | None) -> tuple[int, dict[str, str], bytes]:
         model = self.models.get(name)
@@ -97,7 +96,11 @@ class ModelServer:
             return _aws_error(400, "ValidationError", f"Endpoint {name} of account {self._account} not found.")
         if not model.ready.wait(LOAD_WAIT_S) or model.service is None:
             return _aws_error(400, "ValidationError", f"Endpoint {name} is not ready: {model.error or 'still loading'}")
-        status, payload = model.service.invoke(body, content_type)
+        try:
+            status, payload = model.service.invoke(body, content_type)
+        except Exception as exc:  # a bug in a model's code answers 500, as a container would; the server lives on
+            log.exception("endpoint %s failed", name)
+            status, payload = 500, {"error": f"{type(exc).__name__}: {exc}", "error_type": "internal"}
         text = json.dumps(payload)
         if status == 200:
             headers = {"Content-Type": "application/json", "X-Amzn-Invoked-Production-Variant": "AllTraffic"}

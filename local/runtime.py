@@ -107,13 +107,21 @@ class LocalRuntime:
         if _running is not None:
             raise RuntimeError("a local runtime is already running in this process (moto's state is per process)")
         _running = self
+        try:
+            self._start()
+        except BaseException:
+            self.stop()  # a port in use or a failed provisioning leaves nothing running
+            raise
+        return self
+
+    def _start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
         self.delivery = EventDelivery(self.router, self.client, s.region)
         self.emulator = MotoEmulator(s.host, s.aws_port, self.router, self.delivery)
         self.emulator.start()
         self.provisioned = provision(self.topology, self.client, self.router, s.prefix, s.region)
-        self.model_server = ModelServer(s.host, s.model_port, self._hosted_models(), ACCOUNT)
+        self.model_server = ModelServer(s.host, s.model_port, models_for(s, self.topology), ACCOUNT)
         self.model_server.start()
         self._set_environment()
         for mapping in self.topology.event_sources:
@@ -140,10 +148,6 @@ class LocalRuntime:
             server_context(s.data_dir / "tls"),
         )
         self.gateway.start()
-        return self
-
-    def _hosted_models(self) -> list[HostedModel]:
-        return models_for(self.settings, self.topology)
 
     def stop(self) -> None:
         if self.gateway:

@@ -17,10 +17,12 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from agentplatform.inference import EMBEDDING_DIMENSION, EMBEDDING_MAX_TOKENS
+
 log = logging.getLogger("endpoints.embedding")
 
-MAX_TOKENS = 256  # the model's max_seq_length (word pieces, specials included)
-DIMENSION = 384
+MAX_TOKENS = EMBEDDING_MAX_TOKENS  # the model's max_seq_length (word pieces, specials included)
+DIMENSION = EMBEDDING_DIMENSION
 
 
 class InputTooLong(ValueError):

@@ -129,6 +129,8 @@ class ChatEngine:
 
     def session(self, prompt: list[int]) -> Session:
         """A decoding session over one growing sequence (use it as a context manager)."""
+        if len(prompt) >= MAX_CONTEXT_TOKENS:
+            raise ContextTooLong(f"prompt ({len(prompt)} tokens) exceeds the context of {MAX_CONTEXT_TOKENS}")
         return Session(self, prompt)
 
     def _vocabulary(self) -> list[str]:
@@ -152,7 +154,11 @@ class Session:
 
     def __enter__(self) -> Session:
         self._engine._lock.acquire()
-        self._feed(self._prompt)
+        try:
+            self._feed(self._prompt)
+        except BaseException:
+            self._engine._lock.release()
+            raise
         return self
 
     def __exit__(self, *_: object) -> None:

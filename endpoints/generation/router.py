@@ -27,8 +27,8 @@ class Embedder(Protocol):
 class SimilarityRouter:
     def __init__(self, embedder: Embedder, threshold: float | None = None) -> None:
         self._embedder = embedder
-        self._threshold = threshold if threshold is not None else float(
-            os.environ.get("TOOL_ROUTER_THRESHOLD", ANSWER_THRESHOLD)
+        self._threshold = (
+            threshold if threshold is not None else float(os.environ.get("TOOL_ROUTER_THRESHOLD", ANSWER_THRESHOLD))
         )
 
     def route(self, message: str, tools: list[dict[str, Any]], *, required: bool) -> str | None:

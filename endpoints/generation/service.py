@@ -20,7 +20,14 @@ from agentplatform.inference import (
 )
 from endpoints.generation.engine import ChatEngine, ContextTooLong
 from endpoints.generation.router import SimilarityRouter
-from endpoints.generation.tools import NO_TOOL, ToolCallFailed, choose_tool, generate_arguments, tools_system_prompt
+from endpoints.generation.tools import (
+    NO_TOOL,
+    ToolCallFailed,
+    ToolSchemaInvalid,
+    choose_tool,
+    generate_arguments,
+    tools_system_prompt,
+)
 from endpoints.protocol import InvocationError, parse_request
 
 
@@ -35,7 +42,7 @@ class GenerationService:
             return 200, self.chat(request).model_dump(mode="json", exclude_none=True)
         except InvocationError as exc:
             return exc.status, exc.body()
-        except ContextTooLong as exc:
+        except (ContextTooLong, ToolSchemaInvalid) as exc:
             return 422, InvocationError(422, str(exc)).body()
         except ToolCallFailed as exc:
             # 502: the model, not the request, failed; the caller gets a typed, retryable error.
@@ -104,7 +111,10 @@ def _template_message(message: ChatMessage) -> dict[str, str]:
     """Messages as the chat template takes them: tool calls and tool results become text."""
     content = message.content or ""
     if message.tool_calls:
-        calls = [{"name": c.function.name, "arguments": c.function.parsed_arguments()} for c in message.tool_calls]
+        try:
+            calls = [{"name": c.function.name, "arguments": c.function.parsed_arguments()} for c in message.tool_calls]
+        except ValueError as exc:
+            raise InvocationError(422, f"messages: a tool call's arguments are not a JSON object: {exc}") from exc
         content = (content + "\n" if content else "") + "".join(
             f"<tool_call>\n{json.dumps(c)}\n</tool_call>" for c in calls
         )

@@ -25,6 +25,10 @@ class ToolCallFailed(ValueError):
     """No schema-valid arguments after the bounded retries."""
 
 
+class ToolSchemaInvalid(ValueError):
+    """A tool's `parameters` is not a valid JSON schema: the caller's to fix."""
+
+
 def tools_system_prompt(tools: list[dict[str, Any]]) -> str:
     lines = ["You can call these tools. Call one when it helps answer the user; otherwise answer directly."]
     for tool in tools:
@@ -69,19 +73,49 @@ def generate_arguments(engine: ChatEngine, messages: list[dict[str, str]], tool:
     fn = tool["function"]
     schema = fn.get("parameters") or {"type": "object", "properties": {}}
     prefix = f'<tool_call>\n{{"name": "{fn["name"]}", "arguments": '
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ToolSchemaInvalid(f"tool {fn['name']}: parameters are not a valid JSON schema: {exc.message}") from exc
     if _supported(schema):
         with engine.session(engine.prompt_ids(messages, prefix)) as session:
             arguments = json.loads(_value(session, schema))
     else:
         arguments = _free_form(engine, messages, prefix, schema)
-    jsonschema.validate(arguments, schema)  # by construction this holds; the check keeps the promise honest
+    try:
+        jsonschema.validate(arguments, schema)  # holds by construction; the check keeps the promise honest
+    except jsonschema.ValidationError as exc:
+        raise ToolCallFailed(f"tool {fn['name']}: arguments do not validate: {exc.message}") from exc
     return arguments
 
 
+# Keywords the constrained decoder honours; a schema using any other goes to the validated free-form path.
+_HANDLED = {
+    "type",
+    "enum",
+    "properties",
+    "required",
+    "items",
+    "minimum",
+    "maximum",
+    "maxLength",
+    "minLength",
+    "description",
+    "title",
+    "default",
+    "additionalProperties",
+    "examples",
+}
+
+
 def _supported(schema: dict[str, Any]) -> bool:
+    if set(schema) - _HANDLED:
+        return False
     kind = schema.get("type")
     if "enum" in schema:
         return True
+    if kind == "object" and not set(schema.get("required", [])) <= set(schema.get("properties") or {}):
+        return False
     if kind == "object":
         return all(_supported(s) for s in (schema.get("properties") or {}).values())
     if kind == "array":

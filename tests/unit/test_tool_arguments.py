@@ -10,7 +10,7 @@ import jsonschema
 import pytest
 
 from endpoints.generation.engine import Completion
-from endpoints.generation.tools import ToolCallFailed, choose_tool, generate_arguments
+from endpoints.generation.tools import ToolCallFailed, ToolSchemaInvalid, choose_tool, generate_arguments
 
 
 class RandomModel:
@@ -108,3 +108,20 @@ def test_a_tool_result_is_answered_not_called_again_unless_required():
     messages = [{"role": "user", "content": "weather?"}, {"role": "tool", "content": "sunny"}]
     assert choose_tool(RandomModel(1), messages, tools, required=False) == "none"
     assert choose_tool(RandomModel(1), messages, tools, required=True) == "w"
+
+
+def test_keywords_the_decoder_does_not_honour_go_to_validated_free_form():
+    schema = {
+        "type": "object",
+        "properties": {"code": {"type": "string", "pattern": "^[A-Z]{3}$"}},
+        "required": ["code"],
+    }
+    tool = {"type": "function", "function": {"name": "t", "parameters": schema}}
+    model = RandomModel(0, free_form=['{"code": "paris"}', '{"code": "CDG"}'])
+    assert generate_arguments(model, [{"role": "user", "content": "x"}], tool) == {"code": "CDG"}
+
+
+def test_a_schema_that_is_not_json_schema_is_the_callers_error():
+    tool = {"type": "function", "function": {"name": "t", "parameters": {"type": "object", "required": 5}}}
+    with pytest.raises(ToolSchemaInvalid):
+        generate_arguments(RandomModel(0), [], tool)

@@ -10,6 +10,7 @@ from functools import cached_property
 from typing import Any
 
 from agentplatform.config import Settings, get_settings
+from agentplatform.errors import ConfigurationError
 from agentplatform.ports import ChatModel, EmbeddingModel, EventBus, KeyValueTable, ObjectStore, Queue, Workflow
 
 
@@ -25,13 +26,20 @@ class Container:
         """A boto3 client for the configured backend; clients are thread-safe and reused."""
         with self._lock:
             if service not in self._clients:
-                self._clients[service] = self._new_client(service)
+                try:
+                    self._clients[service] = self._new_client(service)
+                except ValueError as exc:  # e.g. an endpoint URL without a scheme: a deploy problem
+                    raise ConfigurationError(f"cannot build a {service} client: {exc}", service=service) from exc
             return self._clients[service]
 
     def _new_client(self, service: str) -> Any:
         from botocore.config import Config
 
-        config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=20)
+        if service == "sagemaker-runtime":
+            # Generation is slow and not idempotent: wait past InvokeEndpoint's own 60 s limit, never resend.
+            config = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=3, read_timeout=70)
+        else:
+            config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=20)
         if self.settings.backend == "localstack":
             from localstack_client.session import Session as LocalStackSession
 

@@ -29,7 +29,6 @@ class Settings(BaseSettings):
     local_aws_endpoint_url: str = Field(default="http://127.0.0.1:5000", alias="LOCAL_AWS_ENDPOINT_URL")
     # The local model server (SageMaker runtime's InvokeEndpoint contract) when backend is `local`.
     local_model_endpoint_url: str = Field(default="http://127.0.0.1:8090", alias="LOCAL_MODEL_ENDPOINT_URL")
-    stage: str = Field(default="dev", alias="PLATFORM_STAGE")
     max_request_bytes: int = Field(default=1_048_576, alias="MAX_REQUEST_BYTES", gt=0)
 
     # Resource names (topology.env_var of each reference).

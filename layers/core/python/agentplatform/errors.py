@@ -42,28 +42,8 @@ class ValidationFailed(PlatformError):
     code, status, title = "validation_failed", 422, "Request validation failed"
 
 
-class BadRequest(PlatformError):
-    code, status, title = "bad_request", 400, "Bad request"
-
-
-class Unauthorized(PlatformError):
-    code, status, title = "unauthorized", 401, "Authentication required"
-
-
-class Forbidden(PlatformError):
-    code, status, title = "forbidden", 403, "Forbidden"
-
-
 class NotFound(PlatformError):
     code, status, title = "not_found", 404, "Not found"
-
-
-class MethodNotAllowed(PlatformError):
-    code, status, title = "method_not_allowed", 405, "Method not allowed"
-
-
-class Conflict(PlatformError):
-    code, status, title = "conflict", 409, "Conflict"
 
 
 class PayloadTooLarge(PlatformError):

@@ -3,7 +3,7 @@
 Embedding: the Hugging Face Text Embeddings Inference (TEI) `/embed` contract, which TEI also serves on
 SageMaker's `/invocations`: `{"inputs": str | [str], "normalize": bool, "truncate": bool}` -> a JSON array
 of vectors, one per input, in input order. Errors are 413 (batch too large) and 422 (input too long when
-`truncate` is false), with `{"error": str, "error_type": "validation"}`.
+`truncate` is false) and 422 for other invalid fields, with `{"error": str, "error_type": "validation"}`.
 
 Generation: the OpenAI chat-completions shape that TGI's Messages API and the LMI container accept on
 SageMaker: `messages`, optional `tools` / `tool_choice`, `max_tokens`, `temperature`, `top_p`, `stop`, ->
@@ -36,7 +36,8 @@ class EmbeddingRequest(BaseModel):
     inputs: str | Annotated[list[Annotated[str, Field(max_length=EMBEDDING_MAX_CHARS)]], Field(min_length=1)]
     normalize: bool = True
     truncate: bool = False
-    truncation_direction: Literal["right", "left", "Right", "Left"] = "right"
+    # TEI also truncates from the left; this platform's endpoints keep the head of a passage only.
+    truncation_direction: Literal["right", "Right"] = "right"
 
     @field_validator("inputs")
     @classmethod

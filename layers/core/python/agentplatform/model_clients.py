@@ -10,6 +10,7 @@ from agentplatform.errors import ModelOutputInvalid
 from agentplatform.inference import (
     EMBEDDING_DIMENSION,
     EMBEDDING_MAX_BATCH,
+    EMBEDDING_MAX_CHARS,
     ChatRequest,
     ChatResponse,
     EmbeddingRequest,
@@ -31,7 +32,8 @@ class EndpointEmbeddings:
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         vectors: list[list[float]] = []
         for start in range(0, len(texts), self._batch_size):
-            batch = list(texts[start : start + self._batch_size])
+            # Clipped to the contract's character bound: only the head fits the model's window anyway.
+            batch = [text[:EMBEDDING_MAX_CHARS] for text in texts[start : start + self._batch_size]]
             # truncate=True: a passage longer than the model's window is embedded by its head, not refused.
             request = EmbeddingRequest(inputs=batch, normalize=True, truncate=True)
             payload = self._endpoint.invoke(request.model_dump())

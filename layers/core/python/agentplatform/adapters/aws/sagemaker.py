@@ -9,7 +9,13 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from agentplatform.adapters.aws.errors import translate
-from agentplatform.errors import ConfigurationError, ModelInputRejected, ModelOutputInvalid, PlatformError
+from agentplatform.errors import (
+    ConfigurationError,
+    ModelInputRejected,
+    ModelOutputInvalid,
+    PlatformError,
+    UpstreamThrottled,
+)
 
 
 class SageMakerEndpoint:
@@ -40,23 +46,36 @@ class SageMakerEndpoint:
         code = error.get("Code", "")
         if code == "ModelError":
             # The container answered 4xx/5xx; OriginalStatusCode and OriginalMessage are its own.
-            original = int(exc.response.get("OriginalStatusCode") or 0)
-            message = exc.response.get("OriginalMessage") or error.get("Message", "")
-            if 400 <= original < 500:
-                return ModelInputRejected(_readable(message), endpoint=self.name, status=original)
-            if original == 502:  # the model ran but produced nothing valid (e.g. no schema-valid tool call)
-                return ModelOutputInvalid(_readable(message), endpoint=self.name)
+            status, detail = _original(exc.response, error.get("Message", ""))
+            if status == 429:
+                return UpstreamThrottled(f"endpoint {self.name}: {detail}", endpoint=self.name)
+            if status == 502:  # the model ran but produced nothing valid (e.g. no schema-valid tool call)
+                return ModelOutputInvalid(detail, endpoint=self.name)
+            if 400 <= status < 500 and status != 408:
+                return ModelInputRejected(detail, endpoint=self.name, status=status)
         if code == "ValidationError":  # e.g. no such endpoint: a deployment problem, not the caller's input
             return ConfigurationError(f"endpoint {self.name}: {error.get('Message', code)}", endpoint=self.name)
         return translate(exc, resource=f"endpoint {self.name}")
 
 
-def _readable(message: str) -> str:
-    """The model server's error text: TEI/our servers send {"error": ...}; pass plain text through."""
-    try:
-        parsed = json.loads(message)
-    except ValueError:
-        return message
-    if isinstance(parsed, dict):
-        return str(parsed.get("error") or parsed.get("message") or parsed)
-    return message
+def _original(response: Mapping[str, Any], fallback: str) -> tuple[int, str]:
+    """The container's own status and error text. Our servers answer {"error": ...} with the real status; in
+    the Hugging Face inference container every failure is a 400 whose message carries that same body with
+    a "status" field (endpoints/protocol_toolkit.py), sometimes wrapped in {"message": ...}."""
+    status = int(response.get("OriginalStatusCode") or 0)
+    body: Any = response.get("OriginalMessage") or fallback
+    for _ in range(3):  # unwrap JSON text, and {"message": <JSON text>} wrappers
+        if isinstance(body, str):
+            try:
+                body = json.loads(body)
+            except ValueError:
+                break
+        elif isinstance(body, dict) and isinstance(body.get("message"), str) and "error" not in body:
+            body = body["message"]
+        else:
+            break
+    if isinstance(body, dict):
+        if isinstance(body.get("status"), int):
+            status = body["status"]
+        return status, str(body.get("error") or body.get("message") or body)
+    return status, str(body)
