@@ -129,14 +129,7 @@ def test_an_explicit_unmapped_region_fails_the_synth() -> None:
     app = App(context=cdk_context())
     stack = Stack(app, "Elsewhere", env=Environment(region="us-gov-west-1"))
     with pytest.raises(ValueError, match="us-gov-west-1 has no Deep Learning Containers registry account"):
-        ModelEndpoints(
-            stack,
-            "ModelEndpoints",
-            topology=PLATFORM,
-            registry=Registry(stack),
-            archives={},
-            settings=InfraSettings(),
-        )
+        _endpoints_in(stack, InfraSettings())
 
 
 @pytest.mark.parametrize("spec", ENDPOINTS)
@@ -337,11 +330,10 @@ def test_a_misspelt_context_key_fails_the_synth() -> None:
     app = App(context={"agentplatform:endpoint:embeding:instanceType": "ml.g6.xlarge"})
     stack = Stack(app, "Typo")
     with pytest.raises(ValueError, match="not in the topology"):
-        ModelEndpoints(
-            stack,
-            "ModelEndpoints",
-            topology=PLATFORM,
-            registry=Registry(stack),
-            archives={},
-            settings=InfraSettings.from_context(app.node),
-        )
+        _endpoints_in(stack, InfraSettings.from_context(app.node))
+
+
+def _endpoints_in(stack: Stack, settings: InfraSettings) -> ModelEndpoints:
+    return ModelEndpoints(
+        stack, "ModelEndpoints", topology=PLATFORM, registry=Registry(stack), archives={}, settings=settings
+    )
