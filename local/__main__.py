@@ -1,5 +1,6 @@
 """`python -m local up` runs the platform locally until Ctrl-C; `python -m local invoke FUNCTION EVENT.json`
-runs one handler with a sample event against a freshly started local stack."""
+runs one handler with a sample event against a freshly started local stack; `python -m local token` mints a
+bearer token of the local dev issuer for a tenant and user."""
 
 from __future__ import annotations
 
@@ -11,9 +12,14 @@ import sys
 import threading
 from pathlib import Path
 
+from agentplatform.topology import PLATFORM
+from local.auth import DevIssuer
 from local.emulator import ACCOUNT
 from local.model_server import ModelServer
 from local.runtime import LocalRuntime, RuntimeSettings, models_for
+
+# Every scope a route of the platform asks for: a developer's token opens every door.
+DEFAULT_SCOPES = sorted({scope for route in PLATFORM.routes for scope in route.scopes})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,7 +30,20 @@ def main(argv: list[str] | None = None) -> int:
     invoke = commands.add_parser("invoke", help="invoke one function with an event file")
     invoke.add_argument("function", help="logical function name from the topology, e.g. api")
     invoke.add_argument("event", type=Path, help="JSON event file, e.g. events/api/health.json")
+    mint = commands.add_parser("token", help="print a bearer token of the local dev issuer")
+    mint.add_argument("--tenant", required=True)
+    mint.add_argument("--user", required=True, help="the token's subject")
+    mint.add_argument("--scopes", nargs="*", default=list(DEFAULT_SCOPES), help="default: %(default)s")
+    mint.add_argument("--groups", nargs="*", default=[], help="ACL groups (document visibility)")
+    mint.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default: %(default)s)")
     args = parser.parse_args(argv)
+
+    if args.command == "token":
+        issuer = DevIssuer(RuntimeSettings().data_dir / "auth")
+        print(
+            issuer.mint(tenant=args.tenant, subject=args.user, scopes=args.scopes, groups=args.groups, ttl_s=args.ttl)
+        )
+        return 0
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

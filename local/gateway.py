@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from agentplatform.topology import Route
+from local.auth import AuthFailure, JwtAuthorizer
 
 log = logging.getLogger("local.gateway")
 
@@ -135,6 +136,7 @@ class HttpGateway:
         self,
         routes: list[Route],
         invoke: Invoke,
+        authorizer: JwtAuthorizer,
         host: str,
         http_port: int,
         https_port: int | None,
@@ -142,6 +144,7 @@ class HttpGateway:
     ) -> None:
         self._table = RouteTable(routes)
         self._invoke = invoke
+        self._authorizer = authorizer
         self._servers: list[ThreadingHTTPServer] = []
         handler = self._handler_class()
         self._servers.append(ThreadingHTTPServer((host, http_port), handler))
@@ -197,6 +200,16 @@ class HttpGateway:
         route, path_parameters = self._table.match(request.command, path)
         if route is None:
             return self._write(request, 404, {"content-type": "application/json"}, [], b'{"message":"Not Found"}')
+        authorizer = None
+        if not route.public and route.path != "$default":
+            try:
+                authorizer = self._authorizer.authorize(route, {k.lower(): v for k, v in request.headers.items()})
+            except AuthFailure as failure:  # API Gateway's own answer, before any function runs
+                headers = {"content-type": "application/json"}
+                if failure.status == 401:
+                    headers["www-authenticate"] = "Bearer"
+                body = json.dumps({"message": failure.message}).encode()
+                return self._write(request, failure.status, headers, [], body)
         host = request.headers.get("host", "localhost").split(":")[0]
         event = build_event(
             request.command,
@@ -208,6 +221,8 @@ class HttpGateway:
             path_parameters,
             host,
         )
+        if authorizer is not None:
+            event["requestContext"]["authorizer"] = authorizer
         failed, result = self._invoke(route.function, event)
         if failed:  # API Gateway's answer when the integration fails
             return self._write(

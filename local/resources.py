@@ -7,6 +7,7 @@ import json
 import re
 import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from agentplatform.topology import (
@@ -61,7 +62,9 @@ def physical_name(prefix: str, name: str) -> str:
     return f"{prefix}-{name.replace('_', '-')}"
 
 
-def provision(topology: Topology, clients: Any, router: LambdaRouter, prefix: str, region: str) -> Provisioned:
+def provision(
+    topology: Topology, clients: Any, router: LambdaRouter, prefix: str, region: str, data_dir: Path
+) -> Provisioned:
     out = Provisioned()
     s3, sqs, ddb, events, iam = (clients(n) for n in ("s3", "sqs", "dynamodb", "events", "iam"))
     account = router.arn("x").split(":")[4]
@@ -165,6 +168,9 @@ def provision(topology: Topology, clients: Any, router: LambdaRouter, prefix: st
             "name": name,
             "arn": f"arn:aws:sagemaker:{region}:{account}:endpoint/{name}",
         }
+    for domain in topology.search_domains:  # the embedded engine, one folder per domain
+        folder = (data_dir / "search" / domain.name).resolve()
+        out.resources[f"search:{domain.name}"] = {"name": domain.name, "url": f"file://{folder}"}
     return out
 
 

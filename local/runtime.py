@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from agentplatform.bootstrap import use_container
 from agentplatform.config import reset_settings
 from agentplatform.topology import PLATFORM, Topology
+from local.auth import DevIssuer, JwtAuthorizer
 from local.delivery import EventDelivery, QueuePoller
 from local.emulator import ACCOUNT, MotoEmulator, Scheduler
 from local.gateway import HttpGateway
@@ -65,6 +66,7 @@ class LocalRuntime:
         self.delivery: EventDelivery | None = None
         self.scheduler: Scheduler | None = None
         self.model_server: ModelServer | None = None
+        self.issuer: DevIssuer | None = None
 
     # -- clients to the emulator (the runtime's own; handlers build theirs through the composition root)
     def client(self, service: str) -> Any:
@@ -120,7 +122,7 @@ class LocalRuntime:
         self.delivery = EventDelivery(self.router, self.client, s.region)
         self.emulator = MotoEmulator(s.host, s.aws_port, self.router, self.delivery)
         self.emulator.start()
-        self.provisioned = provision(self.topology, self.client, self.router, s.prefix, s.region)
+        self.provisioned = provision(self.topology, self.client, self.router, s.prefix, s.region, s.data_dir)
         self.model_server = ModelServer(s.host, s.model_port, models_for(s, self.topology), ACCOUNT)
         self.model_server.start()
         self._set_environment()
@@ -139,9 +141,11 @@ class LocalRuntime:
             self._pollers.append(poller)
         self.scheduler = Scheduler(s.region, speedup=s.schedule_speedup)
         self.scheduler.start()
+        self.issuer = DevIssuer(s.data_dir / "auth")
         self.gateway = HttpGateway(
             self.topology.routes,
             self._invoke_route,
+            JwtAuthorizer(self.issuer),
             s.host,
             s.http_port,
             s.https_port,
@@ -162,6 +166,7 @@ class LocalRuntime:
             self.delivery.stop()
         if self.emulator:
             self.emulator.stop()
+        use_container(None)  # closes what the handlers opened (the embedded search index)
         self._restore_environment()
         global _running
         if _running is self:

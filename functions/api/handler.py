@@ -15,6 +15,7 @@ from agentplatform.observability import lambda_entry
 from functions.api.app import build_resolver, response_headers
 from functions.api.health import VERSION, Component, HealthReport, check_health
 from functions.api.problems import document_problems
+from functions.api.search import router as search_router
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.event_handler import APIGatewayHttpResolver
@@ -55,6 +56,7 @@ def openapi_document() -> str:
 def api() -> APIGatewayHttpResolver:
     resolver = build_resolver()
     resolver.include_router(router)
+    resolver.include_router(search_router)
     return resolver
 
 

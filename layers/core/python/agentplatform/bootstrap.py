@@ -11,7 +11,18 @@ from typing import Any
 
 from agentplatform.config import Settings, get_settings
 from agentplatform.errors import ConfigurationError
-from agentplatform.ports import ChatModel, EmbeddingModel, EventBus, KeyValueTable, ObjectStore, Queue, Workflow
+from agentplatform.ports import (
+    ChatModel,
+    EmbeddingModel,
+    EventBus,
+    Function,
+    KeyValueTable,
+    ObjectStore,
+    Queue,
+    RerankModel,
+    SearchIndex,
+    Workflow,
+)
 
 
 class Container:
@@ -102,6 +113,40 @@ class Container:
         name = self.settings.require("generation_endpoint_name")
         return EndpointChat(SageMakerEndpoint(name, self.client("sagemaker-runtime")))
 
+    @cached_property
+    def reranker(self) -> RerankModel:
+        from agentplatform.adapters.aws.sagemaker import SageMakerEndpoint
+        from agentplatform.model_clients import EndpointReranker
+
+        name = self.settings.require("rerank_endpoint_name")
+        return EndpointReranker(SageMakerEndpoint(name, self.client("sagemaker-runtime")))
+
+    @cached_property
+    def retrieval_function(self) -> Function:
+        from agentplatform.adapters.aws.functions import LambdaFunction
+
+        return LambdaFunction(self.settings.require("retrieval_function_name"), self.client("lambda"))
+
+    @cached_property
+    def search_index(self) -> SearchIndex:
+        url = self.settings.require("knowledge_search_url")
+        if url.startswith("file://"):
+            from pathlib import Path
+
+            from agentplatform.adapters.local.search import EmbeddedSearchIndex
+
+            return EmbeddedSearchIndex(Path(url.removeprefix("file://")) / self.settings.search_index)
+        from agentplatform.adapters.opensearch import OpenSearchIndex, connect
+
+        client = connect(url, region=self.settings.region, sigv4=self.settings.backend == "aws")
+        return OpenSearchIndex(client, index=self.settings.search_index)
+
+    def close(self) -> None:
+        """Release what outlives a request (the embedded index's directory lock)."""
+        index = self.__dict__.pop("search_index", None)
+        if index is not None and hasattr(index, "close"):
+            index.close()
+
 
 _container: Container | None = None
 _container_lock = threading.Lock()
@@ -119,4 +164,6 @@ def use_container(replacement: Container | None) -> None:
     """Swap the container (tests pass one holding fakes; None rebuilds from settings on next use)."""
     global _container
     with _container_lock:
+        if _container is not None and _container is not replacement:
+            _container.close()
         _container = replacement

@@ -39,6 +39,12 @@ class Settings(BaseSettings):
     canary_state_machine_arn: str | None = Field(default=None, alias="CANARY_STATE_MACHINE_ARN")
     embedding_endpoint_name: str | None = Field(default=None, alias="EMBEDDING_ENDPOINT_NAME")
     generation_endpoint_name: str | None = Field(default=None, alias="GENERATION_ENDPOINT_NAME")
+    # Optional: a TEI /rerank-contract endpoint; unset, search does not rerank.
+    rerank_endpoint_name: str | None = Field(default=None, alias="RERANK_ENDPOINT_NAME")
+    retrieval_function_name: str | None = Field(default=None, alias="RETRIEVAL_FUNCTION_NAME")
+    # https://<OpenSearch domain endpoint>, or file://<folder> for the embedded engine.
+    knowledge_search_url: str | None = Field(default=None, alias="KNOWLEDGE_SEARCH_URL")
+    search_index: str = Field(default="chunks", alias="SEARCH_INDEX")
 
     def require(self, field: str) -> str:
         value = getattr(self, field)

@@ -42,6 +42,18 @@ class ValidationFailed(PlatformError):
     code, status, title = "validation_failed", 422, "Request validation failed"
 
 
+class Unauthorized(PlatformError):
+    """No credentials, or credentials that do not verify (expired, wrong signature, unknown issuer)."""
+
+    code, status, title = "unauthorized", 401, "Authentication required"
+
+
+class Forbidden(PlatformError):
+    """Authenticated, but the credentials lack the scope the operation needs."""
+
+    code, status, title = "forbidden", 403, "Forbidden"
+
+
 class NotFound(PlatformError):
     code, status, title = "not_found", 404, "Not found"
 
@@ -90,10 +102,19 @@ class UpstreamThrottled(PlatformError):
 
 def error_names() -> set[str]:
     """Every platform error's name: the names ASL Retry/Catch blocks may match on."""
-    names: set[str] = set()
+    return {klass.__name__ for klass in _error_classes()}
+
+
+def error_class(name: str) -> type[PlatformError] | None:
+    """The platform error class of that name (an error another function raised, crossing back by name)."""
+    return next((klass for klass in _error_classes() if klass.__name__ == name), None)
+
+
+def _error_classes() -> list[type[PlatformError]]:
+    out: list[type[PlatformError]] = []
     stack: list[type[PlatformError]] = [PlatformError]
     while stack:
         klass = stack.pop()
-        names.add(klass.__name__)
+        out.append(klass)
         stack.extend(klass.__subclasses__())
-    return names
+    return out

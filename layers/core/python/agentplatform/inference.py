@@ -5,6 +5,10 @@ SageMaker's `/invocations`: `{"inputs": str | [str], "normalize": bool, "truncat
 of vectors, one per input, in input order. Errors are 413 (batch too large) and 422 (input too long when
 `truncate` is false) and 422 for other invalid fields, with `{"error": str, "error_type": "validation"}`.
 
+Rerank: TEI's `/rerank` contract (also on SageMaker's `/invocations`): `{"query": str, "texts": [str],
+"truncate": bool}` -> `[{"index": int, "score": float}]`, best first. No rerank model installs offline here,
+so the platform calls one only where RERANK_ENDPOINT_NAME names an endpoint.
+
 Generation: the OpenAI chat-completions shape that TGI's Messages API and the LMI container accept on
 SageMaker: `messages`, optional `tools` / `tool_choice`, `max_tokens`, `temperature`, `top_p`, `stop`, ->
 `choices[0].message` with `content` and/or `tool_calls`, `finish_reason`, and `usage` token counts. Tool call
@@ -67,6 +71,30 @@ class EmbeddingResponse(BaseModel):
         response = cls(vectors=payload)
         if len(response.vectors) != expected:
             raise ValueError(f"expected {expected} vectors, got {len(response.vectors)}")
+        return response
+
+
+class RerankRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: Annotated[str, Field(min_length=1, max_length=EMBEDDING_MAX_CHARS)]
+    texts: Annotated[list[Annotated[str, Field(max_length=EMBEDDING_MAX_CHARS)]], Field(min_length=1, max_length=256)]
+    truncate: bool = True
+
+
+class RerankScore(BaseModel):
+    index: int = Field(ge=0)
+    score: float
+
+
+class RerankResponse(BaseModel):
+    scores: list[RerankScore]
+
+    @classmethod
+    def parse(cls, payload: Any, expected: int) -> RerankResponse:
+        response = cls(scores=payload)
+        if sorted(s.index for s in response.scores) != list(range(expected)):
+            raise ValueError(f"expected one score for each of the {expected} texts")
         return response
 
 

@@ -15,6 +15,8 @@ from agentplatform.inference import (
     ChatResponse,
     EmbeddingRequest,
     EmbeddingResponse,
+    RerankRequest,
+    RerankResponse,
 )
 from agentplatform.ports import ModelEndpoint
 
@@ -64,3 +66,22 @@ class EndpointChat:
         except (ValidationError, ValueError) as exc:
             raise ModelOutputInvalid(f"chat endpoint {self._endpoint.name}: {exc}") from exc
         return response
+
+
+class EndpointReranker:
+    """RerankModel over a TEI `/rerank`-contract endpoint."""
+
+    def __init__(self, endpoint: ModelEndpoint) -> None:
+        self._endpoint = endpoint
+
+    def rerank(self, query: str, texts: Sequence[str]) -> list[float]:
+        request = RerankRequest(query=query[:EMBEDDING_MAX_CHARS], texts=[t[:EMBEDDING_MAX_CHARS] for t in texts])
+        payload = self._endpoint.invoke(request.model_dump())
+        try:
+            response = RerankResponse.parse(payload, expected=len(texts))
+        except (ValidationError, ValueError) as exc:
+            raise ModelOutputInvalid(f"rerank endpoint {self._endpoint.name}: {exc}") from exc
+        scores = [0.0] * len(texts)
+        for item in response.scores:
+            scores[item.index] = item.score
+        return scores

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from agentplatform.inference import ChatRequest, ChatResponse
+    from agentplatform.search import Chunk, SearchHit, SearchRequest
 
 
 @dataclass(frozen=True)
@@ -83,5 +84,58 @@ class EmbeddingModel(Protocol):
         ...
 
 
+class RerankModel(Protocol):
+    def rerank(self, query: str, texts: Sequence[str]) -> list[float]:
+        """One relevance score per text, in input order (higher is more relevant)."""
+        ...
+
+
 class ChatModel(Protocol):
     def chat(self, request: ChatRequest) -> ChatResponse: ...
+
+
+class Function(Protocol):
+    """Another service's function, invoked synchronously with a JSON payload (Lambda Invoke)."""
+
+    name: str
+
+    def invoke(self, payload: Mapping[str, Any]) -> Any:
+        """The function's JSON result; a platform error the function raised is raised again here by name."""
+        ...
+
+
+class SearchIndex(HealthCheck, Protocol):
+    """Chunks of tenants' documents, searchable by BM25, vector and hybrid (agentplatform.search).
+
+    Every call is scoped to one tenant, enforced inside the adapter: a search, get or count never sees another
+    tenant's chunks, whatever the filters say.
+    """
+
+    def ensure(self) -> None:
+        """Create the index (and its search pipelines) if missing; idempotent."""
+        ...
+
+    def upsert(self, chunks: Sequence[Chunk]) -> None:
+        """Add or replace chunks by chunk_id; visible to searches when this returns."""
+        ...
+
+    def replace_document(self, tenant: str, doc_id: str, chunks: Sequence[Chunk]) -> None:
+        """Make `chunks` the document's only chunks; readers see the old set or the new one, never a mix
+        where the engine allows (the embedded engine: one commit; OpenSearch: one bulk request, one refresh)."""
+        ...
+
+    def delete_document(self, tenant: str, doc_id: str) -> int:
+        """Remove every chunk of the document; return how many there were."""
+        ...
+
+    def delete_version(self, tenant: str, doc_id: str, doc_version: str) -> int:
+        """Remove the chunks of one version of the document; return how many there were."""
+        ...
+
+    def search(self, request: SearchRequest) -> list[SearchHit]: ...
+
+    def get(self, tenant: str, chunk_id: str) -> Chunk | None:
+        """The chunk (with its vector), or None if it does not exist for this tenant."""
+        ...
+
+    def count(self, tenant: str, doc_id: str | None = None) -> int: ...

@@ -18,7 +18,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-ResourceKind = Literal["bucket", "queue", "table", "bus", "statemachine", "function", "endpoint"]
+ResourceKind = Literal["bucket", "queue", "table", "bus", "statemachine", "function", "endpoint", "search"]
 
 
 class Access(StrEnum):
@@ -87,6 +87,14 @@ class ModelEndpoint(BaseModel):
     target_invocations_per_instance: int = 600
 
 
+class SearchDomain(BaseModel):
+    """A search engine holding one index of chunks: an OpenSearch domain in AWS, the embedded engine locally."""
+
+    name: str
+    purpose: str
+    index: str = "chunks"
+
+
 class Function(BaseModel):
     name: str
     service: str  # the package under functions/
@@ -149,6 +157,7 @@ class Route(BaseModel):
     path: str  # "/health", "/v1/documents/{id}", or "$default"
     function: str
     public: bool = False  # True only where the platform's rules allow no auth (health, the API description)
+    scopes: list[str] = Field(default_factory=list)  # the token needs every one of these (else 403)
 
     @property
     def route_key(self) -> str:
@@ -166,6 +175,7 @@ class Topology(BaseModel):
     event_sources: list[EventSourceMapping]
     routes: list[Route]
     model_endpoints: list[ModelEndpoint] = Field(default_factory=list)
+    search_domains: list[SearchDomain] = Field(default_factory=list)
 
     def function(self, name: str) -> Function:
         return next(f for f in self.functions if f.name == name)
@@ -178,12 +188,13 @@ class Topology(BaseModel):
         out |= {f"function:{f.name}" for f in self.functions}
         out |= {f"statemachine:{s.name}" for s in self.state_machines}
         out |= {f"endpoint:{e.name}" for e in self.model_endpoints}
+        out |= {f"search:{d.name}" for d in self.search_domains}
         return out
 
 
 def split_ref(ref: str) -> tuple[ResourceKind, str]:
     kind, _, name = ref.partition(":")
-    if kind not in ("bucket", "queue", "table", "bus", "statemachine", "function", "endpoint") or not name:
+    if kind not in ("bucket", "queue", "table", "bus", "statemachine", "function", "endpoint", "search") or not name:
         raise ValueError(f"not a resource reference: {ref!r}")
     return kind, name  # type: ignore[return-value]
 
@@ -196,6 +207,7 @@ _ENV_SUFFIX: dict[str, str] = {
     "statemachine": "STATE_MACHINE_ARN",
     "function": "FUNCTION_NAME",
     "endpoint": "ENDPOINT_NAME",
+    "search": "SEARCH_URL",
 }
 
 
@@ -225,6 +237,7 @@ ENV_ATTRIBUTE: dict[str, Literal["name", "arn", "url"]] = {
     "statemachine": "arn",
     "function": "name",
     "endpoint": "name",
+    "search": "url",  # https://<domain endpoint> in AWS; file://<folder> for the embedded engine
 }
 
 
@@ -266,7 +279,7 @@ PLATFORM = Topology(
             purpose="The public HTTP API.",
             memory_mb=1024,
             timeout_s=29,
-            uses=_HEALTH_DESCRIBE,
+            uses=[*_HEALTH_DESCRIBE, Grant(ref="function:retrieval", access=Access.INVOKE)],
         ),
         Function(
             name="canary_probe",
@@ -275,6 +288,18 @@ PLATFORM = Topology(
             purpose="The canary's probe task: checks every component the API depends on.",
             timeout_s=20,
             uses=_HEALTH_DESCRIBE,
+        ),
+        Function(
+            name="retrieval",
+            service="retrieval",
+            handler="functions.retrieval.handler.handler",
+            purpose="Search: query embedding, hybrid search, dedupe, context assembly with citations.",
+            memory_mb=1024,
+            timeout_s=29,
+            uses=[
+                Grant(ref="search:knowledge", access=Access.READ),
+                Grant(ref="endpoint:embedding", access=Access.INVOKE),
+            ],
         ),
     ],
     state_machines=[
@@ -333,8 +358,12 @@ PLATFORM = Topology(
             instance_type="ml.g5.2xlarge",
         ),
     ],
+    search_domains=[
+        SearchDomain(name="knowledge", purpose="Chunks of every tenant's documents: BM25 + vector, tenant-filtered."),
+    ],
     routes=[
         Route(method="GET", path="/health", function="api", public=True),
+        Route(method="POST", path="/v1/search", function="api", scopes=["search"]),
         Route(method="GET", path="/openapi.json", function="api", public=True),
         Route(method="ANY", path="$default", function="api"),
     ],

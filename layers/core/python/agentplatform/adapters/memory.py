@@ -7,12 +7,27 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Mapping
+import math
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agentplatform.errors import DependencyUnavailable, NotFound
 from agentplatform.observability import correlation_id, with_correlation
 from agentplatform.ports import StoredObject
+from agentplatform.search import (
+    MAX_TOKEN_CHARS,
+    PUBLIC_ACL,
+    STOPWORDS,
+    TITLE_BOOST,
+    Chunk,
+    SearchHit,
+    SearchMode,
+    SearchRequest,
+    fuse,
+    require_tenant,
+    vector_score,
+)
 
 _ids = itertools.count(1)
 
@@ -136,3 +151,133 @@ class ScriptedModelEndpoint(_Fake):
         if isinstance(step, Exception):
             raise step
         return step(request) if callable(step) else step
+
+
+class MemorySearchIndex(_Fake):
+    """SearchIndex in plain Python: BM25 (tantivy's and Lucene's formula, over index-wide statistics, as both
+    engines compute it), exact cosine, search.fuse. Small data only; the reference the other adapters match."""
+
+    resource = "search index"
+    K1, B = 1.2, 0.75
+
+    def __init__(self) -> None:
+        import Stemmer  # PyStemmer: the Snowball English stemmer, as tantivy's and OpenSearch's `snowball`
+
+        self._stem = Stemmer.Stemmer("english").stemWord
+        self._chunks: dict[tuple[str, str], Chunk] = {}
+
+    def analyze(self, text: str) -> list[str]:
+        tokens = (t.lower() for t in _WORD.findall(text) if len(t.encode()) < MAX_TOKEN_CHARS)
+        return [self._stem(t) for t in tokens if t not in _STOPWORD_SET]
+
+    def ensure(self) -> None:
+        self.check()
+
+    def upsert(self, chunks: Sequence[Chunk]) -> None:
+        self.check()
+        for chunk in chunks:
+            self._chunks[(require_tenant(chunk.tenant), chunk.chunk_id)] = chunk
+
+    def replace_document(self, tenant: str, doc_id: str, chunks: Sequence[Chunk]) -> None:
+        self.delete_document(tenant, doc_id)
+        self.upsert(chunks)
+
+    def delete_document(self, tenant: str, doc_id: str) -> int:
+        return self._delete(lambda c: c.tenant == tenant and c.doc_id == doc_id)
+
+    def delete_version(self, tenant: str, doc_id: str, doc_version: str) -> int:
+        return self._delete(lambda c: c.tenant == tenant and c.doc_id == doc_id and c.doc_version == doc_version)
+
+    def get(self, tenant: str, chunk_id: str) -> Chunk | None:
+        self.check()
+        return self._chunks.get((require_tenant(tenant), chunk_id))
+
+    def count(self, tenant: str, doc_id: str | None = None) -> int:
+        self.check()
+        require_tenant(tenant)
+        return sum(1 for c in self._chunks.values() if c.tenant == tenant and doc_id in (None, c.doc_id))
+
+    def search(self, request: SearchRequest) -> list[SearchHit]:
+        self.check()
+        allowed = [c for c in self._chunks.values() if _passes(c, request)]
+        bm25 = self._bm25(request.text, allowed)[: request.depth] if request.mode != SearchMode.VECTOR else []
+        vector = self._nearest(request.vector, allowed)[: request.depth] if request.mode != SearchMode.BM25 else []
+        if request.mode == SearchMode.BM25:
+            ranked = bm25
+        elif request.mode == SearchMode.VECTOR:
+            ranked = [(key, vector_score(cosine)) for key, cosine in vector]
+        else:
+            ranked = fuse(bm25, [(key, vector_score(cosine)) for key, cosine in vector], request.fusion)
+        raw_bm25, raw_vector = dict(bm25), {key: vector_score(cosine) for key, cosine in vector}
+        return [
+            SearchHit(
+                self._chunks[(request.tenant, key)].without_vector(), score, raw_bm25.get(key), raw_vector.get(key)
+            )
+            for key, score in ranked[: request.top_k]
+        ]
+
+    def _delete(self, doomed: Any) -> int:
+        self.check()
+        keys = [key for key, chunk in self._chunks.items() if doomed(chunk)]
+        for key in keys:
+            del self._chunks[key]
+        return len(keys)
+
+    def _bm25(self, text: str, allowed: list[Chunk]) -> list[tuple[str, float]]:
+        terms = self.analyze(text)
+        everything = list(self._chunks.values())  # statistics are index-wide, as in tantivy and OpenSearch
+        scores: dict[str, float] = {}
+        for field, boost in (("text", 1.0), ("title", TITLE_BOOST)):
+            docs = [self.analyze(getattr(c, field)) for c in everything]
+            lengths = {id(c): len(d) for c, d in zip(everything, docs, strict=True)}
+            average = sum(lengths.values()) / max(len(docs), 1)
+            lengths = {key: _stored_length(length) for key, length in lengths.items()}
+            frequency = {t: sum(1 for d in docs if t in d) for t in set(terms)}
+            for chunk in allowed:
+                tokens = self.analyze(getattr(chunk, field))
+                norm = self.K1 * (1 - self.B + self.B * lengths[id(chunk)] / max(average, 1e-9))
+                for term in terms:  # a repeated query term counts each time, as a repeated should-clause does
+                    tf = tokens.count(term)
+                    if tf:
+                        n = frequency[term]
+                        idf = math.log(1 + (len(docs) - n + 0.5) / (n + 0.5))
+                        score = boost * idf * (self.K1 + 1) * tf / (tf + norm)
+                        scores[chunk.chunk_id] = scores.get(chunk.chunk_id, 0.0) + score
+        return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+    @staticmethod
+    def _nearest(query: Sequence[float] | None, allowed: list[Chunk]) -> list[tuple[str, float]]:
+        def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+            dot = sum(x * y for x, y in zip(a, b, strict=True))
+            return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)) or 1.0)
+
+        scored = [(c.chunk_id, cosine(query or (), c.vector)) for c in allowed]
+        return sorted(scored, key=lambda item: (-item[1], item[0]))
+
+
+def _stored_length(length: int) -> int:
+    """A field length as both engines store it: one byte, exact below 24, then 4 significant bits (Lucene's
+    SmallFloat.intToByte4 and back; tantivy's fieldnorm table), so BM25 ranks ties and near-ties alike."""
+    if length < 24:
+        return length
+    rest = length - 24
+    bits = rest.bit_length()
+    if bits < 4:
+        return length
+    shift = bits - 4
+    return 24 + ((rest >> shift) << shift)
+
+
+_WORD = re.compile(r"[^\W_]+")  # runs of letters and digits: tantivy's simple tokenizer
+_STOPWORD_SET = frozenset(STOPWORDS)
+
+
+def _passes(chunk: Chunk, request: SearchRequest) -> bool:
+    filters = request.filters
+    return (
+        chunk.tenant == require_tenant(request.tenant)
+        and bool(set(chunk.acl_terms()) & {PUBLIC_ACL, *filters.acl_groups})
+        and (not filters.doc_ids or chunk.doc_id in filters.doc_ids)
+        and (not filters.tags or bool(set(chunk.tags) & set(filters.tags)))
+        and (not filters.path_prefix or filters.path_prefix in chunk.path_prefixes())
+    )

@@ -1,0 +1,37 @@
+"""`POST /v1/search`: the caller's tenant and groups from the authorizer, the search from the retrieval
+function (its own service, reached by Lambda Invoke)."""
+
+from __future__ import annotations
+
+from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
+
+from agentplatform.bootstrap import container
+from agentplatform.principal import principal_from_event
+from agentplatform.retrieval import RetrievalRequest, SearchBody, SearchResult
+
+SEARCH_SCOPE = "search"
+
+router = APIGatewayHttpRouter()
+
+
+@router.post(
+    "/v1/search",
+    summary="Search the tenant's documents",
+    description=(
+        "Hybrid search (BM25 + vector, fused as OpenSearch's normalization processor does) over the caller's "
+        "tenant, with filters applied before ranking. Answers the hits with their citations and a context "
+        f"assembled under a token budget, most relevant first. Needs the `{SEARCH_SCOPE}` scope."
+    ),
+    tags=["search"],
+    responses={
+        200: {"description": "Hits and the assembled context"},
+        401: {"description": "No valid credentials"},
+        403: {"description": f"The credentials lack the `{SEARCH_SCOPE}` scope"},
+    },
+)
+def search(body: SearchBody) -> SearchResult:
+    principal = principal_from_event(router.current_event.raw_event)
+    principal.require(SEARCH_SCOPE)
+    request = RetrievalRequest(**body.model_dump(), tenant=principal.tenant, acl_groups=list(principal.groups))
+    answer = container().retrieval_function.invoke(request.model_dump(mode="json"))
+    return SearchResult.model_validate(answer)

@@ -1,0 +1,35 @@
+"""The retrieval function: invoked by the api (and later the agent loop's search tool) with a
+RetrievalRequest; answers a SearchResult. Errors escape as platform errors, which the caller raises again."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from pydantic import ValidationError
+
+from agentplatform.bootstrap import container
+from agentplatform.errors import FieldError, ValidationFailed
+from agentplatform.observability import CORRELATION_KEY, lambda_entry, telemetry
+from agentplatform.retrieval import RetrievalRequest
+from functions.retrieval.service import RetrievalService
+
+
+@cache
+def service() -> RetrievalService:
+    c = container()
+    reranker = c.reranker if c.settings.rerank_endpoint_name else None
+    return RetrievalService(c.search_index, c.embedding_model, reranker)
+
+
+@lambda_entry("retrieval")
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    payload = {k: v for k, v in event.items() if k != CORRELATION_KEY}
+    try:
+        request = RetrievalRequest.model_validate(payload)
+    except ValidationError as exc:
+        errors = [FieldError(loc=tuple(e["loc"]), message=e["msg"], type=e["type"]) for e in exc.errors()]
+        raise ValidationFailed("invalid retrieval request", errors=errors) from exc
+    result = service().search(request)
+    telemetry("retrieval").metrics.add_metric(name="RetrievalHits", unit="Count", value=len(result.hits))
+    return result.model_dump(mode="json")

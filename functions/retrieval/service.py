@@ -1,0 +1,66 @@
+"""Search for one tenant: embed the query, search the index, rerank if a reranker is configured, dedupe,
+assemble the context."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from agentplatform.ports import EmbeddingModel, RerankModel, SearchIndex
+from agentplatform.retrieval import Hit, RetrievalRequest, SearchResult
+from agentplatform.search import MAX_TOP_K, SearchFilters, SearchHit, SearchMode, SearchRequest
+from functions.retrieval.context import assemble, citation, dedupe
+
+# Ask the index for more than top_k: dedupe drops some, and the rerank and the context need room to choose.
+OVERFETCH = 2
+
+
+class RetrievalService:
+    def __init__(self, index: SearchIndex, embeddings: EmbeddingModel, reranker: RerankModel | None = None) -> None:
+        self._index = index
+        self._embeddings = embeddings
+        self._reranker = reranker
+
+    def search(self, request: RetrievalRequest) -> SearchResult:
+        vector = None
+        if request.mode != SearchMode.BM25:
+            vector = self._embeddings.embed([request.query])[0]
+        hits = self._index.search(
+            SearchRequest(
+                tenant=request.tenant,
+                text=request.query,
+                vector=vector,
+                mode=request.mode,
+                top_k=min(MAX_TOP_K, request.top_k * OVERFETCH),
+                filters=SearchFilters(
+                    doc_ids=tuple(request.filters.doc_ids),
+                    tags=tuple(request.filters.tags),
+                    path_prefix=request.filters.path_prefix,
+                    acl_groups=tuple(request.acl_groups),
+                ),
+            )
+        )
+        if self._reranker is not None and hits:
+            hits = self._rerank(request.query, hits)
+        hits = dedupe(hits)[: request.top_k]
+        return SearchResult(
+            query=request.query,
+            mode=request.mode,
+            hits=[
+                Hit(
+                    chunk_id=h.chunk.chunk_id,
+                    score=h.score,
+                    bm25=h.bm25,
+                    vector=h.vector,
+                    text=h.chunk.text,
+                    citation=citation(h.chunk),
+                )
+                for h in hits
+            ],
+            context=assemble(hits, request.context_tokens),
+        )
+
+    def _rerank(self, query: str, hits: list[SearchHit]) -> list[SearchHit]:
+        assert self._reranker is not None
+        scores = self._reranker.rerank(query, [h.chunk.text for h in hits])
+        reranked = [replace(h, score=s) for h, s in zip(hits, scores, strict=True)]
+        return sorted(reranked, key=lambda h: -h.score)

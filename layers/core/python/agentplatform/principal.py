@@ -1,0 +1,59 @@
+"""Who is calling: tenant, subject, scopes and groups, read only from what the API's authorizer put into the
+request context (never from the body, a header or the path).
+
+API Gateway HTTP APIs put a JWT authorizer's verified claims in `requestContext.authorizer.jwt.claims` (every
+value a string; a list claim arrives as "[a b]") and the token's scopes in `...jwt.scopes`; a Lambda
+authorizer's context arrives in `requestContext.authorizer.lambda`. The local gateway fills the same places.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agentplatform.errors import Forbidden, Unauthorized
+
+TENANT_CLAIMS = ("tenant", "custom:tenant")  # the dev issuer's claim, Cognito's custom attribute
+GROUP_CLAIMS = ("groups", "cognito:groups")
+
+
+@dataclass(frozen=True)
+class Principal:
+    tenant: str
+    subject: str
+    scopes: frozenset[str]
+    groups: tuple[str, ...] = ()
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise Forbidden(f"this operation needs the {scope!r} scope", scope=scope)
+
+
+def principal_from_event(event: Mapping[str, Any]) -> Principal:
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    if isinstance(authorizer.get("jwt"), Mapping):
+        claims = authorizer["jwt"].get("claims") or {}
+        scopes = _words(authorizer["jwt"].get("scopes") or claims.get("scope"))
+    elif isinstance(authorizer.get("lambda"), Mapping):
+        claims = authorizer["lambda"]
+        scopes = _words(claims.get("scopes"))
+    else:
+        raise Unauthorized("no verified credentials on this request")
+    # Cognito names a custom scope by its resource server: "agentplatform/search" is the scope "search".
+    scopes = [scope.rsplit("/", 1)[-1] for scope in scopes]
+    tenant = next((str(claims[c]) for c in TENANT_CLAIMS if claims.get(c)), "")
+    subject = str(claims.get("sub") or claims.get("principal") or "")
+    if not tenant or not subject:
+        raise Unauthorized("the credentials name no tenant or subject")
+    groups = next((_words(claims[c]) for c in GROUP_CLAIMS if claims.get(c)), [])
+    return Principal(tenant=tenant, subject=subject, scopes=frozenset(scopes), groups=tuple(groups))
+
+
+def _words(value: Any) -> list[str]:
+    """A list claim as API Gateway passes it ("[a b]"), a space-separated string, or a real list."""
+    if value is None:
+        return []
+    if isinstance(value, list | tuple):
+        return [str(v) for v in value]
+    return str(value).strip("[]").replace(",", " ").split()

@@ -1,0 +1,245 @@
+"""The search domain: chunks, queries, hits, and the semantics every SearchIndex adapter shares.
+
+One definition of relevance for every engine: the same analysis (tokens split on anything that is not a letter
+or digit, lowercased, stopwords removed, Snowball English stems), the same BM25 query (the chunk text, plus its
+document title at TITLE_BOOST), the same vector score (`(1 + cosine) / 2`, OpenSearch's Lucene cosine score),
+and the same fusion as OpenSearch's search pipelines (`fuse`): the normalization processor's min-max +
+weighted arithmetic mean, or the score-ranker processor's reciprocal rank fusion. The OpenSearch adapter sends
+these as an index analyzer, query bodies and a search pipeline; the embedded engine and the fake compute them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any
+
+from agentplatform.errors import ValidationFailed
+
+# The query's weight on the title field relative to the chunk text (measured on Cranfield: docs/retrieval.md).
+TITLE_BOOST = 0.5
+# Tokens longer than this are dropped (base64 blobs, hashes): tantivy's remove_long, OpenSearch's length filter.
+MAX_TOKEN_CHARS = 40
+# English function words. Questions are how users search an agent platform, and their question words
+# ("what", "how", "which", ...) carry no topic; a short stoplist leaves them to dominate short queries.
+_STOPWORD_TEXT = """
+    a about above after again against all am an and any are as at be because been before being below between
+    both but by can could did do does doing down during each few for from further had has have having he her
+    here hers herself him himself his how i if in into is it its itself just me more most my myself no nor not
+    now of off on once only or other our ours ourselves out over own same she should so some such than that the
+    their theirs them themselves then there these they this those through to too under until up very was we were
+    what when where which while who whom why will with would you your yours yourself yourselves
+"""
+STOPWORDS: tuple[str, ...] = tuple(_STOPWORD_TEXT.split())
+# How many candidates each sub-query (BM25, vector) contributes to fusion: OpenSearch's advice is 100-200.
+DEFAULT_CANDIDATES = 100
+MAX_TOP_K = 100
+
+
+class SearchMode(StrEnum):
+    HYBRID = "hybrid"
+    BM25 = "bm25"
+    VECTOR = "vector"
+
+
+class FusionTechnique(StrEnum):
+    MIN_MAX = "min_max"  # normalization-processor: min_max + arithmetic_mean
+    RRF = "rrf"  # score-ranker-processor: reciprocal rank fusion
+
+
+# OpenSearch's min-max normalization gives the lowest score this (not 0) and a lone score 1.0.
+MIN_MAX_FLOOR = 0.001
+
+
+@dataclass(frozen=True)
+class Fusion:
+    technique: FusionTechnique = FusionTechnique.MIN_MAX
+    weights: tuple[float, float] = (0.5, 0.5)  # (bm25, vector); they sum to 1, as OpenSearch requires
+    rank_constant: int = 60
+
+    def __post_init__(self) -> None:
+        if len(self.weights) != 2 or any(w < 0 or w > 1 for w in self.weights) or abs(sum(self.weights) - 1) > 1e-6:
+            raise ValueError("fusion weights are two numbers in [0, 1] that sum to 1")
+        if self.rank_constant < 1:
+            raise ValueError("the rank constant is at least 1")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One searchable piece of one version of one document, with everything a citation needs."""
+
+    chunk_id: str
+    tenant: str
+    doc_id: str
+    doc_version: str
+    text: str
+    vector: Sequence[float] = ()
+    title: str = ""
+    path: str = ""
+    section: str = ""
+    page: int | None = None
+    ordinal: int = 0  # position in the document: neighbouring chunks merge in context assembly
+    start: int = 0  # character offsets into the extracted document text
+    end: int = 0
+    content_hash: str = ""
+    tags: tuple[str, ...] = ()
+    acl_groups: tuple[str, ...] = ()  # empty: every principal of the tenant may read it
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def without_vector(self) -> Chunk:
+        return replace(self, vector=())
+
+    def path_prefixes(self) -> list[str]:
+        """Every folder prefix of the path ("a/", "a/b/"), indexed so a prefix filter is an exact term match."""
+        parts = self.path.split("/")[:-1]
+        return ["/".join(parts[: i + 1]) + "/" for i in range(len(parts))]
+
+    def acl_terms(self) -> list[str]:
+        return list(self.acl_groups) or [PUBLIC_ACL]
+
+
+PUBLIC_ACL = "*"  # the ACL term of a chunk every principal of its tenant may read
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """Filters applied inside the index before top-k (never after: a filtered query keeps its recall)."""
+
+    doc_ids: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()  # any of
+    path_prefix: str | None = None  # a folder, "reports/2024/"
+    # The caller's groups: chunks without ACL groups, plus those sharing one of these.
+    acl_groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    tenant: str
+    text: str
+    vector: Sequence[float] | None = None
+    mode: SearchMode = SearchMode.HYBRID
+    top_k: int = 10
+    filters: SearchFilters = SearchFilters()
+    candidates: int = DEFAULT_CANDIDATES
+    fusion: Fusion = Fusion()
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.tenant:
+            problems.append("tenant is required")
+        if self.mode != SearchMode.VECTOR and not self.text.strip():
+            problems.append("text is required for bm25 and hybrid search")
+        if self.mode != SearchMode.BM25 and (self.vector is None or len(self.vector) == 0):
+            problems.append("vector is required for vector and hybrid search")
+        if not 1 <= self.top_k <= MAX_TOP_K:
+            problems.append(f"top_k is between 1 and {MAX_TOP_K}")
+        if self.candidates < self.top_k:
+            problems.append("candidates is at least top_k")
+        if problems:
+            raise ValidationFailed("; ".join(problems))
+
+    @property
+    def depth(self) -> int:
+        """How many results each sub-query returns; single-mode searches need only top_k."""
+        return self.candidates if self.mode == SearchMode.HYBRID else self.top_k
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    chunk: Chunk  # without its vector
+    score: float
+    # Each sub-query's own score where the chunk was its candidate (single-mode searches; debugging).
+    bm25: float | None = None
+    vector: float | None = None  # vector_score(cosine)
+
+
+def vector_score(cosine: float) -> float:
+    """OpenSearch's Lucene-engine score for cosine similarity: monotone in cosine, in [0, 1]."""
+    return (1.0 + cosine) / 2.0
+
+
+def fuse(
+    bm25: Sequence[tuple[str, float]], vector: Sequence[tuple[str, float]], fusion: Fusion
+) -> list[tuple[str, float]]:
+    """Fuse two ranked lists of (id, score), best first, as OpenSearch's search pipelines do; best first."""
+    if fusion.technique == FusionTechnique.RRF:
+        scores: dict[str, float] = {}
+        for ranked in (bm25, vector):
+            for rank, (key, _) in enumerate(ranked, start=1):
+                scores[key] = scores.get(key, 0.0) + 1.0 / (fusion.rank_constant + rank)
+    else:
+        normalized = (_min_max(bm25), _min_max(vector))
+        scores = {}
+        for weight, part in zip(fusion.weights, normalized, strict=True):
+            for key, value in part.items():
+                scores[key] = scores.get(key, 0.0) + weight * value
+        # arithmetic_mean divides by the sum of the weights, which is 1.
+    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+
+
+def _min_max(ranked: Sequence[tuple[str, float]]) -> dict[str, float]:
+    if not ranked:
+        return {}
+    values = [score for _, score in ranked]
+    low, high = min(values), max(values)
+    out = {}
+    for key, score in ranked:
+        if high == low:
+            out[key] = 1.0
+        else:
+            value = (score - low) / (high - low)
+            out[key] = value if value != 0.0 else MIN_MAX_FLOOR
+    return out
+
+
+def chunk_document(chunk: Chunk) -> dict[str, Any]:
+    """A chunk as a JSON document (OpenSearch _source, the embedded engine's stored fields)."""
+    return {
+        "chunk_id": chunk.chunk_id,
+        "tenant": chunk.tenant,
+        "doc_id": chunk.doc_id,
+        "doc_version": chunk.doc_version,
+        "text": chunk.text,
+        "title": chunk.title,
+        "path": chunk.path,
+        "path_prefixes": chunk.path_prefixes(),
+        "section": chunk.section,
+        "page": chunk.page,
+        "ordinal": chunk.ordinal,
+        "start": chunk.start,
+        "end": chunk.end,
+        "content_hash": chunk.content_hash,
+        "tags": list(chunk.tags),
+        "acl": chunk.acl_terms(),
+        "metadata": dict(chunk.metadata),
+    }
+
+
+def chunk_from_document(source: Mapping[str, Any], vector: Sequence[float] = ()) -> Chunk:
+    acl = [g for g in source.get("acl", []) if g != PUBLIC_ACL]
+    return Chunk(
+        chunk_id=source["chunk_id"],
+        tenant=source["tenant"],
+        doc_id=source["doc_id"],
+        doc_version=source["doc_version"],
+        text=source["text"],
+        vector=vector,
+        title=source.get("title", ""),
+        path=source.get("path", ""),
+        section=source.get("section", ""),
+        page=source.get("page"),
+        ordinal=source.get("ordinal", 0),
+        start=source.get("start", 0),
+        end=source.get("end", 0),
+        content_hash=source.get("content_hash", ""),
+        tags=tuple(source.get("tags", [])),
+        acl_groups=tuple(acl),
+        metadata=dict(source.get("metadata") or {}),
+    )
+
+
+def require_tenant(tenant: str) -> str:
+    if not tenant:
+        raise ValidationFailed("tenant is required")
+    return tenant
