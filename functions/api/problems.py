@@ -78,7 +78,8 @@ def from_platform_error(exc: PlatformError, instance: str | None) -> Response:
 def field_errors_from_pydantic(errors: Iterable[Mapping[str, Any]]) -> list[FieldError]:
     return [
         FieldError(
-            loc=tuple(e.get("loc", ())),
+            # A body that is not JSON at all arrives located at ("body", <character offset>): it is the body.
+            loc=("body",) if e.get("type") == "json_invalid" else tuple(e.get("loc", ())),
             message=str(e.get("msg", "invalid")),
             type=str(e.get("type", "invalid")),
         )

@@ -5,9 +5,11 @@ Set `available = False` on any of them to make it behave like an unreachable dep
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
+import random
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -281,3 +283,46 @@ def _passes(chunk: Chunk, request: SearchRequest) -> bool:
         and (not filters.tags or bool(set(chunk.tags) & set(filters.tags)))
         and (not filters.path_prefix or filters.path_prefix in chunk.path_prefixes())
     )
+
+
+class MemoryEmbeddings(_Fake):
+    """EmbeddingModel by the hashing trick: each stemmed word adds a fixed pseudo-random direction, so texts
+    sharing words are near (no semantics beyond that); normalized, like the real model's vectors."""
+
+    resource = "embedding model"
+
+    def __init__(self, dimension: int = 384) -> None:
+        self.dimension = dimension
+        self._words = MemorySearchIndex()
+        self.calls: list[list[str]] = []
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        self.check()
+        self.calls.append(list(texts))
+        out = []
+        for text in texts:
+            vector = [0.0] * self.dimension
+            for word in self._words.analyze(text) or [text]:
+                seed = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big")
+                rng = random.Random(seed)
+                for i in range(self.dimension):
+                    vector[i] += rng.gauss(0, 1)
+            norm = math.sqrt(sum(v * v for v in vector)) or 1.0
+            out.append([v / norm for v in vector])
+        return out
+
+
+class MemoryFunction(_Fake):
+    """A Function that runs a handler in-process with a JSON round trip, as Lambda Invoke would."""
+
+    def __init__(self, name: str, handler: Any) -> None:
+        self.name = name
+        self.resource = f"function {name}"
+        self._handler = handler
+        self.payloads: list[dict[str, Any]] = []
+
+    def invoke(self, payload: Mapping[str, Any]) -> Any:
+        self.check()
+        request = json.loads(json.dumps(with_correlation(payload)))
+        self.payloads.append(request)
+        return json.loads(json.dumps(self._handler(request)))

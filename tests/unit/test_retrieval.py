@@ -1,0 +1,163 @@
+"""The retrieval service over the fakes: search, rerank, dedupe, and context assembly with citations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from agentplatform.adapters.memory import MemoryEmbeddings, MemorySearchIndex, ScriptedModelEndpoint
+from agentplatform.errors import ModelOutputInvalid, ValidationFailed
+from agentplatform.model_clients import EndpointReranker
+from agentplatform.retrieval import RetrievalRequest
+from agentplatform.search import Chunk, SearchHit
+from functions.retrieval.context import assemble, dedupe, estimate_tokens
+from functions.retrieval.handler import handler
+from functions.retrieval.service import RetrievalService
+
+EMBED = MemoryEmbeddings()
+
+
+def chunk(doc: str, n: int, text: str, *, tenant: str = "acme", **fields: Any) -> Chunk:
+    values: dict[str, Any] = {
+        "chunk_id": f"{doc}:v1:{n}",
+        "tenant": tenant,
+        "doc_id": doc,
+        "doc_version": "v1",
+        "text": text,
+        "vector": EMBED.embed([text])[0],
+        "title": f"Title of {doc}",
+        "path": f"manuals/{doc}.pdf",
+        "ordinal": n,
+    }
+    values.update(fields)
+    return Chunk(**values)
+
+
+def hit(c: Chunk, score: float) -> SearchHit:
+    return SearchHit(c.without_vector(), score)
+
+
+# -- context assembly
+
+
+def test_neighbouring_chunks_merge_and_their_overlap_is_written_once() -> None:
+    first = chunk("a", 0, "The wing stalls at high angles of attack.", start=0, end=41)
+    second = chunk("a", 1, "of attack. Flaps delay the stall.", start=31, end=64)
+    context = assemble([hit(second, 0.9), hit(first, 0.8)], budget=500)
+    assert len(context.pieces) == 1
+    piece = context.pieces[0]
+    assert piece.chunk_ids == ["a:v1:0", "a:v1:1"]
+    assert piece.text.endswith("The wing stalls at high angles of attack. Flaps delay the stall.")
+    assert piece.citation.doc_id == "a" and piece.citation.path == "manuals/a.pdf"
+
+
+def test_most_relevant_first_within_the_budget() -> None:
+    long = chunk("big", 0, "word " * 400)  # ~500 tokens
+    small = [chunk(f"s{n}", 0, f"Short fact number {n}.") for n in range(3)]
+    hits = [hit(small[0], 0.9), hit(long, 0.8), hit(small[1], 0.7), hit(small[2], 0.6)]
+    context = assemble(hits, budget=100)
+    assert [p.citation.doc_id for p in context.pieces] == ["s0", "s1", "s2"]  # the long one did not fit
+    assert [p.ref for p in context.pieces] == [1, 2, 3]
+    assert context.text.startswith("[1] Title of s0 | manuals/s0.pdf\nShort fact number 0.")
+    assert context.tokens <= 100 and context.tokens == sum(p.tokens for p in context.pieces)
+
+
+def test_a_first_piece_larger_than_the_budget_is_cut_to_fit() -> None:
+    context = assemble([hit(chunk("big", 0, "word " * 400), 1.0)], budget=50)
+    assert len(context.pieces) == 1 and context.tokens <= 50
+    assert assemble([hit(chunk("big", 0, "text"), 1.0)], budget=0).pieces == []
+
+
+def test_citations_carry_pages_and_sections() -> None:
+    pieces = assemble(
+        [
+            hit(chunk("a", 3, "Page three.", page=3, section="Loads"), 0.9),
+            hit(chunk("a", 4, "Page four.", page=4, section="Loads"), 0.8),
+        ],
+        budget=200,
+    ).pieces
+    assert pieces[0].text.startswith("[1] Title of a | manuals/a.pdf | pp. 3-4 | section: Loads\n")
+    assert pieces[0].citation.page == 3 and pieces[0].citation.section == "Loads"
+
+
+def test_dedupe_drops_repeats_by_hash_and_by_wording() -> None:
+    text = "Inspect the fan blades for nicks and cracks before every flight of the day."
+    original = chunk("a", 0, text, content_hash="h1")
+    same_hash = chunk("b", 0, "different words entirely", content_hash="h1")
+    reworded = chunk("c", 0, text + " Always.", content_hash="h2")  # near-identical: a copied paragraph
+    distinct = chunk("d", 0, "Check the tyre pressure when the tyres are cold.", content_hash="h3")
+    kept = dedupe([hit(original, 4), hit(same_hash, 3), hit(reworded, 2), hit(distinct, 1)])
+    assert [h.chunk.doc_id for h in kept] == ["a", "d"]
+
+
+def test_token_estimate() -> None:
+    assert estimate_tokens("") == 0 and estimate_tokens("abcd") == 1 and estimate_tokens("abcde") == 2
+
+
+# -- the service
+
+
+@pytest.fixture
+def index() -> MemorySearchIndex:
+    index = MemorySearchIndex()
+    index.upsert(
+        [
+            chunk("engine", 0, "Inspect the fan blades for nicks before flight.", tags=("maintenance",)),
+            chunk("engine", 1, "Oil pressure must stay in the green arc.", tags=("maintenance",)),
+            chunk("salary", 0, "Salary bands for engineers are confidential.", acl_groups=("hr",)),
+            chunk("secret", 0, "Fan blades of the prototype are made of carbon.", tenant="globex"),
+        ]
+    )
+    return index
+
+
+def request(**fields: Any) -> RetrievalRequest:
+    return RetrievalRequest(**{"tenant": "acme", "query": "fan blades", **fields})
+
+
+def test_search_answers_hits_with_citations_and_context(index: MemorySearchIndex) -> None:
+    result = RetrievalService(index, EMBED).search(request(top_k=3))
+    assert result.hits[0].chunk_id == "engine:v1:0"
+    assert all(h.citation.doc_id != "secret" for h in result.hits)  # another tenant's chunk
+    assert all(h.citation.doc_id != "salary" for h in result.hits)  # an ACL group the caller lacks
+    assert result.context.pieces[0].chunk_ids == ["engine:v1:0", "engine:v1:1"]  # neighbours merged
+    assert result.context.pieces[0].citation.path == "manuals/engine.pdf"
+
+
+def test_groups_open_acl_documents(index: MemorySearchIndex) -> None:
+    found = RetrievalService(index, EMBED).search(request(query="salary bands", acl_groups=["hr"]))
+    assert found.hits[0].citation.doc_id == "salary"
+
+
+def test_bm25_mode_does_not_embed(index: MemorySearchIndex) -> None:
+    embeddings = MemoryEmbeddings()
+    result = RetrievalService(index, embeddings).search(request(mode="bm25"))
+    assert embeddings.calls == [] and result.hits[0].bm25 is not None
+
+
+def test_filters_reach_the_index(index: MemorySearchIndex) -> None:
+    result = RetrievalService(index, EMBED).search(request(query="oil pressure", filters={"tags": ["none"]}))
+    assert result.hits == [] and result.context.pieces == []
+
+
+def test_a_reranker_reorders_the_hits(index: MemorySearchIndex) -> None:
+    def scores(req: dict[str, Any]) -> list[dict[str, Any]]:
+        # Prefers the text about oil whatever the query.
+        return [{"index": i, "score": 1.0 if "Oil" in t else 0.1} for i, t in enumerate(req["texts"])]
+
+    reranker = EndpointReranker(ScriptedModelEndpoint("rerank", [scores]))
+    result = RetrievalService(index, EMBED, reranker).search(request(top_k=2))
+    assert result.hits[0].chunk_id == "engine:v1:1" and result.hits[0].score == 1.0
+
+
+def test_a_reranker_answer_of_the_wrong_shape_is_a_model_error(index: MemorySearchIndex) -> None:
+    reranker = EndpointReranker(ScriptedModelEndpoint("rerank", [[{"index": 0, "score": 1.0}]]))
+    with pytest.raises(ModelOutputInvalid):
+        RetrievalService(index, EMBED, reranker).search(request())
+
+
+def test_the_handler_refuses_a_request_without_a_tenant(lambda_context: Any) -> None:
+    with pytest.raises(ValidationFailed) as raised:
+        handler({"query": "fan blades", "correlation_id": "c-1"}, lambda_context)
+    assert [e.loc for e in raised.value.errors] == [("tenant",)]
