@@ -13,24 +13,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-import boto3
 import requests
 
-ROOT = Path(__file__).resolve().parents[1]
-CRANFIELD = ROOT.parent / "shared" / "eval" / "cranfield" / "cran.all.1400"
-RESULTS = ROOT / "bench-results"
-SERVER_DATA = RESULTS / "server-data"
-MODEL_CACHE = SERVER_DATA / "models"  # shared with the server: each one-time conversion happens once
+from bench import cranfield
+from bench.common import RESULTS, ROOT, SERVER_DATA, machine, sagemaker_runtime, start_server, stop_server
+
+MODEL_CACHE = SERVER_DATA / "models"
 PREFIX = "agentplatform"
 PROMPTS = [
     "Explain in a few sentences why the sky is blue.",
@@ -40,74 +33,10 @@ PROMPTS = [
 
 
 def passages(n: int) -> list[str]:
-    """Cranfield abstracts (.W), or generated sentences when the eval data is not beside the repo."""
-    if not CRANFIELD.exists():
+    """Cranfield abstracts, or generated sentences when the eval data is not beside the repo."""
+    if not cranfield.available():
         return [f"Sentence {i} about boundary layers, shock waves and the heat transfer of wing {i}." for i in range(n)]
-    docs, current, in_text = [], [], False
-    for line in CRANFIELD.read_text(errors="replace").splitlines():
-        if line.startswith(".I "):
-            if current:
-                docs.append(" ".join(" ".join(current).split()))
-            current, in_text = [], False
-        elif line.startswith("."):
-            in_text = line.startswith(".W")
-        elif in_text:
-            current.append(line)
-    if current:
-        docs.append(" ".join(" ".join(current).split()))
-    return docs[:n]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_server(data_dir: Path, threads: int) -> tuple[subprocess.Popen[str], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "LOCAL_MODEL_PORT": str(port),
-        "LOCAL_DATA_DIR": str(data_dir),
-        "LOCAL_MODEL_THREADS": str(threads),
-        "LOCAL_MODELS": "all",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "local", "models"],
-        cwd=ROOT,
-        env=env,
-        text=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 600
-    try:
-        while time.monotonic() < deadline:
-            try:
-                health = requests.get(f"{url}/health", timeout=2).json()
-                if health["status"] == "ready":
-                    return process, url
-                if health["status"] == "failed":
-                    raise RuntimeError(f"a model failed to load: {health['models']}")
-            except requests.ConnectionError:
-                pass
-            if process.poll() is not None:
-                raise RuntimeError("model server exited during start")
-            time.sleep(0.5)
-        raise RuntimeError("model server not ready within 600 s")
-    except BaseException:
-        stop_server(process)
-        raise
-
-
-def stop_server(process: subprocess.Popen[str]) -> None:
-    process.send_signal(signal.SIGINT)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    return [d.text for d in cranfield.documents()[:n]]
 
 
 def timed(fn: Any) -> float:
@@ -206,20 +135,14 @@ def main() -> int:
     process, url = start_server(SERVER_DATA, args.threads)
     try:
         health = requests.get(f"{url}/health", timeout=10).json()
-        runtime = boto3.client(
-            "sagemaker-runtime",
-            endpoint_url=url,
-            region_name="us-east-1",
-            aws_access_key_id="local",
-            aws_secret_access_key="local",  # noqa: S106 - the local server accepts any credentials
-        )
+        runtime = sagemaker_runtime(url)
         embedding = bench_embeddings(runtime, passages(args.sentences), args.threads, args.rounds)
         generation = bench_generation(runtime, args.threads, args.max_tokens)
         peak = requests.get(f"{url}/health", timeout=10).json()["peak_rss_mb"]
     finally:
         stop_server(process)
     results = {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "machine": machine(),
         "embedding": embedding,
         "generation": generation,
         "model_load_seconds": {name: m["load_seconds"] for name, m in health["models"].items()},

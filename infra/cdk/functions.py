@@ -3,20 +3,25 @@
 The environment carries exactly the resource names the function's grants cover (`topology.env_var`), plus the
 backend and Powertools settings; the role holds exactly those grants (permissions.py), plus writing its own
 log group and X-Ray traces.
+
+A function granted a search domain runs in the VPC's isolated subnets (network.py), in the security group the
+domain admits (one per domain it uses); its role then also manages the function's network interfaces.
 """
 
 from __future__ import annotations
 
 from aws_cdk import Duration
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from agentplatform.observability import METRICS_NAMESPACE
-from agentplatform.topology import Function, Topology, env_var
+from agentplatform.topology import Function, Topology, env_var, split_ref
 from infra.cdk.bundling import PIP_PLATFORM, PYTHON_VERSION, Assets
 from infra.cdk.nag import XRAY_REASON, acknowledge
+from infra.cdk.network import Network, in_vpc
 from infra.cdk.permissions import apply_grants
 from infra.cdk.registry import Registry, construct_id, tag_with_ref
 
@@ -31,6 +36,23 @@ RUNTIME_PIN_REASON = (
     f"Pinned to {RUNTIME.name} on purpose, a supported Lambda runtime: the layer's compiled wheels (pydantic-core, "
     "wrapt) are resolved for exactly this Python (bundling.PYTHON_VERSION, from which the runtime is derived). "
     f"Moving to {LATEST_PYTHON.name} is a one-constant change made deliberately with a test run, not by a linter."
+)
+
+# What Lambda needs of the execution role to attach a function to a VPC (the actions of the AWS managed policy
+# AWSLambdaVPCAccessExecutionRole, which a role built here does not get).
+VPC_ENI_ACTIONS = (
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+)
+VPC_ENI_REASON = (
+    "This function runs in the VPC: Lambda creates and deletes its network interfaces with the execution role "
+    "(ec2:CreateNetworkInterface, DescribeNetworkInterfaces, DescribeSubnets, DeleteNetworkInterface, "
+    "AssignPrivateIpAddresses, UnassignPrivateIpAddresses, as in AWSLambdaVPCAccessExecutionRole); the Describe "
+    "actions support no resource-level permissions and interface ARNs are unknown before Lambda creates them."
 )
 
 
@@ -53,8 +75,11 @@ class Functions(Construct):
         registry: Registry,
         assets: Assets,
         log_retention: logs.RetentionDays,
+        network: Network | None = None,
     ) -> None:
         super().__init__(scope, id)
+        self._network = network
+        self._registry = registry
         self.layer = lambda_.LayerVersion(
             self,
             "CoreLayer",
@@ -80,7 +105,10 @@ class Functions(Construct):
             description=f"Function {spec.name}: its topology grants, its own log group and X-Ray.",
         )
         log_group.grant_write(role)
-        acknowledge(role, "AwsSolutions-IAM5[Resource::*]", XRAY_REASON)
+        vpc = self._vpc_placement(spec)
+        if vpc:
+            role.add_to_principal_policy(iam.PolicyStatement(actions=list(VPC_ENI_ACTIONS), resources=["*"]))
+        acknowledge(role, "AwsSolutions-IAM5[Resource::*]", f"{XRAY_REASON} {VPC_ENI_REASON}" if vpc else XRAY_REASON)
         self.roles[spec.name] = role
         function = lambda_.Function(
             self,
@@ -97,11 +125,24 @@ class Functions(Construct):
             role=role,
             log_group=log_group,
             environment=base_environment(spec),
+            **vpc,
         )
         if RUNTIME.name != LATEST_PYTHON.name:
             acknowledge(function, "AwsSolutions-L1", RUNTIME_PIN_REASON)
         tag_with_ref(function, f"function:{spec.name}", "AWS::Lambda::Function")
         return function
+
+    def _vpc_placement(self, spec: Function) -> dict[str, object]:
+        """`vpc`, `vpc_subnets` and `security_groups` for a function that must run in the VPC, else nothing."""
+        if not in_vpc(spec):
+            return {}
+        if self._network is None:
+            raise ValueError(f"function {spec.name} uses a search domain, but the stack has no VPC")
+        domains = sorted({split_ref(g.ref)[1] for g in spec.uses if split_ref(g.ref)[0] == "search"})
+        groups: list[ec2.ISecurityGroup] = [
+            Registry._get(self._registry.search_clients, f"search:{domain}") for domain in domains
+        ]
+        return {"vpc": self._network.vpc, "vpc_subnets": self._network.subnets, "security_groups": groups}
 
     def _wire(self, spec: Function, registry: Registry) -> None:
         function = registry.functions[spec.name]

@@ -42,6 +42,12 @@ LAMBDA_INVOKE = ("lambda:InvokeFunction",)
 SAGEMAKER_DESCRIBE = ("sagemaker:DescribeEndpoint",)
 SAGEMAKER_INVOKE = ("sagemaker:InvokeEndpoint",)
 
+# OpenSearch Service: the data plane is authorized per HTTP method on `<domain ARN>/<path>`. Searching is a POST
+# (`_search` with a body), so reading needs POST too; creating a search pipeline is a PUT, which is writing.
+ES_DESCRIBE = ("es:DescribeDomain",)
+ES_READ = ("es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost")
+ES_WRITE = ("es:ESHttpPut", "es:ESHttpPost", "es:ESHttpDelete")
+
 
 @dataclass(frozen=True)
 class Permission:
@@ -77,6 +83,15 @@ def _executions(r: Registry, ref: str) -> list[Permission]:
     return [Permission(SFN_READ_EXECUTIONS, (r.state_machine_executions_arn(split_ref(ref)[1]),), _EXECUTIONS_REASON)]
 
 
+def _search_read(r: Registry, ref: str) -> list[Permission]:
+    index = r.search_indexes[split_ref(ref)[1]]
+    return [Permission(ES_READ, (f"{r.arn(ref)}/{index}*",), _INDEX_REASON)]
+
+
+def _search_write(r: Registry, ref: str) -> list[Permission]:
+    return [Permission(ES_WRITE, (f"{r.arn(ref)}/*",), _DOMAIN_PATHS_REASON)]
+
+
 def _on_arn(*actions: str) -> Rule:
     return lambda r, ref: [Permission(actions, (r.arn(ref),))]
 
@@ -87,6 +102,16 @@ _OBJECTS_REASON = (
 _EXECUTIONS_REASON = (
     "Execution ARNs carry a runtime-generated execution name: scoped to this one state machine's executions "
     "(arn:...:execution:<machine>:*)."
+)
+_INDEX_REASON = (
+    "OpenSearch HTTP actions are authorized on the request path under the domain ARN: <domain ARN>/<index>* is "
+    "this one index's APIs (_search, _count, _doc/<id>), and indexes sharing its name as a prefix (a rollover or "
+    "reindex target), on one domain."
+)
+_DOMAIN_PATHS_REASON = (
+    "Writing a search index also uses domain-level paths: creating the index, _bulk (a POST to <domain>/_bulk) and "
+    "search pipelines (PUT <domain>/_search/pipeline/<name>). Scoped to this one domain's HTTP paths "
+    "(<domain ARN>/*), with no control-plane action."
 )
 
 RULES: dict[tuple[str, Access], Rule] = {
@@ -119,6 +144,10 @@ RULES: dict[tuple[str, Access], Rule] = {
     ("function", Access.INVOKE): _on_arn(*LAMBDA_INVOKE),
     ("endpoint", Access.DESCRIBE): _on_arn(*SAGEMAKER_DESCRIBE),
     ("endpoint", Access.INVOKE): _on_arn(*SAGEMAKER_INVOKE),
+    ("search", Access.DESCRIBE): _on_arn(*ES_DESCRIBE),
+    ("search", Access.READ): _search_read,
+    ("search", Access.WRITE): _search_write,
+    ("search", Access.READ_WRITE): lambda r, ref: _search_read(r, ref) + _search_write(r, ref),
 }
 
 

@@ -9,7 +9,9 @@ State machine ARNs are formatted from their (explicit) names instead of read fro
 that a state machine invokes may itself describe or start that state machine (the canary probe does), and a
 token reference both ways would be a circular dependency in CloudFormation. Model endpoints are named the same
 way (`<stack>-<name>`, lower case: SageMaker lower-cases the name in every endpoint ARN, and IAM compares ARNs
-case-sensitively), so functions get the name and the ARN without depending on the endpoint.
+case-sensitively), so functions get the name and the ARN without depending on the endpoint. Search domains too:
+the domain's access policy names the roles of the functions that use it, and those roles' policies name the
+domain's ARN, so the ARN is formatted from the explicit name rather than read from the domain.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ from typing import Any, Literal
 
 from aws_cdk import ArnFormat, Stack, Tags
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_opensearchservice as opensearch
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sagemaker as sagemaker
 from aws_cdk import aws_sqs as sqs
@@ -39,6 +43,8 @@ Attribute = Literal["name", "arn", "url"]
 
 # SageMaker's endpoint name pattern (and length limit).
 _ENDPOINT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# OpenSearch Service's domain name rule: 3 to 28 of a-z, 0-9 and -, starting with a letter.
+_DOMAIN_NAME = re.compile(r"^[a-z][a-z0-9-]{2,27}$")
 
 
 def construct_id(name: str) -> str:
@@ -62,6 +68,10 @@ class Registry:
     state_machines: dict[str, sfn.StateMachine] = field(default_factory=dict)
     state_machine_names: dict[str, str] = field(default_factory=dict)
     endpoints: dict[str, sagemaker.CfnEndpoint] = field(default_factory=dict)
+    search_domains: dict[str, opensearch.Domain] = field(default_factory=dict)
+    search_indexes: dict[str, str] = field(default_factory=dict)  # domain -> the index its chunks live in
+    # domain -> the security group a function joins to reach it (the domain admits HTTPS from this group only)
+    search_clients: dict[str, ec2.SecurityGroup] = field(default_factory=dict)
 
     def state_machine_name(self, name: str) -> str:
         """The physical name of a topology state machine (explicit, so its ARN is known before it exists)."""
@@ -96,6 +106,19 @@ class Registry:
     def endpoint_arn(self, name: str) -> str:
         return self.stack.format_arn(service="sagemaker", resource="endpoint", resource_name=self.endpoint_name(name))
 
+    def search_domain_name(self, name: str) -> str:
+        """The physical name of a topology search domain: `<stack>-<name>`, lower case, `_` as `-`."""
+        physical = f"{self.stack.stack_name}-{name}".lower().replace("_", "-")
+        if not _DOMAIN_NAME.match(physical):
+            raise ValueError(
+                f"search domain name {physical!r} (stack + search:{name}) is not a valid OpenSearch Service domain "
+                "name: 3-28 characters of a-z, 0-9 and -, starting with a letter (shorten the stack name)"
+            )
+        return physical
+
+    def search_domain_arn(self, name: str) -> str:
+        return self.stack.format_arn(service="es", resource="domain", resource_name=self.search_domain_name(name))
+
     def arn(self, ref: str) -> str:
         kind, name = split_ref(ref)
         if kind == "bucket":
@@ -111,6 +134,9 @@ class Registry:
         if kind == "endpoint":
             self._get(self.endpoints, ref)
             return self.endpoint_arn(name)
+        if kind == "search":
+            self._get(self.search_domains, ref)
+            return self.search_domain_arn(name)
         return self.state_machine_arn(name)
 
     def value(self, ref: str, attribute: Attribute) -> str:
@@ -134,6 +160,11 @@ class Registry:
         if kind == "endpoint" and attribute == "name":
             self._get(self.endpoints, ref)
             return self.endpoint_name(name)
+        if kind == "search" and attribute == "url":
+            return "https://" + self._get(self.search_domains, ref).domain_endpoint
+        if kind == "search" and attribute == "name":
+            self._get(self.search_domains, ref)
+            return self.search_domain_name(name)
         raise ValueError(f"a {kind} has no {attribute} to hand out ({ref})")
 
     def env_value(self, ref: str) -> str:

@@ -6,10 +6,11 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from aws_cdk import RemovalPolicy
 from aws_cdk import aws_logs as logs
 from constructs import Node
 
-from agentplatform.topology import ModelEndpoint
+from agentplatform.topology import ModelEndpoint, SearchDomain
 from infra.cdk.api import Throttle
 
 # The Hugging Face PyTorch inference DLC (GPU) both endpoints run; the tag is one of the published ones
@@ -22,6 +23,29 @@ DEFAULT_HUB_MODEL = {"generation": "HuggingFaceTB/SmolLM2-1.7B-Instruct"}
 # `agentplatform:endpoint:<name>:<setting>`: per-endpoint overrides of the topology's defaults.
 _ENDPOINT_KEY = re.compile(r"^agentplatform:endpoint:(?P<name>[^:]+):(?P<setting>[^:]+)$")
 ENDPOINT_SETTINGS = ("instanceType", "minInstances", "maxInstances", "imageTag", "modelId")
+
+# `agentplatform:search:<name>:<setting>`: per-domain sizing of a topology search domain. The defaults are the
+# smallest domain that still spreads over two AZs: two burstable data nodes, 10 GiB gp3 each (OpenSearch's
+# minimum volume), no dedicated master nodes.
+_SEARCH_KEY = re.compile(r"^agentplatform:search:(?P<name>[^:]+):(?P<setting>[^:]+)$")
+SEARCH_SETTINGS = (
+    "instanceType",
+    "instanceCount",
+    "volumeSizeGiB",
+    "dedicatedMasterType",
+    "dedicatedMasterCount",
+    "removalPolicy",
+)
+DEFAULT_SEARCH_INSTANCE_TYPE = "t3.small.search"
+DEFAULT_SEARCH_INSTANCE_COUNT = 2
+DEFAULT_SEARCH_VOLUME_GIB = 10
+_REMOVAL_POLICIES = {"retain": RemovalPolicy.RETAIN, "destroy": RemovalPolicy.DESTROY}
+
+# The Cognito user pool's feature plan: `essentials` (the default) has the V2 pre-token-generation trigger that
+# can put claims into access tokens; `plus` adds threat protection (cdk-nag COG8) at a higher price per user.
+USER_POOL_FEATURE_PLANS = ("essentials", "plus")
+# Where the app client may send the authorization code: a local CLI or dev server by default.
+DEFAULT_AUTH_CALLBACK_URLS = ("http://localhost:8765/callback",)
 
 _RETENTION = {
     1: logs.RetentionDays.ONE_DAY,
@@ -53,6 +77,18 @@ class EndpointSettings:
 
 
 @dataclass(frozen=True)
+class SearchSettings:
+    """One search domain as deployed: the defaults with the context's overrides applied."""
+
+    instance_type: str
+    instance_count: int
+    volume_size_gib: int
+    dedicated_master_type: str | None
+    dedicated_master_count: int  # 0: no dedicated master nodes
+    removal_policy: RemovalPolicy
+
+
+@dataclass(frozen=True)
 class InfraSettings:
     stack_name: str = "AgentPlatform"
     api_throttle: Throttle = field(default_factory=lambda: Throttle(burst_limit=100, rate_limit=50))
@@ -61,6 +97,45 @@ class InfraSettings:
     endpoint_image_tag: str = DEFAULT_ENDPOINT_IMAGE_TAG
     # endpoint name -> setting (one of ENDPOINT_SETTINGS) -> the context's value
     endpoint_overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # search domain name -> setting (one of SEARCH_SETTINGS) -> the context's value
+    search_overrides: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    user_pool_feature_plan: str = "essentials"
+    auth_callback_urls: tuple[str, ...] = DEFAULT_AUTH_CALLBACK_URLS
+    auth_domain_prefix: str | None = None  # None: <stack name>-<account id>, lower case
+
+    def search(self, spec: SearchDomain) -> SearchSettings:
+        """The deployed sizing of one topology search domain; fails on values OpenSearch Service would refuse."""
+        overrides = self.search_overrides.get(spec.name, {})
+        key = f"agentplatform:search:{spec.name}"
+        removal = overrides.get("removalPolicy", "retain").lower()
+        if removal not in _REMOVAL_POLICIES:
+            raise ValueError(f"{key}:removalPolicy must be one of {sorted(_REMOVAL_POLICIES)}, got {removal!r}")
+        master_type = overrides.get("dedicatedMasterType")
+        settings = SearchSettings(
+            instance_type=overrides.get("instanceType", DEFAULT_SEARCH_INSTANCE_TYPE),
+            instance_count=int(overrides.get("instanceCount", DEFAULT_SEARCH_INSTANCE_COUNT)),
+            volume_size_gib=int(overrides.get("volumeSizeGiB", DEFAULT_SEARCH_VOLUME_GIB)),
+            dedicated_master_type=master_type,
+            dedicated_master_count=int(overrides.get("dedicatedMasterCount", 3 if master_type else 0)),
+            removal_policy=_REMOVAL_POLICIES[removal],
+        )
+        for setting, value in (("instanceType", settings.instance_type), ("dedicatedMasterType", master_type)):
+            if value is not None and not value.endswith(".search"):
+                raise ValueError(f"{key}:{setting} must be an OpenSearch instance type (*.search): {value}")
+        if settings.instance_count < 2 or settings.instance_count % 2:
+            raise ValueError(
+                f"{key}:instanceCount must be even and at least 2 (the domain spreads over two AZs), "
+                f"got {settings.instance_count}"
+            )
+        if settings.volume_size_gib < 10:
+            raise ValueError(f"{key}:volumeSizeGiB must be at least 10 (gp3), got {settings.volume_size_gib}")
+        if settings.dedicated_master_count and not master_type:
+            raise ValueError(f"{key}:dedicatedMasterCount needs {key}:dedicatedMasterType")
+        if master_type and settings.dedicated_master_count not in (3, 5):
+            raise ValueError(
+                f"{key}:dedicatedMasterCount must be 3 or 5 (a quorum), got {settings.dedicated_master_count}"
+            )
+        return settings
 
     def endpoint(self, spec: ModelEndpoint) -> EndpointSettings:
         """The deployed settings of one topology endpoint; fails on values SageMaker would refuse at deploy."""
@@ -109,19 +184,38 @@ class InfraSettings:
             log_retention_days=int(get("logRetentionDays", default.log_retention_days)),
             access_log_retention_days=int(get("accessLogRetentionDays", default.access_log_retention_days)),
             endpoint_image_tag=get("endpointImageTag", default.endpoint_image_tag),
-            endpoint_overrides=_endpoint_overrides(node),
+            endpoint_overrides=_overrides(node, "endpoint", _ENDPOINT_KEY, ENDPOINT_SETTINGS),
+            search_overrides=_overrides(node, "search", _SEARCH_KEY, SEARCH_SETTINGS),
+            user_pool_feature_plan=_one_of(
+                get("userPoolFeaturePlan", default.user_pool_feature_plan).lower(),
+                USER_POOL_FEATURE_PLANS,
+                "agentplatform:userPoolFeaturePlan",
+            ),
+            auth_callback_urls=tuple(
+                url.strip()
+                for url in get("authCallbackUrls", ",".join(default.auth_callback_urls)).split(",")
+                if url.strip()
+            ),
+            auth_domain_prefix=node.try_get_context("agentplatform:authDomainPrefix"),
         )
 
 
-def _endpoint_overrides(node: Node) -> dict[str, dict[str, str]]:
+def _one_of(value: str, allowed: tuple[str, ...], key: str) -> str:
+    if value not in allowed:
+        raise ValueError(f"{key} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _overrides(node: Node, kind: str, pattern: re.Pattern[str], allowed: tuple[str, ...]) -> dict[str, dict[str, str]]:
+    """`agentplatform:<kind>:<name>:<setting>` context keys as name -> setting -> value; a misspelt key fails."""
     overrides: dict[str, dict[str, str]] = {}
     for key, value in node.get_all_context().items():
-        match = _ENDPOINT_KEY.match(key)
+        match = pattern.match(key)
         if match is None:
-            if key.startswith("agentplatform:endpoint:"):
-                raise ValueError(f"context key {key!r}: expected agentplatform:endpoint:<name>:<setting>")
+            if key.startswith(f"agentplatform:{kind}:"):
+                raise ValueError(f"context key {key!r}: expected agentplatform:{kind}:<name>:<setting>")
             continue
-        if match["setting"] not in ENDPOINT_SETTINGS:
-            raise ValueError(f"context key {key!r}: the setting must be one of {', '.join(ENDPOINT_SETTINGS)}")
+        if match["setting"] not in allowed:
+            raise ValueError(f"context key {key!r}: the setting must be one of {', '.join(allowed)}")
         overrides.setdefault(match["name"], {})[match["setting"]] = str(value)
     return overrides
