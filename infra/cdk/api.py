@@ -1,8 +1,11 @@
 """The public HTTP API (API Gateway HTTP API, payload v2): topology routes -> Lambda integrations.
 
 One `$default` stage, auto-deployed, throttled and access-logged to its own log group (JSON, one line per
-request). Routes are public only where the topology says so (health, the API description); the JWT and Lambda
-authorizers for the rest arrive with the API-edge issue.
+request). Routes are public only where the topology says so (health, the API description). Every other route
+except `$default` has the JWT authorizer of the Cognito user pool (auth.py): issuer the pool, audience its app
+client, and the route's topology scopes as `agentplatform/<scope>`. API Gateway lets a request through when its
+token carries at least one of a route's scopes; agentplatform.principal checks them all again in the function.
+`$default` has no authorizer yet: the Lambda authorizer for it arrives with the API-edge issue.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ import jsii
 from aws_cdk import Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
+from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from agentplatform.topology import Route, Topology
+from infra.cdk.auth import Auth, scope_name
 from infra.cdk.nag import acknowledge
 from infra.cdk.registry import Registry, construct_id
 
@@ -47,8 +52,9 @@ PUBLIC_ROUTE_REASON = (
     "the platform's rules allow without authentication; it returns no tenant data."
 )
 DEFAULT_ROUTE_REASON = (
-    "No authorizer exists yet: the JWT and Lambda authorizers land with the API-edge issue. Until then "
-    "`$default` has no business routes behind it and only answers 404 application/problem+json."
+    "No authorizer on `$default` yet: its Lambda authorizer lands with the API-edge issue (the topology's other "
+    "routes have the JWT authorizer). Until then `$default` has no business routes behind it and only answers 404 "
+    "application/problem+json."
 )
 
 
@@ -83,8 +89,17 @@ class HttpApi(Construct):
         registry: Registry,
         throttle: Throttle,
         log_retention: logs.RetentionDays,
+        auth: Auth | None = None,
     ) -> None:
         super().__init__(scope, id)
+        # One authorizer for every protected route (API Gateway creates it once per API).
+        self.authorizer = (
+            authorizers.HttpJwtAuthorizer(
+                "JwtAuthorizer", auth.issuer, jwt_audience=[auth.audience], authorizer_name="cognito-jwt"
+            )
+            if auth
+            else None
+        )
         self.api = apigwv2.HttpApi(
             self,
             "Api",
@@ -110,11 +125,10 @@ class HttpApi(Construct):
         return self.stage.url
 
     def _route(self, spec: Route, registry: Registry) -> apigwv2.HttpRoute:
-        if not spec.public and spec.path != "$default":
-            # Fail closed: a business route must not deploy before the authorizers exist.
-            raise ValueError(
-                f"route {spec.route_key} needs an authorizer, and none exists yet (the API-edge issue adds them)"
-            )
+        protected = not spec.public and spec.path != "$default"
+        if protected and self.authorizer is None:
+            # Fail closed: a business route must not deploy without its authorizer.
+            raise ValueError(f"route {spec.route_key} needs an authorizer: build the HttpApi with the user pool")
         if spec.function not in self._integrations:
             self._integrations[spec.function] = integrations.HttpLambdaIntegration(
                 f"{construct_id(spec.function)}Integration",
@@ -131,8 +145,11 @@ class HttpApi(Construct):
             http_api=self.api,
             route_key=key,
             integration=self._integrations[spec.function],
+            authorizer=self.authorizer if protected else None,
+            authorization_scopes=[scope_name(s) for s in spec.scopes] if protected and spec.scopes else None,
         )
-        acknowledge(route, "AwsSolutions-APIG4", PUBLIC_ROUTE_REASON if spec.public else DEFAULT_ROUTE_REASON)
+        if not protected:
+            acknowledge(route, "AwsSolutions-APIG4", PUBLIC_ROUTE_REASON if spec.public else DEFAULT_ROUTE_REASON)
         return route
 
 

@@ -32,9 +32,7 @@ def needs_network(topology: Topology) -> bool:
 
 
 class Network(Construct):
-    def __init__(
-        self, scope: Construct, id: str, *, topology: Topology, log_retention: logs.RetentionDays
-    ) -> None:
+    def __init__(self, scope: Construct, id: str, *, topology: Topology, log_retention: logs.RetentionDays) -> None:
         super().__init__(scope, id)
         self.vpc = ec2.Vpc(
             self,
@@ -66,12 +64,14 @@ class Network(Construct):
             self,
             "InterfaceEndpoints",
             vpc=self.vpc,
-            description="Interface VPC endpoints: HTTPS from the platform's functions in the VPC only",
+            description="Interface VPC endpoints: HTTPS from the platform functions in the VPC only",
             allow_all_outbound=False,
         )
         self.sagemaker_runtime: ec2.InterfaceVpcEndpoint | None = None
         if any(
-            split_ref(grant.ref)[0] == "endpoint" for function in topology.functions if in_vpc(function)
+            split_ref(grant.ref)[0] == "endpoint"
+            for function in topology.functions
+            if in_vpc(function)
             for grant in function.uses
         ):
             self.sagemaker_runtime = self.vpc.add_interface_endpoint(

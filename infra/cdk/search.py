@@ -79,7 +79,9 @@ class Search(Construct):
         super().__init__(scope, id)
         unknown = sorted(set(settings.search_overrides) - {d.name for d in topology.search_domains})
         if unknown:
-            raise ValueError(f"context agentplatform:search:<name>:* names search domains not in the topology: {unknown}")
+            raise ValueError(
+                f"context agentplatform:search:<name>:* names search domains not in the topology: {unknown}"
+            )
         self.registry = registry
         self.network = network
         self.admin_roles: dict[str, iam.Role] = {}

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from aws_cdk import CfnOutput, Stack
+from aws_cdk import CfnOutput, Fn, Stack
 from constructs import Construct
 
 from agentplatform.topology import PLATFORM, Topology
 from infra.cdk.api import HttpApi
+from infra.cdk.auth import Auth, protected_routes
 from infra.cdk.bundling import Assets, build_assets
 from infra.cdk.endpoints import ModelEndpoints
 from infra.cdk.events import Rules
 from infra.cdk.functions import Functions
+from infra.cdk.network import Network, needs_network
 from infra.cdk.registry import Registry, construct_id
+from infra.cdk.search import Search
 from infra.cdk.settings import InfraSettings
 from infra.cdk.storage import Storage
 from infra.cdk.workflows import Workflows
@@ -32,7 +35,8 @@ class PlatformStack(Stack):
             id,
             stack_name=settings.stack_name,
             description=(
-                "Agent platform: API, workflows, functions, model endpoints and storage from agentplatform.topology."
+                "Agent platform: API, workflows, functions, model endpoints, search and storage from "
+                "agentplatform.topology."
             ),
         )
         self.topology = topology
@@ -55,6 +59,17 @@ class PlatformStack(Stack):
             archives=assets.models,
             settings=settings,
         )
+        # Before the functions too: a function granted a search domain runs in the VPC and gets the domain's URL.
+        self.network = (
+            Network(self, "Network", topology=topology, log_retention=settings.log_retention)
+            if needs_network(topology)
+            else None
+        )
+        self.search = (
+            Search(self, "Search", topology=topology, registry=self.registry, network=self.network, settings=settings)
+            if self.network
+            else None
+        )
         self.functions = Functions(
             self,
             "Functions",
@@ -62,11 +77,26 @@ class PlatformStack(Stack):
             registry=self.registry,
             assets=assets,
             log_retention=settings.log_retention,
+            network=self.network,
         )
+        if self.search:
+            self.search.admit(topology)  # the domains' access policies name the function roles
         self.workflows = Workflows(
             self, "Workflows", topology=topology, registry=self.registry, log_retention=settings.log_retention
         )
         self.rules = Rules(self, "Events", topology=topology, registry=self.registry)
+        self.auth = (
+            Auth(
+                self,
+                "Auth",
+                topology=topology,
+                feature_plan=settings.user_pool_feature_plan,
+                callback_urls=settings.auth_callback_urls,
+                domain_prefix=settings.auth_domain_prefix,
+            )
+            if protected_routes(topology)
+            else None
+        )
         self.api = HttpApi(
             self,
             "HttpApi",
@@ -74,6 +104,7 @@ class PlatformStack(Stack):
             registry=self.registry,
             throttle=settings.api_throttle,
             log_retention=settings.log_retention,
+            auth=self.auth,
         )
         self._outputs()
 
@@ -87,3 +118,30 @@ class PlatformStack(Stack):
             CfnOutput(self, f"{construct_id(name)}StateMachineArn", value=machine.state_machine_arn)
         for name, endpoint in self.registry.endpoints.items():
             CfnOutput(self, f"{construct_id(name)}EndpointName", value=endpoint.attr_endpoint_name)
+        if self.auth:
+            CfnOutput(self, "UserPoolId", value=self.auth.user_pool.user_pool_id)
+            CfnOutput(self, "UserPoolClientId", value=self.auth.client.user_pool_client_id)
+            CfnOutput(self, "JwtIssuerUrl", value=self.auth.issuer, description="Issuer of the API's tokens")
+            CfnOutput(self, "AuthDomainUrl", value=self.auth.domain.base_url(), description="Hosted sign-in")
+        if self.search:
+            for name in self.registry.search_domains:
+                ref = f"search:{name}"
+                CfnOutput(self, f"{construct_id(name)}SearchUrl", value=self.registry.env_value(ref))
+                CfnOutput(
+                    self,
+                    f"{construct_id(name)}SearchAdminRoleArn",
+                    value=self.search.admin_roles[name].role_arn,
+                    description="The fine-grained access control master user: assume it to map the function roles",
+                )
+                roles = [
+                    self.functions.roles[f.name].role_arn
+                    for f in self.topology.functions
+                    if any(g.ref == ref for g in f.uses)
+                ]
+                if roles:
+                    CfnOutput(
+                        self,
+                        f"{construct_id(name)}SearchFunctionRoleArns",
+                        value=Fn.join(",", roles),
+                        description="Roles to map to OpenSearch roles (backend roles) in the domain's security plugin",
+                    )

@@ -1,9 +1,9 @@
 """Reading a synthesized template back against the topology (shared by the infra tests; conftest synthesizes).
 
 The helpers map template resources back to topology references through the `agentplatform:ref` tag, and
-resolve the intrinsics the app uses (Ref, Fn::GetAtt, the formatted state machine and endpoint ARNs, and an
-endpoint's explicit name) to `(logical id, attribute)` pairs, so tests compare against the topology without
-trusting the app's own lookups.
+resolve the intrinsics the app uses (Ref, Fn::GetAtt, the formatted state machine, endpoint and search domain
+ARNs, an endpoint's explicit name, and a search domain's https:// URL) to `(logical id, attribute)` pairs, so tests
+compare against the topology without trusting the app's own lookups.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 REF_TAG = "agentplatform:ref"
 _SM_ARN_TAIL = re.compile(r"^:stateMachine:(?P<name>[A-Za-z0-9_-]+)$")
 _ENDPOINT_ARN_TAIL = re.compile(r"^:endpoint/(?P<name>[a-z0-9-]+)$")
+_DOMAIN_ARN_TAIL = re.compile(r"^:domain/(?P<name>[a-z][a-z0-9-]+)(?P<path>/.*)?$")
 
 # What CloudFormation returns for each (kind, attribute) an environment variable or ASL placeholder may carry:
 # "Ref" or the Fn::GetAtt attribute.
@@ -38,6 +39,8 @@ INTRINSIC = {
     ("queue", "arn"): "Arn",
     ("table", "arn"): "Arn",
     ("bus", "arn"): "Arn",
+    ("search", "url"): "https://DomainEndpoint",  # "https://" joined to the domain's endpoint (see Synth.target)
+    ("search", "arn"): "Arn",
 }
 
 
@@ -90,10 +93,21 @@ class Synth:
         assert len(found) == 1, f"expected one endpoint named {name}, found {found}"
         return found[0]
 
+    def domain_named(self, name: str) -> str:
+        found = [
+            lid
+            for lid, r in self.of_type("AWS::OpenSearchService::Domain").items()
+            if r["Properties"].get("DomainName") == name
+        ]
+        assert len(found) == 1, f"expected one search domain named {name}, found {found}"
+        return found[0]
+
     def target(self, value: Any) -> tuple[str, str]:
         """What an intrinsic points at: ("<logical id>", "Ref" | "<GetAtt attribute>").
 
         A model endpoint's name is explicit, so it appears as a plain string: ("<its logical id>", "EndpointName").
+        A search domain's URL is "https://" joined to its endpoint: ("<its logical id>", "https://DomainEndpoint").
+        A search domain's formatted ARN is ("<its logical id>", "Arn"), a path under it ("<id>", "Arn/<path>").
         """
         if isinstance(value, str) and self.of_type("AWS::SageMaker::Endpoint"):
             return self.endpoint_named(value), "EndpointName"
@@ -106,6 +120,9 @@ class Synth:
             # arn:${Partition}:states:${Region}:${Account}:stateMachine:<name> -> that machine's Ref (its ARN)
             separator, parts = value["Fn::Join"]
             assert separator == ""
+            if len(parts) == 2 and parts[0] == "https://" and isinstance(parts[1], dict) and "Fn::GetAtt" in parts[1]:
+                lid, attribute = parts[1]["Fn::GetAtt"]
+                return lid, f"https://{attribute}"
             tail = parts[-1] if isinstance(parts[-1], str) else ""
             match = _SM_ARN_TAIL.match(tail)
             if match and parts[0] == "arn:" and ":states:" in parts:
@@ -120,6 +137,10 @@ class Synth:
             match = _ENDPOINT_ARN_TAIL.match(tail)
             if match and parts[0] == "arn:" and ":sagemaker:" in parts:
                 return self.endpoint_named(match.group("name")), "Ref"
+            # arn:${Partition}:es:${Region}:${Account}:domain/<name>[/<path>] -> that domain's ARN (or a path under it)
+            match = _DOMAIN_ARN_TAIL.match(tail)
+            if match and parts[0] == "arn:" and ":es:" in parts:
+                return self.domain_named(match.group("name")), "Arn" + (match.group("path") or "")
         raise AssertionError(f"unrecognised intrinsic {value!r}")
 
     def role_statements(self, role_lid: str) -> list[dict[str, Any]]:

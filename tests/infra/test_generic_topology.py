@@ -1,6 +1,6 @@
 """The constructs are generic over the topology: a richer one (every grant kind, GSIs, TTL, every target kind,
-placeholders inside strings, a model endpoint) still synthesizes cdk-nag clean, and mistakes in a topology fail
-the synth.
+placeholders inside strings, a model endpoint, a search domain, protected routes with several scopes) still
+synthesizes cdk-nag clean, and mistakes in a topology fail the synth.
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import re
 from typing import Any
 
 import pytest
-from aws_cdk import App
+from aws_cdk import App, Stack
+from aws_cdk import aws_logs as logs
 from aws_cdk.assertions import Template
 
 from agentplatform.topology import (
@@ -23,6 +24,7 @@ from agentplatform.topology import (
     Queue,
     Route,
     Rule,
+    SearchDomain,
     StateMachine,
     Table,
     TableIndex,
@@ -30,8 +32,10 @@ from agentplatform.topology import (
     Topology,
     env_var,
 )
+from infra.cdk.api import HttpApi, Throttle
 from infra.cdk.nag import add_checks
 from infra.cdk.permissions import permissions_for
+from infra.cdk.registry import Registry
 from infra.cdk.settings import InfraSettings
 from infra.cdk.stack import PlatformStack
 from tests.infra.cdk_synth import Synth, cdk_context, failed_findings, statement_pairs
@@ -68,6 +72,7 @@ def _topology(**overrides: Any) -> Topology:
                     Grant(ref="statemachine:flow", access=Access.READ_WRITE),
                     Grant(ref="function:worker", access=Access.INVOKE),
                     Grant(ref="endpoint:embedding", access=Access.INVOKE),
+                    Grant(ref="search:docs", access=Access.READ_WRITE),
                 ],
             ),
             Function(
@@ -75,7 +80,10 @@ def _topology(**overrides: Any) -> Topology:
                 service="api",
                 handler=HANDLER,
                 purpose="Invoked by the flow.",
-                uses=[Grant(ref="statemachine:flow", access=Access.DESCRIBE)],
+                uses=[
+                    Grant(ref="statemachine:flow", access=Access.DESCRIBE),
+                    Grant(ref="search:docs", access=Access.DESCRIBE),
+                ],
             ),
         ],
         "state_machines": [
@@ -114,7 +122,13 @@ def _topology(**overrides: Any) -> Topology:
             ),
         ],
         "event_sources": [],
-        "routes": [Route(method="GET", path="/health", function="reader", public=True)],
+        "routes": [
+            Route(method="GET", path="/health", function="reader", public=True),
+            Route(method="POST", path="/v1/things", function="reader", scopes=["things", "admin"]),
+            Route(method="GET", path="/v1/me", function="worker"),
+            Route(method="ANY", path="$default", function="reader"),
+        ],
+        "search_domains": [SearchDomain(name="docs", purpose="Pages.", index="pages")],
         "model_endpoints": [
             ModelEndpoint(
                 name="embedding",
@@ -214,8 +228,66 @@ def test_an_access_that_does_not_fit_the_kind_fails() -> None:
         permissions_for(None, Grant(ref="bucket:files", access=Access.PUBLISH))  # type: ignore[arg-type]
 
 
-def test_a_protected_route_without_an_authorizer_fails_the_synth(tmp_path: Any) -> None:
-    topology = _topology(routes=[Route(method="POST", path="/v1/things", function="reader")])
+def _es_pairs(synth: Synth, function: str) -> set[tuple[str, tuple[str, str]]]:
+    role, _ = synth.target(synth.props(f"function:{function}")["Role"])
+    return {(a, synth.target(r)) for a, r in statement_pairs(synth.role_statements(role)) if a.startswith("es:")}
+
+
+def test_search_access_levels_map_to_their_paths(rich: Synth) -> None:
+    domain = rich.logical_id("search:docs")
+    assert rich.props(domain)["DomainName"] == "rich-docs"
+    assert _es_pairs(rich, "reader") == {
+        *((a, (domain, "Arn/pages*")) for a in ("es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost")),
+        *((a, (domain, "Arn/*")) for a in ("es:ESHttpPut", "es:ESHttpPost", "es:ESHttpDelete")),
+    }
+    assert _es_pairs(rich, "worker") == {("es:DescribeDomain", (domain, "Arn"))}
+
+
+def test_describe_only_functions_run_in_the_vpc_but_get_no_data_access(rich: Synth) -> None:
+    """DESCRIBE is control plane: the worker joins the VPC (it may check the domain) but is not in its policy."""
+    assert "VpcConfig" in rich.props("function:worker")
+    statements = rich.props("search:docs")["AccessPolicies"]["Statement"]
+    principals = {rich.target(s["Principal"]["AWS"])[0] for s in statements}
+    worker, _ = rich.target(rich.props("function:worker")["Role"])
+    reader, _ = rich.target(rich.props("function:reader")["Role"])
+    assert reader in principals and worker not in principals
+
+
+def test_no_sagemaker_endpoint_in_the_vpc_unless_a_vpc_function_invokes_one(rich: Synth) -> None:
+    services = [rich.props(lid)["ServiceName"]["Fn::Join"][1][-1] for lid in rich.of_type("AWS::EC2::VPCEndpoint")]
+    assert sorted(services) == [".dynamodb", ".s3", ".sagemaker.runtime"]  # reader invokes the embedding endpoint
+
+
+def test_protected_routes_get_the_jwt_authorizer_with_all_their_scopes(rich: Synth) -> None:
+    routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in rich.of_type("AWS::ApiGatewayV2::Route").values()}
+    assert routes["POST /v1/things"]["AuthorizationType"] == "JWT"
+    assert routes["POST /v1/things"]["AuthorizationScopes"] == ["agentplatform/things", "agentplatform/admin"]
+    assert routes["GET /v1/me"]["AuthorizationType"] == "JWT"
+    assert "AuthorizationScopes" not in routes["GET /v1/me"]  # any token of the pool's client
+    assert routes["GET /v1/me"]["AuthorizerId"] == routes["POST /v1/things"]["AuthorizerId"]
+    for key in ("GET /health", "$default"):
+        assert routes[key]["AuthorizationType"] == "NONE"
+    (server,) = rich.of_type("AWS::Cognito::UserPoolResourceServer").values()
+    assert {s["ScopeName"] for s in server["Properties"]["Scopes"]} == {"things", "admin"}
+
+
+def test_no_user_pool_without_protected_routes(tmp_path: Any) -> None:
+    """Public routes only: no Cognito, no authorizer (checked on the construct, no synth)."""
+    topology = _topology(routes=[Route(method="GET", path="/health", function="reader", public=True)])
     app = App(outdir=str(tmp_path), context=cdk_context())
+    stack = PlatformStack(app, "Rich", settings=InfraSettings(stack_name="Rich"), topology=topology)
+    assert stack.auth is None and stack.api.authorizer is None
+
+
+def test_a_protected_route_without_the_user_pool_fails_the_synth() -> None:
+    topology = _topology(routes=[Route(method="POST", path="/v1/things", function="reader")])
+    stack = Stack(App(), "Api")
     with pytest.raises(ValueError, match="needs an authorizer"):
-        PlatformStack(app, "Rich", settings=InfraSettings(stack_name="Rich"), topology=topology)
+        HttpApi(
+            stack,
+            "HttpApi",
+            topology=topology,
+            registry=Registry(stack),
+            throttle=Throttle(burst_limit=1, rate_limit=1),
+            log_retention=logs.RetentionDays.ONE_DAY,
+        )

@@ -39,9 +39,33 @@ EXPECTED: dict[tuple[str, Access], tuple[set[str], set[str]]] = {
     ("function", Access.INVOKE): ({"lambda:InvokeFunction"}, set()),
     ("endpoint", Access.DESCRIBE): ({"sagemaker:DescribeEndpoint"}, set()),
     ("endpoint", Access.INVOKE): ({"sagemaker:InvokeEndpoint"}, set()),
+    # Searching is a POST with a body; HEAD and GET read documents and the index.
+    ("search", Access.DESCRIBE): ({"es:DescribeDomain"}, set()),
+    ("search", Access.READ): ({"es:ESHttpPost", "es:ESHttpGet"}, {"es:ESHttpHead"}),
+    ("search", Access.WRITE): ({"es:ESHttpPut", "es:ESHttpPost", "es:ESHttpDelete"}, set()),
+    ("search", Access.READ_WRITE): (
+        {"es:ESHttpGet", "es:ESHttpPost", "es:ESHttpPut", "es:ESHttpDelete"},
+        {"es:ESHttpHead"},
+    ),
+}
+# Where on the search domain each access applies: "" is the domain ARN itself, else the path under it.
+SEARCH_PATHS: dict[Access, set[str]] = {
+    Access.DESCRIBE: {""},
+    Access.READ: {"/{index}*"},
+    Access.WRITE: {"/*"},
+    Access.READ_WRITE: {"/{index}*", "/*"},
 }
 XRAY = {"xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets"}
 FUNCTION_LOGS = {"logs:CreateLogStream", "logs:PutLogEvents"}
+# A function in the VPC: Lambda manages its network interfaces with the execution role (no resource-level ARNs).
+VPC_ENI = {
+    "ec2:CreateNetworkInterface",
+    "ec2:DescribeNetworkInterfaces",
+    "ec2:DescribeSubnets",
+    "ec2:DeleteNetworkInterface",
+    "ec2:AssignPrivateIpAddresses",
+    "ec2:UnassignPrivateIpAddresses",
+}
 SFN_LOG_DELIVERY = {
     "logs:CreateLogDelivery",
     "logs:GetLogDelivery",
@@ -97,8 +121,10 @@ def test_function_role_is_exactly_its_grants(synth: Synth, function: Any) -> Non
     log_group_lid, _ = synth.target(props["LoggingConfig"]["LogGroup"])
     assert "ManagedPolicyArns" not in synth.resources[role_lid]["Properties"]
 
+    in_vpc = "VpcConfig" in props
+
     def baseline(action: str, resource: Any) -> bool:
-        if action in XRAY:
+        if action in XRAY or (in_vpc and action in VPC_ENI):
             return resource == "*"
         if action in FUNCTION_LOGS:
             assert resource == {"Fn::GetAtt": [log_group_lid, "Arn"]}, f"{action} on {resource}"
@@ -137,3 +163,27 @@ def test_rule_roles_only_start_their_target(synth: Synth) -> None:
             role_lid, _ = synth.target(target["RoleArn"])
             pairs = statement_pairs(synth.role_statements(role_lid))
             assert pairs == [("states:StartExecution", target["Arn"])]
+
+
+SEARCH_GRANTS = [
+    pytest.param(f, g, id=f"{f.name}-{g.ref}-{g.access.value}")
+    for f in PLATFORM.functions
+    for g in f.uses
+    if split_ref(g.ref)[0] == "search"
+]
+
+
+@pytest.mark.parametrize(("function", "grant"), SEARCH_GRANTS)
+def test_search_grants_are_on_the_paths_of_their_access(synth: Synth, function: Any, grant: Grant) -> None:
+    """READ is the index's paths only (`<domain>/<index>*`); WRITE is the domain's paths; DESCRIBE the domain."""
+    props = synth.props(f"function:{function.name}")
+    role_lid, _ = synth.target(props["Role"])
+    domain = synth.logical_id(grant.ref)
+    (spec,) = [d for d in PLATFORM.search_domains if f"search:{d.name}" == grant.ref]
+    found = set()
+    for action, resource in statement_pairs(synth.role_statements(role_lid)):
+        if action.startswith("es:"):
+            lid, attribute = synth.target(resource)
+            assert lid == domain, f"{action} on another domain: {resource}"
+            found.add(attribute.removeprefix("Arn"))
+    assert found == {path.format(index=spec.index) for path in SEARCH_PATHS[grant.access]}

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from operator import itemgetter
 from typing import Any
 
 from agentplatform.errors import ValidationFailed
@@ -162,35 +163,32 @@ def vector_score(cosine: float) -> float:
 def fuse(
     bm25: Sequence[tuple[str, float]], vector: Sequence[tuple[str, float]], fusion: Fusion
 ) -> list[tuple[str, float]]:
-    """Fuse two ranked lists of (id, score), best first, as OpenSearch's search pipelines do; best first."""
+    """Fuse two ranked lists of (id, score), best first, as OpenSearch's search pipelines do; best first, ties
+    by id."""
+    scores: dict[str, float] = {}
     if fusion.technique == FusionTechnique.RRF:
-        scores: dict[str, float] = {}
         for ranked in (bm25, vector):
             for rank, (key, _) in enumerate(ranked, start=1):
                 scores[key] = scores.get(key, 0.0) + 1.0 / (fusion.rank_constant + rank)
     else:
-        normalized = (_min_max(bm25), _min_max(vector))
-        scores = {}
-        for weight, part in zip(fusion.weights, normalized, strict=True):
-            for key, value in part.items():
+        # arithmetic_mean: the weighted sum divided by the weights' sum, which is 1; a missing score counts 0.
+        for weight, ranked in zip(fusion.weights, (bm25, vector), strict=True):
+            for key, value in _min_max(ranked):
                 scores[key] = scores.get(key, 0.0) + weight * value
-        # arithmetic_mean divides by the sum of the weights, which is 1.
-    return sorted(scores.items(), key=lambda item: (-item[1], item[0]))
+    out = sorted(scores.items())
+    out.sort(key=itemgetter(1), reverse=True)  # stable: equal scores stay in id order
+    return out
 
 
-def _min_max(ranked: Sequence[tuple[str, float]]) -> dict[str, float]:
+def _min_max(ranked: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
     if not ranked:
-        return {}
+        return []
     values = [score for _, score in ranked]
     low, high = min(values), max(values)
-    out = {}
-    for key, score in ranked:
-        if high == low:
-            out[key] = 1.0
-        else:
-            value = (score - low) / (high - low)
-            out[key] = value if value != 0.0 else MIN_MAX_FLOOR
-    return out
+    if high == low:
+        return [(key, 1.0) for key, _ in ranked]
+    span = high - low
+    return [(key, ((score - low) / span) or MIN_MAX_FLOOR) for key, score in ranked]
 
 
 def chunk_document(chunk: Chunk) -> dict[str, Any]:

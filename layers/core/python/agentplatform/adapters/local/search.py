@@ -20,7 +20,6 @@ import json
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -142,6 +141,9 @@ class TenantVectors:
         if self.graph is not None:
             self.graph.mark_deleted(row)
 
+    def all_public(self) -> bool:
+        return len(self.postings["acl"].get(PUBLIC_ACL, ())) == self.live
+
     def candidates(self, filters: SearchFilters) -> np.ndarray | None:
         """The rows the filters allow (None: every live row), computed from postings before any top-k."""
         sets: list[set[int]] = []
@@ -175,8 +177,21 @@ class TenantVectors:
                 return [(int(self.vids[r]), 1.0 - float(d)) for r, d in zip(labels[0], distances[0], strict=True)]
             except RuntimeError:  # the walk found fewer than k under the filter: answer exactly instead
                 log.debug("hnsw search fell back to exact", extra={"k": k, "rows": count})
-        if rows is None:
-            rows = np.flatnonzero(self.alive[: self.size])
+        if rows is None and self.live == self.size:  # no tombstones, no filter: every row counts
+            sims = self.matrix[: self.size] @ query
+            top = np.argpartition(-sims, k - 1)[:k] if k < self.size else np.arange(self.size)
+            top = top[np.argsort(-sims[top], kind="stable")]
+            return [(int(v), float(c)) for v, c in zip(self.vids[top], sims[top], strict=True)]
+        if rows is None or len(rows) * 4 > self.size:
+            # Most rows qualify: one product over the whole matrix (a view) beats copying the rows out.
+            sims = self.matrix[: self.size] @ query
+            allowed = self.alive[: self.size] if rows is None else np.zeros(self.size, dtype=bool)
+            if rows is not None:
+                allowed[rows] = True
+            sims = np.where(allowed, sims, -np.inf)
+            top = np.argpartition(-sims, k - 1)[:k] if k < self.size else np.arange(self.size)
+            top = top[np.argsort(-sims[top], kind="stable")]
+            return [(int(self.vids[r]), float(sims[r])) for r in top if allowed[r]]
         sims = self.matrix[rows] @ query
         top = np.argpartition(-sims, k - 1)[:k] if k < len(sims) else np.arange(len(sims))
         top = top[np.argsort(-sims[top], kind="stable")]
@@ -203,12 +218,6 @@ class TenantVectors:
             self.graph.resize_index(2 * needed)
 
 
-@dataclass
-class _Located:
-    vid: int
-    address: Any = None  # a tantivy DocAddress when the hit came from BM25
-
-
 class EmbeddedSearchIndex:
     """SearchIndex on tantivy + numpy/hnswlib, persisted at `path` (None: in memory, for tests)."""
 
@@ -231,6 +240,7 @@ class EmbeddedSearchIndex:
             raise ConfigurationError(f"cannot open the search index at {path}: {exc}", path=str(path)) from exc
         self._tenants: dict[str, TenantVectors] = {}
         self._next_vid = 0
+        self._searcher = self._index.searcher()  # a snapshot, replaced at each commit
         self._load()
 
     # -- SearchIndex -------------------------------------------------------------------------------------------
@@ -287,32 +297,27 @@ class EmbeddedSearchIndex:
 
     def search(self, request: SearchRequest) -> list[SearchHit]:
         with self._lock:
-            searcher = self._index.searcher()
-            bm25: list[tuple[_Located, float]] = []
-            vector: list[tuple[_Located, float]] = []
+            searcher = self._searcher
+            bm25: list[tuple[str, float]] = []
+            vector: list[tuple[str, float]] = []
+            addresses: dict[str, Any] = {}  # vid -> DocAddress, known for BM25 hits
             if request.mode != SearchMode.VECTOR:
-                bm25 = self._bm25(searcher, request)
+                bm25 = self._bm25(searcher, request, addresses)
             if request.mode != SearchMode.BM25:
-                vector = self._nearest(request)
+                vector = [(str(vid), vector_score(cosine)) for vid, cosine in self._nearest(request)]
             if request.mode == SearchMode.BM25:
-                ranked = [(str(h.vid), s) for h, s in bm25]
+                ranked = bm25
             elif request.mode == SearchMode.VECTOR:
-                ranked = [(str(h.vid), vector_score(s)) for h, s in vector]
+                ranked = vector
             else:
-                ranked = fuse(
-                    [(str(h.vid), s) for h, s in bm25],
-                    [(str(h.vid), vector_score(s)) for h, s in vector],
-                    request.fusion,
-                )
-            # BM25 hits know where their document is; vector-only hits are looked up by vid.
-            located = {str(h.vid): h for h, _ in vector} | {str(h.vid): h for h, _ in bm25}
-            raw_bm25 = {str(h.vid): s for h, s in bm25}
-            raw_vector = {str(h.vid): vector_score(s) for h, s in vector}
-            hits = []
-            for key, score in ranked[: request.top_k]:
-                chunk = self._load_chunk(searcher, located[key])
-                hits.append(SearchHit(chunk, score, bm25=raw_bm25.get(key), vector=raw_vector.get(key)))
-            return hits
+                ranked = fuse(bm25, vector, request.fusion)
+            top = ranked[: request.top_k]
+            self._locate(searcher, [key for key, _ in top if key not in addresses], addresses)
+            raw_bm25, raw_vector = dict(bm25), dict(vector)
+            return [
+                SearchHit(self._stored_chunk(searcher, addresses[key]), score, raw_bm25.get(key), raw_vector.get(key))
+                for key, score in top
+            ]
 
     def get(self, tenant: str, chunk_id: str) -> Chunk | None:
         require_tenant(tenant)
@@ -404,6 +409,7 @@ class EmbeddedSearchIndex:
     def _commit(self) -> None:
         self._writer.commit()
         self._index.reload()
+        self._searcher = self._index.searcher()
 
     def _term(self, field: str, value: str) -> tantivy.Query:
         return tantivy.Query.term_query(self._schema, field, value)
@@ -414,7 +420,9 @@ class EmbeddedSearchIndex:
     def _filter_clauses(self, request: SearchRequest) -> list[tuple[tantivy.Occur, tantivy.Query]]:
         filters = request.filters
         clauses = [self._term("tenant", require_tenant(request.tenant))]
-        clauses.append(tantivy.Query.term_set_query(self._schema, "acl", [PUBLIC_ACL, *filters.acl_groups]))
+        vectors = self._tenants.get(request.tenant)
+        if vectors is not None and not vectors.all_public():  # every chunk public: the ACL clause passes all
+            clauses.append(tantivy.Query.term_set_query(self._schema, "acl", [PUBLIC_ACL, *filters.acl_groups]))
         if filters.doc_ids:
             clauses.append(tantivy.Query.term_set_query(self._schema, "doc_id", list(filters.doc_ids)))
         if filters.tags:
@@ -424,7 +432,9 @@ class EmbeddedSearchIndex:
         # Filters match or not; they add nothing to the score (OpenSearch's bool `filter`).
         return [(tantivy.Occur.Must, tantivy.Query.const_score_query(c, 0.0)) for c in clauses]
 
-    def _bm25(self, searcher: tantivy.Searcher, request: SearchRequest) -> list[tuple[_Located, float]]:
+    def _bm25(
+        self, searcher: tantivy.Searcher, request: SearchRequest, addresses: dict[str, Any]
+    ) -> list[tuple[str, float]]:
         tokens = self._analyzer.analyze(request.text)
         if not tokens:
             return []
@@ -443,9 +453,13 @@ class EmbeddedSearchIndex:
         query = tantivy.Query.boolean_query([(tantivy.Occur.Must, relevance), *self._filter_clauses(request)])
         hits = searcher.search(query, limit=request.depth, count=False).hits
         vids = searcher.fast_field_values("vid", [address for _, address in hits])
-        return [(_Located(int(vid), address), float(score)) for (score, address), vid in zip(hits, vids, strict=True)]
+        out = []
+        for (score, address), vid in zip(hits, vids, strict=True):
+            addresses[str(vid)] = address
+            out.append((str(vid), float(score)))
+        return out
 
-    def _nearest(self, request: SearchRequest) -> list[tuple[_Located, float]]:
+    def _nearest(self, request: SearchRequest) -> list[tuple[int, float]]:
         vectors = self._tenants.get(require_tenant(request.tenant))
         if vectors is None:
             return []
@@ -454,12 +468,19 @@ class EmbeddedSearchIndex:
             raise ValidationFailed(f"the query vector must have {self.dimension} numbers")
         query = query / max(float(np.linalg.norm(query)), 1e-12)
         rows = vectors.candidates(request.filters)
-        return [(_Located(vid), cosine) for vid, cosine in vectors.nearest(query, request.depth, rows)]
+        return vectors.nearest(query, request.depth, rows)
 
-    def _load_chunk(self, searcher: tantivy.Searcher, located: _Located) -> Chunk:
-        address = located.address
-        if address is None:
-            address = searcher.search(tantivy.Query.term_query(self._schema, "vid", located.vid), limit=1).hits[0][1]
+    def _locate(self, searcher: tantivy.Searcher, keys: list[str], addresses: dict[str, Any]) -> None:
+        """Find the documents of vector-only hits by vid, in one query."""
+        if not keys:
+            return
+        query = tantivy.Query.term_set_query(self._schema, "vid", [int(k) for k in keys])
+        found = [address for _, address in searcher.search(query, limit=len(keys), count=False).hits]
+        for vid, address in zip(searcher.fast_field_values("vid", found), found, strict=True):
+            addresses[str(vid)] = address
+
+    @staticmethod
+    def _stored_chunk(searcher: tantivy.Searcher, address: Any) -> Chunk:
         return chunk_from_document(json.loads(searcher.doc(address).get_first("source")))
 
     def _load(self) -> None:

@@ -1,0 +1,87 @@
+"""The Cognito user pool behind the API's JWT authorizer: operator-created users with an immutable tenant, strong
+passwords, optional TOTP, one resource server scope per scope the routes need, and a public PKCE client."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aws_cdk import App
+
+from agentplatform.topology import PLATFORM
+from infra.cdk.settings import InfraSettings
+from tests.infra.cdk_synth import Synth
+
+pytestmark = pytest.mark.infra
+
+
+def _one(synth: Synth, cfn_type: str) -> dict[str, Any]:
+    (resource,) = synth.of_type(cfn_type).values()
+    return resource["Properties"]
+
+
+def test_user_pool_users_are_created_by_operators_with_strong_passwords(synth: Synth) -> None:
+    pool = _one(synth, "AWS::Cognito::UserPool")
+    assert pool["AdminCreateUserConfig"]["AllowAdminCreateUserOnly"] is True  # no self sign-up
+    password = pool["Policies"]["PasswordPolicy"]
+    assert password["MinimumLength"] >= 12
+    for rule in ("RequireLowercase", "RequireUppercase", "RequireNumbers", "RequireSymbols"):
+        assert password[rule] is True, rule
+    assert pool["MfaConfiguration"] == "OPTIONAL"
+    assert pool["EnabledMfas"] == ["SOFTWARE_TOKEN_MFA"]  # TOTP; no SMS
+    assert pool["UserPoolTier"] == "ESSENTIALS"
+    assert pool["DeletionProtection"] == "ACTIVE"
+
+
+def test_tenant_is_an_immutable_custom_attribute_clients_cannot_write(synth: Synth) -> None:
+    pool = _one(synth, "AWS::Cognito::UserPool")
+    (tenant,) = [a for a in pool["Schema"] if a["Name"] == "tenant"]
+    assert tenant["AttributeDataType"] == "String"
+    assert tenant["Mutable"] is False
+    client = _one(synth, "AWS::Cognito::UserPoolClient")
+    assert "custom:tenant" in client["ReadAttributes"]
+    assert "custom:tenant" not in client["WriteAttributes"]
+
+
+def test_resource_server_has_one_scope_per_route_scope(synth: Synth) -> None:
+    server = _one(synth, "AWS::Cognito::UserPoolResourceServer")
+    assert server["Identifier"] == "agentplatform"
+    wanted = {s for r in PLATFORM.routes if not r.public and r.path != "$default" for s in r.scopes}
+    assert {s["ScopeName"] for s in server["Scopes"]} == wanted == {"search"}
+
+
+def test_app_client_is_public_and_uses_the_code_grant_with_the_route_scopes(synth: Synth) -> None:
+    client = _one(synth, "AWS::Cognito::UserPoolClient")
+    (server,) = synth.of_type("AWS::Cognito::UserPoolResourceServer")
+    assert client["GenerateSecret"] is False  # PKCE: a CLI or browser app keeps no secret
+    assert client["AllowedOAuthFlows"] == ["code"]
+    assert client["AllowedOAuthFlowsUserPoolClient"] is True
+    scopes = client["AllowedOAuthScopes"]
+    assert {"Fn::Join": ["", [{"Ref": server}, "/search"]]} in scopes
+    assert "openid" in scopes
+    assert client["SupportedIdentityProviders"] == ["COGNITO"]
+    assert client["PreventUserExistenceErrors"] == "ENABLED"
+    assert client["CallbackURLs"] == ["http://localhost:8765/callback"]
+    assert set(client["ExplicitAuthFlows"]) == {"ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"}
+
+
+def test_hosted_sign_in_domain_defaults_to_stack_and_account(synth: Synth) -> None:
+    domain = _one(synth, "AWS::Cognito::UserPoolDomain")
+    assert domain["Domain"] == {"Fn::Join": ["", ["agentplatform-", {"Ref": "AWS::AccountId"}]]}
+
+
+def test_auth_settings_come_from_context() -> None:
+    settings = InfraSettings.from_context(
+        App(
+            context={
+                "agentplatform:userPoolFeaturePlan": "PLUS",
+                "agentplatform:authCallbackUrls": "https://app.example.com/cb, http://localhost:3000/cb",
+                "agentplatform:authDomainPrefix": "acme-agents",
+            }
+        ).node
+    )
+    assert settings.user_pool_feature_plan == "plus"
+    assert settings.auth_callback_urls == ("https://app.example.com/cb", "http://localhost:3000/cb")
+    assert settings.auth_domain_prefix == "acme-agents"
+    with pytest.raises(ValueError, match="userPoolFeaturePlan must be one of"):
+        InfraSettings.from_context(App(context={"agentplatform:userPoolFeaturePlan": "lite"}).node)
