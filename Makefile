@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install up test test-fast lint format synth invoke bench clean
+.PHONY: install up test test-fast lint format synth invoke token bench eval clean
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -45,8 +45,17 @@ EVENT ?= events/api/health.json
 invoke: $(PY_STAMP)  ## Invoke one function with a sample event on a fresh local stack: make invoke FUNCTION=api EVENT=...
 	$(PY) -m local invoke $(FUNCTION) $(EVENT)
 
+TENANT ?= demo
+USER_ID ?= developer
+token: $(PY_STAMP)  ## A bearer token of the local dev issuer: make token TENANT=acme USER_ID=alice
+	@$(PY) -m local token --tenant $(TENANT) --user $(USER_ID)
+
 clean:
 	rm -rf cdk.out .build .data .pytest_cache .ruff_cache
 
 bench: $(PY_STAMP)  ## Benchmarks, each beside its baseline; results in bench-results/
 	$(PY) -m bench.models
+	$(PY) -m bench.search_latency
+
+eval: $(PY_STAMP)  ## Retrieval quality on Cranfield (nDCG@10, recall@100); results in bench-results/
+	$(PY) -m bench.retrieval_eval

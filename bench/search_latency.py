@@ -2,8 +2,9 @@
 
 The engine (EmbeddedSearchIndex.search: hybrid, top 10 of 100 candidates per side, min-max fusion, hits with
 their stored chunks) against the same libraries called directly with no service code: a tantivy index with
-the same analyzer and a tenant filter (loaded in the same commits, so both have the same segments), numpy exact search per tenant (or hnswlib over a large tenant), min-max
-fusion inline, the top 10 stored documents fetched. Query embedding is excluded from both (vectors are given).
+the same analyzer and a tenant filter (loaded in the same commits, so both have the same segments), numpy
+exact search per tenant (or hnswlib over a large tenant), the same fusion function, the top 10 stored
+documents fetched. Query embedding is excluded from both (vectors are given).
 
 Two layouts: 20 tenants x 5,000 chunks (each tenant's slice is searched exactly), and one tenant with all
 100,000 (the engine's HNSW path). Texts are sentences drawn from Cranfield abstracts; vectors are clustered
