@@ -226,8 +226,11 @@ class LocalRuntime:
             rows.append((ref, identity.get("url") or identity["name"]))
         width = max(len(k) for k, _ in rows)
         lines = [f"  {k.ljust(width)}  {v}" for k, v in rows]
-        env_hint = f"  export AWS_ENDPOINT_URL={self.aws_endpoint}  # for aws cli / boto3 against the emulator"
-        return "\n".join(["Agent Platform (local) is up:", *lines, "", env_hint])
+        hints = [
+            f"  export AWS_ENDPOINT_URL={self.aws_endpoint}  # for aws cli / boto3 against the emulator",
+            "  make token TENANT=acme USER_ID=alice  # a bearer token for the API's authenticated routes",
+        ]
+        return "\n".join(["Agent Platform (local) is up:", *lines, "", *hints])
 
 
 def models_for(settings: RuntimeSettings, topology: Topology = PLATFORM) -> list[HostedModel]:

@@ -59,6 +59,22 @@ def test_up_serves_health_over_http_and_https_and_stops_on_ctrl_c(tmp_path):
         secure = requests.get(f"https://127.0.0.1:{https}/health", timeout=30, verify=False)
         assert secure.status_code == 200
         assert (tmp_path / "data" / "tls" / "cert.pem").exists()
+
+        # A user's token from the CLI opens the search route (BM25 needs no model; nothing is indexed yet).
+        token = subprocess.run(
+            [sys.executable, "-m", "local", "token", "--tenant", "acme", "--user", "alice"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        search = f"http://127.0.0.1:{http}/v1/search"
+        body = {"query": "boundary layer", "mode": "bm25"}
+        assert requests.post(search, json=body, timeout=30).status_code == 401
+        found = requests.post(search, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        assert found.status_code == 200, found.text
+        assert found.json()["hits"] == []
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=30)

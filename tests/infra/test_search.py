@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 import pytest
-from aws_cdk import App, Stack
+from aws_cdk import App, RemovalPolicy, Stack
 
 from agentplatform.topology import PLATFORM, Function, SearchDomain, env_var, split_ref
 from infra.cdk.registry import Registry
@@ -236,7 +236,7 @@ def test_search_settings_come_from_context() -> None:
     ).search(spec)
     assert (settings.instance_type, settings.instance_count, settings.volume_size_gib) == ("r7g.large.search", 4, 100)
     assert (settings.dedicated_master_type, settings.dedicated_master_count) == ("m7g.large.search", 3)
-    assert settings.removal_policy.value == "destroy"
+    assert settings.removal_policy == RemovalPolicy.DESTROY
 
 
 @pytest.mark.parametrize(
