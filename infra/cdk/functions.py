@@ -10,6 +10,8 @@ domain admits (one per domain it uses); its role then also manages the function'
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from aws_cdk import Duration
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
@@ -54,6 +56,13 @@ VPC_ENI_REASON = (
     "AssignPrivateIpAddresses, UnassignPrivateIpAddresses, as in AWSLambdaVPCAccessExecutionRole); the Describe "
     "actions support no resource-level permissions and interface ARNs are unknown before Lambda creates them."
 )
+
+
+@dataclass(frozen=True)
+class _VpcPlacement:
+    vpc: ec2.IVpc
+    subnets: ec2.SubnetSelection
+    security_groups: list[ec2.ISecurityGroup]
 
 
 def base_environment(function: Function) -> dict[str, str]:
@@ -125,24 +134,26 @@ class Functions(Construct):
             role=role,
             log_group=log_group,
             environment=base_environment(spec),
-            **vpc,
+            vpc=vpc.vpc if vpc else None,
+            vpc_subnets=vpc.subnets if vpc else None,
+            security_groups=vpc.security_groups if vpc else None,
         )
         if RUNTIME.name != LATEST_PYTHON.name:
             acknowledge(function, "AwsSolutions-L1", RUNTIME_PIN_REASON)
         tag_with_ref(function, f"function:{spec.name}", "AWS::Lambda::Function")
         return function
 
-    def _vpc_placement(self, spec: Function) -> dict[str, object]:
-        """`vpc`, `vpc_subnets` and `security_groups` for a function that must run in the VPC, else nothing."""
+    def _vpc_placement(self, spec: Function) -> _VpcPlacement | None:
+        """Where a function that must run in the VPC goes: the isolated subnets, the groups its domains admit."""
         if not in_vpc(spec):
-            return {}
+            return None
         if self._network is None:
             raise ValueError(f"function {spec.name} uses a search domain, but the stack has no VPC")
         domains = sorted({split_ref(g.ref)[1] for g in spec.uses if split_ref(g.ref)[0] == "search"})
         groups: list[ec2.ISecurityGroup] = [
             Registry._get(self._registry.search_clients, f"search:{domain}") for domain in domains
         ]
-        return {"vpc": self._network.vpc, "vpc_subnets": self._network.subnets, "security_groups": groups}
+        return _VpcPlacement(vpc=self._network.vpc, subnets=self._network.subnets, security_groups=groups)
 
     def _wire(self, spec: Function, registry: Registry) -> None:
         function = registry.functions[spec.name]

@@ -6,6 +6,8 @@ its own log group and is traced with X-Ray.
 
 from __future__ import annotations
 
+from typing import cast
+
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
@@ -55,7 +57,8 @@ class Workflows(Construct):
             logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=False),
             tracing_enabled=True,
         )
-        apply_grants(registry, machine.role, spec.uses, nag_scope=machine.role)
-        acknowledge(machine.role, "AwsSolutions-IAM5[Resource::*]", SFN_LOGGING_AND_XRAY_REASON)
+        role = cast(Construct, machine.role)  # the iam.Role the state machine made: a construct to acknowledge on
+        apply_grants(registry, machine.role, spec.uses, nag_scope=role)
+        acknowledge(role, "AwsSolutions-IAM5[Resource::*]", SFN_LOGGING_AND_XRAY_REASON)
         tag_with_ref(machine, f"statemachine:{spec.name}", "AWS::StepFunctions::StateMachine")
         return machine

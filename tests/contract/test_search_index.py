@@ -349,9 +349,12 @@ def test_embedded_hnsw_keeps_recall_under_filters(tmp_path: Any) -> None:
     index = EmbeddedSearchIndex(None, exact_max_rows=100)
     exact = EmbeddedSearchIndex(None, exact_max_rows=10_000)
     data = [chunk("acme", f"d{n}", n, vector=unit(1000 + n), tags=("even",) if n % 2 == 0 else ()) for n in range(600)]
+    probe = SearchRequest(tenant="acme", text="", vector=unit(1), mode=SearchMode.VECTOR, top_k=10)
     for engine in (index, exact):
-        engine.upsert(data)
-    assert index._tenants["acme"].graph is not None and exact._tenants["acme"].graph is None
+        engine.upsert(data[:300])
+        engine.search(probe)  # builds the graph (300 rows > 100)
+        engine.upsert(data[300:])  # these rows join the graph at the next search
+        engine.delete_document("acme", "d599")  # a row deleted before it joined the graph
     found = total = 0
     for seed in range(20):
         for filters in (SearchFilters(), SearchFilters(tags=("even",)), SearchFilters(doc_ids=("d1", "d3", "d5"))):
@@ -363,6 +366,8 @@ def test_embedded_hnsw_keeps_recall_under_filters(tmp_path: Any) -> None:
             assert all(h.chunk.doc_id in filters.doc_ids for h in index.search(request)) or not filters.doc_ids
             found += len(expected & set(got))
             total += len(expected)
+    assert index._tenants["acme"].graph is not None and exact._tenants["acme"].graph is None
+    assert index._tenants["acme"].graph.get_current_count() == 599
     assert found / total >= 0.95
     index.delete_document("acme", "d0")
     request = SearchRequest(tenant="acme", text="", vector=unit(1000), mode=SearchMode.VECTOR, top_k=5)

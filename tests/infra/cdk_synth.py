@@ -53,7 +53,7 @@ class Synth:
 
     @property
     def json(self) -> dict[str, Any]:
-        return self.template.to_json()
+        return dict(self.template.to_json())
 
     def asset_path(self, object_key: str) -> Path:
         """The staged file or folder behind an asset's S3 object key, found through the stack's asset manifest."""

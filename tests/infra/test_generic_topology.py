@@ -6,6 +6,7 @@ synthesizes cdk-nag clean, and mistakes in a topology fail the synth.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import pytest
@@ -34,6 +35,7 @@ from agentplatform.topology import (
 )
 from infra.cdk.api import HttpApi, Throttle
 from infra.cdk.nag import add_checks
+from infra.cdk.network import Network
 from infra.cdk.permissions import permissions_for
 from infra.cdk.registry import Registry
 from infra.cdk.settings import InfraSettings
@@ -253,9 +255,22 @@ def test_describe_only_functions_run_in_the_vpc_but_get_no_data_access(rich: Syn
     assert reader in principals and worker not in principals
 
 
-def test_no_sagemaker_endpoint_in_the_vpc_unless_a_vpc_function_invokes_one(rich: Synth) -> None:
-    services = [rich.props(lid)["ServiceName"]["Fn::Join"][1][-1] for lid in rich.of_type("AWS::EC2::VPCEndpoint")]
-    assert sorted(services) == [".dynamodb", ".s3", ".sagemaker.runtime"]  # reader invokes the embedding endpoint
+def _endpoint_services(template: Mapping[str, Any]) -> list[str]:
+    return sorted(
+        r["Properties"]["ServiceName"]["Fn::Join"][1][-1]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::EC2::VPCEndpoint"
+    )
+
+
+def test_sagemaker_runtime_endpoint_only_when_a_function_in_the_vpc_invokes_a_model(rich: Synth) -> None:
+    assert _endpoint_services(rich.json) == [".dynamodb", ".s3", ".sagemaker.runtime"]  # reader embeds
+    topology = _topology()
+    reader = topology.function("reader")
+    reader.uses = [g for g in reader.uses if not g.ref.startswith("endpoint:")]
+    stack = Stack(App(), "NetworkOnly")
+    Network(stack, "Network", topology=topology, log_retention=logs.RetentionDays.ONE_DAY)
+    assert _endpoint_services(Template.from_stack(stack).to_json()) == [".dynamodb", ".s3"]
 
 
 def test_protected_routes_get_the_jwt_authorizer_with_all_their_scopes(rich: Synth) -> None:

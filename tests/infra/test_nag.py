@@ -86,7 +86,7 @@ def unacknowledged(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[tuple
         app, _ = build_app(outdir=outdir, context=cdk_context())
         with pytest.raises(RuntimeError, match="ValidationFailed"):
             app.synth()
-    findings = []
+    findings: list[tuple[str, str]] = []
     for plugin in json.loads((outdir / "validation-report.json").read_text())["pluginReports"]:
         for violation in plugin["violations"]:
             findings.extend((c["constructPath"], violation["ruleName"]) for c in violation["violatingConstructs"])

@@ -98,7 +98,11 @@ class TenantVectors:
         self.size = 0
         self.row_of: dict[int, int] = {}
         self.postings: dict[str, dict[str, set[int]]] = {"doc_id": {}, "tags": {}, "path_prefixes": {}, "acl": {}}
-        self.graph: Any = None  # hnswlib.Index over row numbers, built when the slice grows past exact_max_rows
+        self.posted: dict[int, list[tuple[str, str]]] = {}  # row -> where it is posted, to unpost it cheaply
+        # hnswlib.Index over row numbers, built at the first search after the slice outgrows exact search;
+        # rows added since wait in `pending` and join the graph in one batch at the next search.
+        self.graph: Any = None
+        self.pending: set[int] = set()
 
     @property
     def live(self) -> int:
@@ -116,29 +120,25 @@ class TenantVectors:
         self.vids[row] = vid
         self.alive[row] = True
         self.row_of[vid] = row
-        for name, values in (
-            ("doc_id", [chunk.doc_id]),
-            ("tags", chunk.tags),
-            ("path_prefixes", chunk.path_prefixes()),
-            ("acl", chunk.acl_terms()),
-        ):
-            for value in values:
-                self.postings[name].setdefault(value, set()).add(row)
+        terms = [("doc_id", chunk.doc_id)]
+        terms += [("tags", t) for t in chunk.tags] + [("path_prefixes", p) for p in chunk.path_prefixes()]
+        terms += [("acl", a) for a in chunk.acl_terms()]
+        for name, value in terms:
+            self.postings[name].setdefault(value, set()).add(row)
+        self.posted[row] = terms
         if self.graph is not None:
-            self._grow_graph(row + 1)
-            self.graph.add_items(vector[None, :], [row])
-        elif self.live > self.exact_max_rows:
-            self._build_graph()
+            self.pending.add(row)
 
     def remove(self, vid: int) -> None:
         row = self.row_of.pop(vid, None)
         if row is None:
             return
         self.alive[row] = False
-        for field in self.postings.values():
-            for rows in field.values():
-                rows.discard(row)
-        if self.graph is not None:
+        for name, value in self.posted.pop(row):
+            self.postings[name][value].discard(row)
+        if row in self.pending:
+            self.pending.discard(row)
+        elif self.graph is not None:
             self.graph.mark_deleted(row)
 
     def all_public(self) -> bool:
@@ -167,7 +167,8 @@ class TenantVectors:
         if count == 0:
             return []
         k = min(k, count)
-        if self.graph is not None and count > self.exact_max_rows:
+        if count > self.exact_max_rows:
+            self._sync_graph()
             allowed = None if rows is None else set(rows.tolist())
             self.graph.set_ef(max(2 * k, 128))
             try:
@@ -203,19 +204,21 @@ class TenantVectors:
             out |= self.postings[field].get(value, set())
         return out
 
-    def _build_graph(self) -> None:
+    def _sync_graph(self) -> None:
+        """Bring the graph up to date: built over the live rows the first time, then the pending rows in one
+        batch (hnswlib adds a batch on every core)."""
         import hnswlib
 
-        graph = hnswlib.Index(space="ip", dim=self.dimension)  # vectors are normalized: ip = cosine
-        graph.init_index(max_elements=max(1024, 2 * self.size), ef_construction=128, M=16)
-        graph.set_num_threads(1)
-        rows = np.flatnonzero(self.alive[: self.size])
-        graph.add_items(self.matrix[rows], rows)
-        self.graph = graph
-
-    def _grow_graph(self, needed: int) -> None:
-        if needed > self.graph.get_max_elements():
-            self.graph.resize_index(2 * needed)
+        if self.graph is None:
+            self.graph = hnswlib.Index(space="ip", dim=self.dimension)  # normalized vectors: ip = cosine
+            self.graph.init_index(max_elements=max(1024, 2 * self.size), ef_construction=128, M=16)
+            self.pending = set(np.flatnonzero(self.alive[: self.size]).tolist())
+        rows = sorted(r for r in self.pending if self.alive[r])
+        self.pending = set()
+        if rows:
+            if self.size > self.graph.get_max_elements():
+                self.graph.resize_index(2 * self.size)
+            self.graph.add_items(self.matrix[rows], rows)
 
 
 class EmbeddedSearchIndex:
