@@ -11,21 +11,22 @@
 
 The `tenant` claim: Cognito puts custom attributes into ID tokens only. The API takes access tokens (they carry
 the scopes), and an access token gets a `tenant` claim only from a pre-token-generation trigger of event version
-2 (Essentials plan or above). That trigger is a Lambda function, which belongs in the topology like every other
-function, so it is not built here: until it exists, API calls with a Cognito access token are refused for want of
-a tenant (README: "Authentication").
+2 (Essentials plan or above): the topology's `pre_token` function (functions/authorizer/pre_token.py), attached
+by `add_token_trigger`.
 """
 
 from __future__ import annotations
 
 from aws_cdk import Aws, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cognito as cognito
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from agentplatform.topology import Route, Topology
 from infra.cdk.nag import acknowledge
 
 RESOURCE_SERVER = "agentplatform"
+TENANT_CLAIM_TRIGGER = "pre_token"  # the topology function Cognito calls before issuing tokens
 TENANT_ATTRIBUTE = "tenant"  # custom:tenant in tokens and in the user pool API
 
 OPTIONAL_MFA_REASON = (
@@ -139,6 +140,12 @@ class Auth(Construct):
         prefix = domain_prefix or f"{Stack.of(self).stack_name.lower()}-{Aws.ACCOUNT_ID}"
         self.domain = self.user_pool.add_domain(
             "Domain", cognito_domain=cognito.CognitoDomainOptions(domain_prefix=prefix)
+        )
+
+    def add_token_trigger(self, function: lambda_.IFunction) -> None:
+        """The pre-token-generation trigger (event version 2) that adds the tenant claim to access tokens."""
+        self.user_pool.add_trigger(
+            cognito.UserPoolOperation.PRE_TOKEN_GENERATION_CONFIG, function, cognito.LambdaVersion.V2_0
         )
 
     @property

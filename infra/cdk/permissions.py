@@ -109,9 +109,8 @@ _INDEX_REASON = (
     "reindex target), on one domain."
 )
 _DOMAIN_PATHS_REASON = (
-    "Writing a search index also uses domain-level paths: creating the index, _bulk (a POST to <domain>/_bulk) and "
-    "search pipelines (PUT <domain>/_search/pipeline/<name>). Scoped to this one domain's HTTP paths "
-    "(<domain ARN>/*), with no control-plane action."
+    "Writing a search index also uses domain-level paths: creating the index and _bulk (a POST to "
+    "<domain>/_bulk). Scoped to this one domain's HTTP paths (<domain ARN>/*), with no control-plane action."
 )
 
 RULES: dict[tuple[str, Access], Rule] = {

@@ -7,7 +7,7 @@ from constructs import Construct
 
 from agentplatform.topology import PLATFORM, Topology
 from infra.cdk.api import HttpApi
-from infra.cdk.auth import Auth, protected_routes
+from infra.cdk.auth import TENANT_CLAIM_TRIGGER, Auth, protected_routes
 from infra.cdk.bundling import Assets, build_assets
 from infra.cdk.endpoints import ModelEndpoints
 from infra.cdk.events import Rules
@@ -97,6 +97,8 @@ class PlatformStack(Stack):
             if protected_routes(topology)
             else None
         )
+        if self.auth and TENANT_CLAIM_TRIGGER in self.registry.functions:
+            self.auth.add_token_trigger(self.registry.functions[TENANT_CLAIM_TRIGGER])
         self.api = HttpApi(
             self,
             "HttpApi",

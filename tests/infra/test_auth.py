@@ -85,3 +85,16 @@ def test_auth_settings_come_from_context() -> None:
     assert settings.auth_domain_prefix == "acme-agents"
     with pytest.raises(ValueError, match="userPoolFeaturePlan must be one of"):
         InfraSettings.from_context(App(context={"agentplatform:userPoolFeaturePlan": "lite"}).node)
+
+
+def test_the_pre_token_function_puts_the_tenant_into_access_tokens(synth: Synth) -> None:
+    pool = _one(synth, "AWS::Cognito::UserPool")
+    trigger = pool["LambdaConfig"]["PreTokenGenerationConfig"]
+    assert trigger["LambdaVersion"] == "V2_0"  # version 1 cannot customize access tokens
+    assert trigger["LambdaArn"] == {"Fn::GetAtt": [synth.logical_id("function:pre_token"), "Arn"]}
+    (permission,) = [
+        p["Properties"]
+        for p in synth.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"]["Principal"] == "cognito-idp.amazonaws.com"
+    ]
+    assert permission["FunctionName"] == trigger["LambdaArn"]

@@ -19,7 +19,7 @@ import pytest
 from tenacity import wait_none
 
 from agentplatform.adapters import opensearch
-from agentplatform.adapters.opensearch import OpenSearchIndex, connect, index_body, pipeline_body, pipeline_name
+from agentplatform.adapters.opensearch import OpenSearchIndex, connect, index_body, pipeline_body
 from agentplatform.errors import (
     ConfigurationError,
     DependencyUnavailable,
@@ -143,7 +143,9 @@ def knn_query(k: int) -> dict[str, Any]:
 def test_index_body_has_the_platform_analyzer_and_a_lucene_cosine_vector():
     body = index_body()
     analysis = body["settings"]["analysis"]
-    assert body["settings"]["index"] == {"knn": True, "number_of_shards": 1}
+    settings = body["settings"]["index"]
+    assert settings["knn"] is True and settings["number_of_shards"] == 1
+    assert settings["search.slowlog.threshold.query.warn"] == "2s"  # the domain's slow logs record something
     assert analysis["analyzer"] == {
         "platform_text": {
             "type": "custom",
@@ -190,9 +192,8 @@ def test_index_body_has_the_platform_analyzer_and_a_lucene_cosine_vector():
     assert set(chunk_document(chunk())) | {"vector"} == set(properties)
 
 
-def test_pipeline_bodies_and_names():
+def test_pipeline_bodies():
     assert pipeline_body(Fusion(weights=(0.3, 0.7))) == {
-        "description": "hybrid fusion: min_max",
         "phase_results_processors": [
             {
                 "normalization-processor": {
@@ -203,24 +204,16 @@ def test_pipeline_bodies_and_names():
         ],
     }
     assert pipeline_body(Fusion(FusionTechnique.RRF, rank_constant=40)) == {
-        "description": "hybrid fusion: rrf",
         "phase_results_processors": [
             {"score-ranker-processor": {"combination": {"technique": "rrf", "rank_constant": 40}}}
         ],
     }
-    assert pipeline_name("chunks", Fusion()) == "chunks-minmax-50-50"
-    assert pipeline_name("chunks", Fusion(weights=(0.3, 0.7))) == "chunks-minmax-30-70"
-    assert pipeline_name("chunks", Fusion(weights=(0.125, 0.875))) == "chunks-minmax-12_5-87_5"
-    assert pipeline_name("chunks", Fusion(FusionTechnique.RRF)) == "chunks-rrf-60"
 
 
-def test_ensure_creates_the_index_and_the_default_pipelines(client, index):
+def test_ensure_creates_the_index_and_nothing_else(client, index):
     index.ensure()
     assert client.sent("indices.create") == [{"index": "chunks", "body": index_body(DIM)}]
-    assert client.sent("search_pipeline.put") == [
-        {"id": "chunks-minmax-50-50", "body": pipeline_body(Fusion())},
-        {"id": "chunks-rrf-60", "body": pipeline_body(Fusion(FusionTechnique.RRF))},
-    ]
+    assert client.sent("search_pipeline.put") == []  # hybrid searches carry their pipeline
 
 
 def test_ensure_tolerates_an_existing_index(client, index):
@@ -228,24 +221,13 @@ def test_ensure_tolerates_an_existing_index(client, index):
         opensearchpy.RequestError(400, "resource_already_exists_exception", {"status": 400})
     )
     index.ensure()
-    assert len(client.sent("search_pipeline.put")) == 2
+    assert len(client.sent("indices.create")) == 1
 
 
 def test_ensure_raises_other_index_refusals(client, index):
     client.answers["indices.create"].append(opensearchpy.RequestError(400, "mapper_parsing_exception", {}))
     with pytest.raises(ConfigurationError):
         index.ensure()
-
-
-@pytest.mark.parametrize("status", [400, 404, 405])
-def test_without_search_pipelines_hybrid_is_unavailable_and_bm25_still_works(client, index, status):
-    refusal = opensearchpy.TransportError(status, "no handler found for uri", {})
-    client.answers["search_pipeline.put"] += [refusal, refusal]
-    index.ensure()
-    with pytest.raises(DependencyUnavailable, match="does not support search pipelines"):
-        index.search(request(SearchMode.HYBRID))
-    assert client.sent("search") == []
-    assert index.search(request(SearchMode.BM25)) == []
 
 
 # -- searches --------------------------------------------------------------------------------------------------
@@ -287,11 +269,11 @@ def test_hybrid_search_fuses_candidates_in_the_pipeline_and_keeps_top_k(client, 
         {
             "index": "chunks",
             "routing": "t1",
-            "search_pipeline": "chunks-minmax-50-50",
             "body": {
                 "size": 50,
                 "query": {"hybrid": {"queries": [BM25_QUERY, knn_query(50)]}},
                 "_source": {"excludes": ["vector"]},
+                "search_pipeline": pipeline_body(Fusion()),  # a temporary pipeline: no stored state, no writes
             },
         }
     ]
@@ -301,12 +283,11 @@ def test_hybrid_search_fuses_candidates_in_the_pipeline_and_keeps_top_k(client, 
     ]
 
 
-def test_hybrid_rrf_uses_the_score_ranker_pipeline_created_once(client, index):
+def test_hybrid_rrf_sends_the_score_ranker_pipeline(client, index):
     fusion = Fusion(FusionTechnique.RRF, rank_constant=20)
     index.search(request(SearchMode.HYBRID, fusion=fusion))
-    index.search(request(SearchMode.HYBRID, fusion=fusion))
-    assert client.sent("search_pipeline.put") == [{"id": "chunks-rrf-20", "body": pipeline_body(fusion)}]
-    assert [s["search_pipeline"] for s in client.sent("search")] == ["chunks-rrf-20", "chunks-rrf-20"]
+    assert [s["body"]["search_pipeline"] for s in client.sent("search")] == [pipeline_body(fusion)]
+    assert client.sent("search_pipeline.put") == []
 
 
 def test_every_filter_is_a_clause_of_each_sub_query(client, index):
@@ -358,7 +339,7 @@ def test_search_errors_map_to_platform_errors_by_status(client, index, error, mo
 
 def test_check_reports_an_unreachable_cluster(client, index):
     index.check()
-    client.answers["info"].append(opensearchpy.ConnectionError("N/A", "refused", Exception()))
+    client.answers["indices.exists"].append(opensearchpy.ConnectionError("N/A", "refused", Exception()))
     with pytest.raises(DependencyUnavailable):
         index.check()
 

@@ -290,6 +290,14 @@ PLATFORM = Topology(
             uses=_HEALTH_DESCRIBE,
         ),
         Function(
+            name="pre_token",
+            service="authorizer",
+            handler="functions.authorizer.pre_token.handler",
+            purpose="Cognito's pre-token-generation trigger: the user's tenant into the access token.",
+            memory_mb=256,
+            timeout_s=5,
+        ),
+        Function(
             name="retrieval",
             service="retrieval",
             handler="functions.retrieval.handler.handler",

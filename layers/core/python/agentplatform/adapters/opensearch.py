@@ -5,8 +5,9 @@ search.py's semantics sent as OpenSearch requests, so this adapter and the embed
   tokens of MAX_TOKEN_CHARS or more dropped, lowercase, STOPWORDS, Snowball English.
 - BM25 is a `bool` query: the chunk text, plus the title at TITLE_BOOST. Vectors are a Lucene HNSW
   `knn_vector` with cosine similarity, whose score is search.vector_score. Hybrid is a `hybrid` query whose
-  sub-query scores a search pipeline fuses as search.fuse does (normalization-processor or
-  score-ranker-processor).
+  sub-query scores a temporary search pipeline in the same request fuses as search.fuse does
+  (normalization-processor or score-ranker-processor): nothing to create beforehand, so a reader needs no
+  write access and every fusion setting works without a stored pipeline per setting.
 - Every filter sits inside each sub-query (a bool `filter`, the knn query's efficient `filter`), never in a
   post_filter, so a filtered search still returns its top k. The tenant term is always one of them.
 
@@ -66,8 +67,6 @@ BULK_BATCH = 500  # chunks per bulk request: ~5 MB with 384-dimension vectors, u
 BULK_ATTEMPTS = 5
 _SEP = "\x1f"  # joins tenant and chunk id into the _id; stripped from both, so no two pairs share an _id
 _PAGE = 1000  # chunk ids per page when listing a document's chunks
-# A pipeline PUT answered with one of these means the cluster has no search pipelines (or not this processor).
-_NO_PIPELINES = {400, 404, 405}
 
 
 def connect(url: str, *, region: str, sigv4: bool) -> opensearchpy.OpenSearch:
@@ -87,13 +86,23 @@ def connect(url: str, *, region: str, sigv4: bool) -> opensearchpy.OpenSearch:
     )
 
 
+# What the domain's slow logs (CloudWatch, infra/cdk/search.py) record: nothing is logged without thresholds.
+SLOW_LOG = {
+    "search.slowlog.threshold.query.warn": "2s",
+    "search.slowlog.threshold.query.info": "500ms",
+    "search.slowlog.threshold.fetch.warn": "1s",
+    "indexing.slowlog.threshold.index.warn": "5s",
+    "indexing.slowlog.threshold.index.info": "1s",
+}
+
+
 def index_body(dimension: int = 384, shards: int = 1) -> dict[str, Any]:
     """Settings and mappings of the chunk index: search.py's analysis and a Lucene HNSW cosine vector field."""
     keyword = {"type": "keyword"}
     text = {"type": "text", "analyzer": ANALYZER}
     return {
         "settings": {
-            "index": {"knn": True, "number_of_shards": shards},
+            "index": {"knn": True, "number_of_shards": shards, **SLOW_LOG},
             "analysis": {
                 # Tokens are the runs of letters and digits, which is splitting on `[^\p{L}\p{N}]+`; written as
                 # the token pattern (group 0) because osmem-server indexes a split pattern's separators instead.
@@ -150,13 +159,6 @@ def index_body(dimension: int = 384, shards: int = 1) -> dict[str, Any]:
     }
 
 
-def pipeline_name(index: str, fusion: Fusion) -> str:
-    """The search pipeline that fuses hybrid results of `index` as `fusion` says: `chunks-minmax-50-50`."""
-    if fusion.technique == FusionTechnique.RRF:
-        return f"{index}-rrf-{fusion.rank_constant}"
-    return f"{index}-minmax-" + "-".join(f"{w * 100:g}".replace(".", "_") for w in fusion.weights)
-
-
 def pipeline_body(fusion: Fusion) -> dict[str, Any]:
     """A search pipeline computing search.fuse: min-max + weighted arithmetic mean, or reciprocal rank fusion."""
     if fusion.technique == FusionTechnique.RRF:
@@ -170,7 +172,7 @@ def pipeline_body(fusion: Fusion) -> dict[str, Any]:
                 "combination": {"technique": "arithmetic_mean", "parameters": {"weights": list(fusion.weights)}},
             }
         }
-    return {"description": f"hybrid fusion: {fusion.technique}", "phase_results_processors": [processor]}
+    return {"phase_results_processors": [processor]}
 
 
 @dataclass(frozen=True)
@@ -200,27 +202,24 @@ class OpenSearchIndex:
         self._dimension = dimension
         self._shards = shards
         self._retry_wait = retry_wait or wait_random_exponential(multiplier=0.5, max=10)
-        self._pipelines: dict[str, bool] = {}  # pipeline name -> whether the cluster accepted it
 
     # -- SearchIndex -------------------------------------------------------------------------------------------
 
     def check(self) -> None:
         try:
-            self._client.info()
+            # HEAD on the index: within a reader's permissions (the cluster's root is not).
+            self._client.indices.exists(index=self._index)
         except opensearchpy.OpenSearchException as exc:
             raise DependencyUnavailable("OpenSearch does not answer", index=self._index) from exc
 
     def ensure(self) -> None:
-        """Create the index and the default fusions' pipelines. A cluster without search pipelines (osmem-server)
-        keeps BM25 and vector search; hybrid searches then raise DependencyUnavailable."""
+        """Create the index if it does not exist."""
         try:
             self._client.indices.create(index=self._index, body=index_body(self._dimension, self._shards))
         except opensearchpy.OpenSearchException as exc:
             # The error type is a stable code (like an AWS error code), not message text.
             if getattr(exc, "error", None) != "resource_already_exists_exception":
                 raise self._error(exc, "create index") from exc
-        for fusion in (Fusion(), Fusion(FusionTechnique.RRF)):
-            self._put_pipeline(fusion)
 
     def upsert(self, chunks: Sequence[Chunk]) -> None:
         """Index the chunks in bulk requests of BULK_BATCH, each visible to searches when it returns."""
@@ -256,7 +255,6 @@ class OpenSearchIndex:
     def search(self, request: SearchRequest) -> list[SearchHit]:
         tenant = require_tenant(request.tenant)
         filters = self._filters(request)
-        params: dict[str, Any] = {"routing": tenant}
         if request.mode == SearchMode.BM25:
             query = self._bm25_query(request.text, filters)
         elif request.mode == SearchMode.VECTOR:
@@ -265,13 +263,14 @@ class OpenSearchIndex:
             query = {
                 "hybrid": {"queries": [self._bm25_query(request.text, filters), self._knn_query(request, filters)]}
             }
-            params["search_pipeline"] = self._pipeline(request.fusion)
-        body = {"size": request.depth, "query": query, "_source": {"excludes": ["vector"]}}
-        # A cluster that rejects a knn query (no k-NN plugin: osmem-server) lacks a capability; one that rejects
-        # a BM25 query was set up by something other than ensure().
+        body: dict[str, Any] = {"size": request.depth, "query": query, "_source": {"excludes": ["vector"]}}
+        if request.mode == SearchMode.HYBRID:
+            body["search_pipeline"] = pipeline_body(request.fusion)
+        # A cluster that rejects a knn or hybrid query (no k-NN or neural plugin: osmem-server) lacks a capability;
+        # one that rejects a BM25 query was set up by something other than ensure().
         rejected = ConfigurationError if request.mode == SearchMode.BM25 else DependencyUnavailable
         with self._translated(f"{request.mode} search", rejected=rejected):
-            response = self._client.search(index=self._index, body=body, **params)
+            response = self._client.search(index=self._index, body=body, routing=tenant)
         hits = []
         # Hybrid asks each sub-query for `candidates` results so fusion sees them all, as the embedded engine does.
         for hit in response["hits"]["hits"][: request.top_k]:
@@ -339,30 +338,6 @@ class OpenSearchIndex:
         if len(vector) != self._dimension:
             raise ValidationFailed(f"the query vector must have {self._dimension} numbers")
         return {"knn": {"vector": {"vector": vector, "k": request.depth, "filter": {"bool": {"filter": filters}}}}}
-
-    def _pipeline(self, fusion: Fusion) -> str:
-        """The fusion's pipeline name, creating the pipeline on its first use in this process."""
-        name = pipeline_name(self._index, fusion)
-        if name not in self._pipelines:
-            self._put_pipeline(fusion)
-        if not self._pipelines[name]:
-            raise DependencyUnavailable(
-                f"the OpenSearch cluster does not support search pipelines ({name}): hybrid search is unavailable",
-                index=self._index,
-            )
-        return name
-
-    def _put_pipeline(self, fusion: Fusion) -> None:
-        name = pipeline_name(self._index, fusion)
-        try:
-            self._client.search_pipeline.put(id=name, body=pipeline_body(fusion))
-        except opensearchpy.OpenSearchException as exc:
-            if getattr(exc, "status_code", None) not in _NO_PIPELINES:
-                raise self._error(exc, "put search pipeline") from exc
-            log.warning("opensearch: no search pipelines, hybrid search unavailable", extra={"pipeline": name})
-            self._pipelines[name] = False
-            return
-        self._pipelines[name] = True
 
     # -- writes ------------------------------------------------------------------------------------------------
 
