@@ -147,9 +147,10 @@ class TenantVectors:
     def candidates(self, filters: SearchFilters) -> np.ndarray | None:
         """The rows the filters allow (None: every live row), computed from postings before any top-k."""
         sets: list[set[int]] = []
-        acl = self._union("acl", [PUBLIC_ACL, *filters.acl_groups])
-        if len(acl) < self.live:
-            sets.append(acl)
+        if not self.all_public():  # O(1); the union below copies every public row
+            acl = self._union("acl", [PUBLIC_ACL, *filters.acl_groups])
+            if len(acl) < self.live:
+                sets.append(acl)
         if filters.doc_ids:
             sets.append(self._union("doc_id", filters.doc_ids))
         if filters.tags:
@@ -173,7 +174,11 @@ class TenantVectors:
             self.graph.set_ef(max(2 * k, 128))
             try:
                 labels, distances = self.graph.knn_query(
-                    query[None, :], k=k, filter=None if allowed is None else allowed.__contains__
+                    # One query: spawning a thread per core for it costs more than the walk.
+                    query[None, :],
+                    k=k,
+                    num_threads=1,
+                    filter=None if allowed is None else allowed.__contains__,
                 )
                 return [(int(self.vids[r]), 1.0 - float(d)) for r, d in zip(labels[0], distances[0], strict=True)]
             except RuntimeError:  # the walk found fewer than k under the filter: answer exactly instead
