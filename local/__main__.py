@@ -1,6 +1,7 @@
 """`python -m local up` runs the platform locally until Ctrl-C; `python -m local invoke FUNCTION EVENT.json`
 runs one handler with a sample event against a freshly started local stack; `python -m local token` mints a
-bearer token of the local dev issuer for a tenant and user."""
+bearer token of the local dev issuer for a tenant and user; `python -m local status [--watch]` shows ingestion
+progress and `python -m local tenant NAME` accepts a new tenant, both against the running stack."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from local.auth import DevIssuer
 from local.emulator import ACCOUNT
 from local.model_server import ModelServer
 from local.runtime import LocalRuntime, RuntimeSettings, models_for
+from local.status import add_tenant, show
 
 # Every scope a route of the platform asks for: a developer's token opens every door.
 DEFAULT_SCOPES = sorted({scope for route in PLATFORM.routes for scope in route.scopes})
@@ -30,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     invoke = commands.add_parser("invoke", help="invoke one function with an event file")
     invoke.add_argument("function", help="logical function name from the topology, e.g. api")
     invoke.add_argument("event", type=Path, help="JSON event file, e.g. events/api/health.json")
+    status = commands.add_parser("status", help="ingestion progress of the running stack's documents")
+    status.add_argument("--tenant", help="only this tenant")
+    status.add_argument("--watch", action="store_true", help="redraw every second until none is in progress")
+    tenant = commands.add_parser("tenant", help="accept a new tenant's drop folder on the running stack")
+    tenant.add_argument("name")
     mint = commands.add_parser("token", help="print a bearer token of the local dev issuer")
     mint.add_argument("--tenant", required=True)
     mint.add_argument("--user", required=True, help="the token's subject")
@@ -38,6 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     mint.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default: %(default)s)")
     args = parser.parse_args(argv)
 
+    if args.command == "status":
+        return show(args.tenant, args.watch)
+    if args.command == "tenant":
+        return add_tenant(args.name)
     if args.command == "token":
         issuer = DevIssuer(RuntimeSettings().data_dir / "auth")
         print(

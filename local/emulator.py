@@ -4,7 +4,8 @@ moto runs the real ASL but would need Docker to run Lambda code, and it does not
 Lambda or Step Functions targets. Both hooks live here and nowhere else:
 - `LambdaBackend.invoke` (and moto's Docker-free variant) routes to `LambdaRouter` for the platform's functions;
 - `Rule.send_to_targets`, after moto's own delivery (SQS, logs, buses), hands Lambda and Step Functions targets
-  to `EventDelivery`, using moto's implementation of EventBridge pattern matching and input transformers.
+  to `EventDelivery`, using moto's implementation of EventBridge pattern matching and input transformers;
+- `S3Backend.delete_object` sends the `Object Deleted` event S3 sends for a delete marker (moto does not).
 """
 
 from __future__ import annotations
@@ -76,6 +77,8 @@ def _install_hooks() -> None:
     original_send = Rule.send_to_targets
 
     def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
+        if getattr(self, "scheduled_expression", None) and self.arn not in original_event.get("resources", []):
+            return  # a schedule rule fires on its schedule (the Scheduler's event names it), never on other events
         ours = [t for t in self.targets if t["Arn"].split(":")[2] in ("lambda", "states")]
         # moto delivers the other targets (SQS, logs, buses) itself, but raises on the first Lambda or Step
         # Functions target: give it a copy of the rule without those.
@@ -100,7 +103,34 @@ def _install_hooks() -> None:
             on_target(target, payload)
 
     Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+    _emit_delete_markers()
     _installed = True
+
+
+def _emit_delete_markers() -> None:
+    """S3 sends `Object Deleted` (reason DeleteMarkerCreated) when a delete puts a marker on a versioned key;
+    moto sends nothing then, so deleting a file from a versioned drop bucket would go unnoticed."""
+    from types import SimpleNamespace
+
+    from moto.s3 import notifications
+    from moto.s3.models import S3Backend
+
+    original_delete = S3Backend.delete_object
+
+    def delete_object(self: Any, bucket_name: str, key_name: str, version_id: str | None = None, bypass: bool = False):
+        result = original_delete(self, bucket_name, key_name, version_id, bypass)
+        _, meta = result
+        if meta.get("delete-marker") == "true" and version_id is None:
+            marker = SimpleNamespace(name=key_name, size=0, etag="", version_id=meta.get("version-id"))
+            notifications.send_event(
+                self.account_id,
+                notifications.S3NotificationEvent.OBJECT_REMOVED_DELETE_MARKER_CREATED_EVENT,
+                self.get_bucket(bucket_name),
+                marker,
+            )
+        return result
+
+    S3Backend.delete_object = delete_object  # type: ignore[method-assign]
 
 
 class MotoEmulator:

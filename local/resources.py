@@ -17,6 +17,7 @@ from agentplatform.topology import (
     StateMachine,
     Topology,
     env_var,
+    resolve_refs,
     split_ref,
 )
 from local.lambdas import LambdaRouter
@@ -187,7 +188,8 @@ def _put_rule(events: Any, rule: Rule, out: Provisioned, prefix: str) -> None:
     bus = out.value(f"bus:{rule.bus}", "name") if rule.bus else "default"
     kwargs: dict[str, Any] = {"Name": name, "EventBusName": bus, "State": "ENABLED", "Description": rule.purpose}
     if rule.event_pattern is not None:
-        kwargs["EventPattern"] = json.dumps(rule.event_pattern)
+        pattern = resolve_refs(rule.event_pattern, lambda ref: out.value(ref, "name"))
+        kwargs["EventPattern"] = json.dumps(pattern)
     if rule.schedule is not None:
         kwargs["ScheduleExpression"] = rule.schedule
     events.put_rule(**kwargs)

@@ -12,11 +12,12 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agentplatform.bootstrap import use_container
+from agentplatform.bootstrap import container, use_container
 from agentplatform.config import reset_settings
 from agentplatform.topology import PLATFORM, Topology
 from local.auth import DevIssuer, JwtAuthorizer
 from local.delivery import EventDelivery, QueuePoller
+from local.dropfolder import DropFolderMirror
 from local.emulator import ACCOUNT, MotoEmulator, Scheduler
 from local.gateway import HttpGateway
 from local.lambdas import LambdaRouter
@@ -49,6 +50,14 @@ class RuntimeSettings(BaseSettings):
     prefix: str = Field(default="agentplatform", alias="LOCAL_RESOURCE_PREFIX")
     # Divides every schedule's interval: 60 runs a rate(5 minutes) rule every 5 seconds.
     schedule_speedup: float = Field(default=1.0, alias="LOCAL_SCHEDULE_SPEEDUP", gt=0)
+    # The real folder mirrored into the drop bucket: <drop_dir>/<tenant>/<path>.
+    drop_dir: Path = Field(default=Path("dropfolder"), alias="LOCAL_DROP_DIR")
+    drop_poll_s: float = Field(default=1.0, alias="LOCAL_DROP_POLL_S", gt=0)
+    # The tenants whose drop folders are accepted (comma-separated); `python -m local tenant NAME` adds one.
+    tenants: str = Field(default="acme,globex,demo", alias="LOCAL_TENANTS")
+
+    def tenant_names(self) -> list[str]:
+        return [t.strip() for t in self.tenants.split(",") if t.strip()]
 
 
 class LocalRuntime:
@@ -67,6 +76,7 @@ class LocalRuntime:
         self.scheduler: Scheduler | None = None
         self.model_server: ModelServer | None = None
         self.issuer: DevIssuer | None = None
+        self.mirror: DropFolderMirror | None = None
 
     # -- clients to the emulator (the runtime's own; handlers build theirs through the composition root)
     def client(self, service: str) -> Any:
@@ -141,6 +151,17 @@ class LocalRuntime:
             self._pollers.append(poller)
         self.scheduler = Scheduler(s.region, speedup=s.schedule_speedup)
         self.scheduler.start()
+        for tenant in s.tenant_names():
+            container().registry.add_tenant(tenant)
+            (s.drop_dir / tenant).mkdir(parents=True, exist_ok=True)
+        self.mirror = DropFolderMirror(
+            s.drop_dir,
+            self.client("s3"),
+            self.provisioned.value("bucket:drop", "name"),
+            s.data_dir / "dropfolder-mirrored.json",
+            interval_s=s.drop_poll_s,
+        )
+        self.mirror.start()
         self.issuer = DevIssuer(s.data_dir / "auth")
         self.gateway = HttpGateway(
             self.topology.routes,
@@ -154,6 +175,8 @@ class LocalRuntime:
         self.gateway.start()
 
     def stop(self) -> None:
+        if self.mirror:
+            self.mirror.stop()
         if self.gateway:
             self.gateway.stop()
         if self.model_server:
@@ -221,6 +244,8 @@ class LocalRuntime:
             ("AWS endpoint (moto)", self.aws_endpoint),
             ("model server (SageMaker runtime)", self.model_url),
             ("data folder", str(self.settings.data_dir.resolve())),
+            ("drop folder (<tenant>/<path>)", str(self.settings.drop_dir.resolve())),
+            ("tenants", ", ".join(self.settings.tenant_names())),
         ]
         for ref, identity in sorted(self.provisioned.resources.items()):
             rows.append((ref, identity.get("url") or identity["name"]))

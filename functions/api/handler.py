@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from agentplatform.bootstrap import container
 from agentplatform.observability import lambda_entry
 from functions.api.app import build_resolver, response_headers
+from functions.api.documents import router as documents_router
 from functions.api.health import VERSION, Component, HealthReport, check_health
 from functions.api.problems import document_problems
 from functions.api.search import router as search_router
@@ -57,6 +58,7 @@ def api() -> APIGatewayHttpResolver:
     resolver = build_resolver()
     resolver.include_router(router)
     resolver.include_router(search_router)
+    resolver.include_router(documents_router)
     return resolver
 
 

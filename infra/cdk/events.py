@@ -15,7 +15,7 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from agentplatform.topology import InputTransformer, Rule, Target, Topology, split_ref
+from agentplatform.topology import InputTransformer, Rule, Target, Topology, resolve_refs, split_ref
 from infra.cdk.nag import acknowledge
 from infra.cdk.registry import Registry, construct_id, tag_with_ref
 from infra.cdk.storage import alarm_on_messages, secure_queue
@@ -122,7 +122,11 @@ class Rules(Construct):
             f"{name}Rule",
             description=spec.purpose[:512],
             event_bus=registry.buses[spec.bus] if spec.bus else None,
-            event_pattern=event_pattern(spec.event_pattern) if spec.event_pattern is not None else None,
+            event_pattern=(
+                event_pattern(resolve_refs(spec.event_pattern, lambda ref: registry.value(ref, "name")))
+                if spec.event_pattern is not None
+                else None
+            ),
             schedule=schedule(spec.schedule) if spec.schedule is not None else None,
         )
         dlq = secure_queue(self, f"{name}TargetsDlq", retention_period=Duration.days(14))

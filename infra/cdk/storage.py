@@ -77,6 +77,9 @@ class Storage(Construct):
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
             versioned=spec.versioned,
+            lifecycle_rules=(
+                [s3.LifecycleRule(expiration=Duration.days(spec.expire_after_days))] if spec.expire_after_days else None
+            ),
             server_access_logs_bucket=self.access_logs,
             server_access_logs_prefix=f"{spec.name}/",
             removal_policy=RemovalPolicy.RETAIN,

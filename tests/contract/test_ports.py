@@ -81,6 +81,14 @@ def test_object_store_round_trip(object_store):
 def test_object_store_missing_key_is_not_found(object_store):
     with pytest.raises(NotFound):
         object_store.get("nope")
+    with pytest.raises(NotFound):
+        object_store.head("nope")
+
+
+def test_object_store_head_has_metadata_and_size_without_the_body(object_store):
+    stored = object_store.put("t1/a.md", b"# hello", {"title": "Hello"})
+    head = object_store.head("t1/a.md")
+    assert (head.body, head.size, head.metadata, head.version) == (b"", 7, {"title": "Hello"}, stored.version)
 
 
 def test_missing_bucket_is_dependency_unavailable(aws):
@@ -183,6 +191,14 @@ def test_workflow_start_puts_the_correlation_id_in_the_input(workflow_and_reader
     workflow.check()
 
 
+def test_a_workflow_name_is_an_idempotency_key(workflow_and_reader):
+    workflow, read = workflow_and_reader
+    first = in_correlation("cid-1", lambda: workflow.start({"doc": "a"}, name="run-1"))
+    again = in_correlation("cid-2", lambda: workflow.start({"doc": "a"}, name="run-1"))  # a redelivered event
+    assert again == first
+    assert read(first) == {"doc": "a", "correlation_id": "cid-1"}
+
+
 # -- KeyValueTable
 
 
@@ -213,6 +229,28 @@ def test_table_round_trip(table):
     table.delete(key)
     assert table.get(key) is None
     table.check()
+
+
+def test_table_update_creates_merges_and_respects_the_expectation(table):
+    key = {"pk": "tenant#t1", "sk": "doc#1"}
+    assert table.update(key, {"status": "processing", "claim": "run-1", "progress": 5})
+    assert table.update(key, {"progress": 40}, expect={"claim": "run-1"})
+    assert not table.update(key, {"progress": 99}, expect={"claim": "run-0"})  # an older run: refused
+    assert table.get(key) == {**key, "status": "processing", "claim": "run-1", "progress": 40}
+    assert not table.update({"pk": "tenant#t1", "sk": "doc#2"}, {"x": 1}, expect={"claim": "run-1"})
+    assert table.get({"pk": "tenant#t1", "sk": "doc#2"}) is None
+
+
+def test_table_query_pages_one_partition_in_key_order(table):
+    for n in range(5):
+        table.put({"pk": "tenant#t1", "sk": f"doc#{n}", "n": n})
+    table.put({"pk": "tenant#t2", "sk": "doc#9", "n": 9})
+    first, after = table.query({"pk": "tenant#t1"}, limit=3)
+    assert [i["n"] for i in first] == [0, 1, 2] and after is not None
+    rest, after = table.query({"pk": "tenant#t1"}, limit=3, after=after)
+    assert [i["n"] for i in rest] == [3, 4]
+    if after is not None:  # DynamoDB may hand back a key at the very end of a partition
+        assert table.query({"pk": "tenant#t1"}, limit=3, after=after)[0] == []
 
 
 def test_unreachable_fake_behaves_like_a_down_dependency():

@@ -31,6 +31,7 @@ def test_up_serves_health_over_http_and_https_and_stops_on_ctrl_c(tmp_path):
         "LOCAL_HTTPS_PORT": str(https),
         "LOCAL_AWS_PORT": str(aws),
         "LOCAL_DATA_DIR": str(tmp_path / "data"),
+        "LOCAL_DROP_DIR": str(tmp_path / "dropfolder"),
         "LOCAL_MODEL_PORT": str(free_port()),
         "LOCAL_MODELS": "none",
     }

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agentplatform.topology import PLATFORM, InputTransformer, Route, Rule
+from agentplatform.topology import PLATFORM, InputTransformer, Route, Rule, resolve_refs
 from tests.infra.cdk_synth import Synth, cdk_context, text
 
 pytestmark = pytest.mark.infra
@@ -33,7 +33,9 @@ def test_rule_matches_topology(synth: Synth, rule: Rule) -> None:
     else:
         assert "EventBusName" not in props  # the default bus, where S3 sends its events
     assert props.get("ScheduleExpression") == rule.schedule
-    assert props.get("EventPattern") == rule.event_pattern
+    # A "ref:bucket:drop" in the topology's pattern is that bucket's name in the template.
+    expected = resolve_refs(rule.event_pattern, lambda ref: {"Ref": synth.logical_id(ref)})
+    assert props.get("EventPattern") == expected
     assert len(props["Targets"]) == len(rule.targets)
     for target, spec in zip(props["Targets"], rule.targets, strict=True):
         kind = spec.ref.split(":", 1)[0]

@@ -142,9 +142,11 @@ def test_access_policy_names_only_the_functions_granted_the_domain_and_its_admin
     by_principal: dict[str, list[tuple[str, Any]]] = {}
     for statement in statements:
         assert statement["Effect"] == "Allow" and "Condition" not in statement
-        principal, attribute = synth.target(statement["Principal"]["AWS"])
-        assert attribute == "Arn"
-        by_principal.setdefault(principal, []).extend(statement_pairs([{**statement, "Principal": None}]))
+        principals = statement["Principal"]["AWS"]  # one role, or several sharing the same statement
+        for value in principals if isinstance(principals, list) else [principals]:
+            principal, attribute = synth.target(value)
+            assert attribute == "Arn"
+            by_principal.setdefault(principal, []).extend(statement_pairs([{**statement, "Principal": None}]))
     users = {_role(synth, f): f for f in _users(spec)}
     assert set(by_principal) == set(users) | {admin}
     domain = synth.logical_id(f"search:{spec.name}")

@@ -22,6 +22,7 @@ def start_runtime(tmp_path_factory, topology: Topology = PLATFORM, **overrides: 
         LOCAL_AWS_PORT=0,
         LOCAL_MODEL_PORT=0,
         LOCAL_DATA_DIR=tmp_path_factory.mktemp("data"),
+        LOCAL_DROP_DIR=tmp_path_factory.mktemp("dropfolder"),
         **{"LOCAL_MODELS": "none", **overrides},  # model tests ask for them: loading costs seconds
     )
     return LocalRuntime(settings, topology).start()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentplatform.config import Settings, get_settings
 from agentplatform.errors import ConfigurationError
@@ -23,6 +23,9 @@ from agentplatform.ports import (
     SearchIndex,
     Workflow,
 )
+
+if TYPE_CHECKING:
+    from agentplatform.documents import DocumentRegistry
 
 
 class Container:
@@ -72,6 +75,25 @@ class Container:
         from agentplatform.adapters.aws.storage import S3ObjectStore
 
         return S3ObjectStore(self.settings.require("drop_bucket_name"), self.client("s3"))
+
+    @cached_property
+    def artifacts_store(self) -> ObjectStore:
+        from agentplatform.adapters.aws.storage import S3ObjectStore
+
+        return S3ObjectStore(self.settings.require("artifacts_bucket_name"), self.client("s3"))
+
+    @cached_property
+    def registry(self) -> DocumentRegistry:
+        from agentplatform.documents import DocumentRegistry
+
+        return DocumentRegistry(self.documents_table)
+
+    @cached_property
+    def ingestion_workflow(self) -> Workflow:
+        from agentplatform.adapters.aws.storage import StepFunctionsWorkflow
+
+        arn = self.settings.require("ingestion_state_machine_arn")
+        return StepFunctionsWorkflow(arn, self.client("stepfunctions"))
 
     @cached_property
     def alerts_queue(self) -> Queue:

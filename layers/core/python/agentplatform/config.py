@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     documents_table_name: str | None = Field(default=None, alias="DOCUMENTS_TABLE_NAME")
     platform_event_bus_name: str | None = Field(default=None, alias="PLATFORM_EVENT_BUS_NAME")
     canary_state_machine_arn: str | None = Field(default=None, alias="CANARY_STATE_MACHINE_ARN")
+    artifacts_bucket_name: str | None = Field(default=None, alias="ARTIFACTS_BUCKET_NAME")
+    ingest_queue_url: str | None = Field(default=None, alias="INGEST_QUEUE_URL")
+    ingestion_state_machine_arn: str | None = Field(default=None, alias="INGESTION_STATE_MACHINE_ARN")
     embedding_endpoint_name: str | None = Field(default=None, alias="EMBEDDING_ENDPOINT_NAME")
     generation_endpoint_name: str | None = Field(default=None, alias="GENERATION_ENDPOINT_NAME")
     # Optional: a TEI /rerank-contract endpoint; unset, search does not rerank.

@@ -70,6 +70,19 @@ class Throttled(PlatformError):
         self.retry_after_s = retry_after_s
 
 
+class DocumentRejected(PlatformError):
+    """A document cannot be ingested as it is (unsupported format, corrupt file, no text, unknown tenant): the
+    document fails with this reason; retrying will not help."""
+
+    code, status, title = "document_rejected", 422, "Document rejected"
+
+
+class Superseded(PlatformError):
+    """A newer run owns this work now (a document re-ingested meanwhile): the older run stops quietly."""
+
+    code, status, title = "superseded", 409, "Superseded by a newer run"
+
+
 class ConfigurationError(PlatformError):
     """A required setting is missing or invalid; a deploy problem, never the caller's."""
 

@@ -22,6 +22,7 @@ class StoredObject:
     body: bytes
     metadata: dict[str, str] = field(default_factory=dict)
     version: str | None = None
+    size: int | None = None
 
 
 class HealthCheck(Protocol):
@@ -34,6 +35,10 @@ class ObjectStore(HealthCheck, Protocol):
 
     def get(self, key: str) -> StoredObject:
         """Raise NotFound for a missing key."""
+        ...
+
+    def head(self, key: str) -> StoredObject:
+        """The object's metadata and version without its body (`body` is empty, `size` set); NotFound if missing."""
         ...
 
     def delete(self, key: str) -> None: ...
@@ -53,7 +58,8 @@ class EventBus(HealthCheck, Protocol):
 
 class Workflow(HealthCheck, Protocol):
     def start(self, payload: Mapping[str, Any], *, name: str | None = None) -> str:
-        """Start an execution with the current correlation id in its input; return the execution id."""
+        """Start an execution with the current correlation id in its input; return the execution id. A `name`
+        is an idempotency key: starting a name that already ran returns that execution instead."""
         ...
 
 
@@ -63,6 +69,19 @@ class KeyValueTable(HealthCheck, Protocol):
     def put(self, item: Mapping[str, Any]) -> None: ...
 
     def delete(self, key: Mapping[str, str]) -> None: ...
+
+    def update(
+        self, key: Mapping[str, str], values: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Set `values` on the item (creating it if missing); with `expect`, only if the item's attributes
+        equal those values now (atomically). Return whether it was written."""
+        ...
+
+    def query(
+        self, partition: Mapping[str, str], *, limit: int = 100, after: Mapping[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        """Items of one partition in sort-key order, a page at a time: (items, the key to continue after)."""
+        ...
 
 
 class ModelEndpoint(Protocol):

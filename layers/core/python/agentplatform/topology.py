@@ -12,9 +12,10 @@ same names.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -43,6 +44,7 @@ class Bucket(BaseModel):
     purpose: str
     eventbridge: bool = False  # S3 -> EventBridge notifications (Object Created / Object Deleted)
     versioned: bool = False
+    expire_after_days: int | None = None  # objects are deleted this long after they are written
 
 
 class Queue(BaseModel):
@@ -192,6 +194,20 @@ class Topology(BaseModel):
         return out
 
 
+REF_PREFIX = "ref:"  # a string "ref:<kind>:<name>" inside an event pattern stands for that resource's name
+
+
+def resolve_refs(value: Any, name_of: Callable[[str], str]) -> Any:
+    """An event pattern with each "ref:<kind>:<name>" string replaced by that resource's physical name."""
+    if isinstance(value, dict):
+        return {key: resolve_refs(item, name_of) for key, item in value.items()}
+    if isinstance(value, list):
+        return [resolve_refs(item, name_of) for item in value]
+    if isinstance(value, str) and value.startswith(REF_PREFIX):
+        return name_of(value.removeprefix(REF_PREFIX))
+    return value
+
+
 def split_ref(ref: str) -> tuple[ResourceKind, str]:
     kind, _, name = ref.partition(":")
     if kind not in ("bucket", "queue", "table", "bus", "statemachine", "function", "endpoint", "search") or not name:
@@ -255,6 +271,78 @@ _HEALTH_DESCRIBE = [
     Grant(ref="statemachine:canary", access=Access.DESCRIBE),
 ]
 
+_INGEST_STATE = [
+    Grant(ref="table:documents", access=Access.READ_WRITE),
+    Grant(ref="bucket:artifacts", access=Access.READ_WRITE),
+]
+
+
+def _stage(name: str, purpose: str, uses: list[Grant], memory_mb: int = 1024, timeout_s: int = 300) -> Function:
+    return Function(
+        name=f"ingest_{name}",
+        service="ingestion",
+        handler=f"functions.ingestion.handler.{name}",
+        purpose=purpose,
+        memory_mb=memory_mb,
+        timeout_s=timeout_s,
+        uses=uses,
+    )
+
+
+_INGESTION_FUNCTIONS = [
+    Function(
+        name="ingest_starter",
+        service="ingestion",
+        handler="functions.ingestion.handler.starter",
+        purpose="Drop-folder events (SQS) -> one ingestion run per object change, idempotently.",
+        timeout_s=30,
+        uses=[Grant(ref="statemachine:ingestion", access=Access.START)],
+    ),
+    _stage(
+        "prepare",
+        "Which document an event is about, whether its tenant is known, and whether to ingest or delete it.",
+        [Grant(ref="table:documents", access=Access.READ_WRITE), Grant(ref="bucket:drop", access=Access.READ)],
+        memory_mb=256,
+        timeout_s=30,
+    ),
+    _stage(
+        "extract",
+        "Text, sections, pages and metadata of a dropped file.",
+        [*_INGEST_STATE, Grant(ref="bucket:drop", access=Access.READ)],
+        memory_mb=2048,
+    ),
+    _stage("chunk", "Token-aware chunks of the extracted text.", _INGEST_STATE),
+    _stage(
+        "embed",
+        "Embeddings of the chunks, in batches.",
+        [*_INGEST_STATE, Grant(ref="endpoint:embedding", access=Access.INVOKE)],
+        timeout_s=900,
+    ),
+    _stage(
+        "index",
+        "The document's chunks into the search index, replacing its previous version.",
+        [*_INGEST_STATE, Grant(ref="search:knowledge", access=Access.READ_WRITE)],
+    ),
+    _stage("finalize", "The registry row of a document that is indexed.", _INGEST_STATE, memory_mb=256, timeout_s=30),
+    _stage(
+        "delete",
+        "A deleted file's chunks out of the index.",
+        [
+            Grant(ref="table:documents", access=Access.READ_WRITE),
+            Grant(ref="search:knowledge", access=Access.READ_WRITE),
+        ],
+        memory_mb=256,
+        timeout_s=60,
+    ),
+    _stage(
+        "fail",
+        "A failed run's reason on the document's registry row.",
+        [Grant(ref="table:documents", access=Access.READ_WRITE)],
+        memory_mb=256,
+        timeout_s=30,
+    ),
+]
+
 PLATFORM = Topology(
     buckets=[
         Bucket(
@@ -263,9 +351,19 @@ PLATFORM = Topology(
             eventbridge=True,
             versioned=True,
         ),
+        Bucket(
+            name="artifacts",
+            purpose="What one ingestion stage hands the next (text, chunks, vectors): too big for a state payload.",
+            expire_after_days=3,
+        ),
     ],
     queues=[
         Queue(name="alerts", purpose="Platform alerts (canary degraded, evaluation regressions) for operators."),
+        Queue(
+            name="ingest",
+            purpose="Drop-folder object events waiting to start an ingestion run (a buffer with a DLQ).",
+            visibility_timeout_s=180,  # six times the starter's timeout, as AWS advises for event sources
+        ),
     ],
     tables=[
         Table(name="documents", purpose="Document registry: one row per tenant document and version."),
@@ -279,7 +377,12 @@ PLATFORM = Topology(
             purpose="The public HTTP API.",
             memory_mb=1024,
             timeout_s=29,
-            uses=[*_HEALTH_DESCRIBE, Grant(ref="function:retrieval", access=Access.INVOKE)],
+            uses=[
+                *_HEALTH_DESCRIBE,
+                Grant(ref="function:retrieval", access=Access.INVOKE),
+                Grant(ref="bucket:drop", access=Access.READ_WRITE),
+                Grant(ref="table:documents", access=Access.READ_WRITE),
+            ],
         ),
         Function(
             name="canary_probe",
@@ -289,6 +392,7 @@ PLATFORM = Topology(
             timeout_s=20,
             uses=_HEALTH_DESCRIBE,
         ),
+        *_INGESTION_FUNCTIONS,
         Function(
             name="pre_token",
             service="authorizer",
@@ -312,6 +416,19 @@ PLATFORM = Topology(
     ],
     state_machines=[
         StateMachine(
+            name="ingestion",
+            purpose="One file change in the drop folder -> prepare, extract, chunk, embed, index, finalize.",
+            definition="ingestion.asl.json",
+            substitutions={
+                f"{stage.title()}FunctionArn": f"function:ingest_{stage}"
+                for stage in ("prepare", "extract", "chunk", "embed", "index", "finalize", "delete", "fail")
+            },
+            uses=[
+                Grant(ref=f"function:ingest_{stage}", access=Access.INVOKE)
+                for stage in ("prepare", "extract", "chunk", "embed", "index", "finalize", "delete", "fail")
+            ],
+        ),
+        StateMachine(
             name="canary",
             purpose="Synthetic check of the async path: probe the components, publish the result.",
             definition="canary.asl.json",
@@ -326,6 +443,16 @@ PLATFORM = Topology(
         ),
     ],
     rules=[
+        Rule(
+            name="drop_events",
+            purpose="Object Created / Object Deleted in the drop bucket -> the ingest queue.",
+            event_pattern={
+                "source": ["aws.s3"],
+                "detail-type": ["Object Created", "Object Deleted"],
+                "detail": {"bucket": {"name": [f"{REF_PREFIX}bucket:drop"]}},
+            },
+            targets=[Target(ref="queue:ingest")],
+        ),
         Rule(
             name="canary_schedule",
             purpose="Runs the canary on a schedule.",
@@ -349,7 +476,7 @@ PLATFORM = Topology(
             targets=[Target(ref="queue:alerts")],
         ),
     ],
-    event_sources=[],
+    event_sources=[EventSourceMapping(queue="ingest", function="ingest_starter", batch_size=10)],
     model_endpoints=[
         ModelEndpoint(
             name="embedding",
@@ -372,6 +499,10 @@ PLATFORM = Topology(
     routes=[
         Route(method="GET", path="/health", function="api", public=True),
         Route(method="POST", path="/v1/search", function="api", scopes=["search"]),
+        Route(method="GET", path="/v1/documents", function="api", scopes=["documents:read"]),
+        Route(method="POST", path="/v1/documents", function="api", scopes=["documents:write"]),
+        Route(method="GET", path="/v1/documents/{doc_id}", function="api", scopes=["documents:read"]),
+        Route(method="DELETE", path="/v1/documents/{doc_id}", function="api", scopes=["documents:write"]),
         Route(method="GET", path="/openapi.json", function="api", public=True),
         Route(method="ANY", path="$default", function="api"),
     ],

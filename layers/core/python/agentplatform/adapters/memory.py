@@ -51,7 +51,7 @@ class MemoryObjectStore(_Fake):
 
     def put(self, key: str, body: bytes, metadata: Mapping[str, str] | None = None) -> StoredObject:
         self.check()
-        stored = StoredObject(key=key, body=body, metadata=dict(metadata or {}), version=str(next(_ids)))
+        stored = StoredObject(key, body, dict(metadata or {}), version=str(next(_ids)), size=len(body))
         self.objects[key] = stored
         return stored
 
@@ -60,6 +60,10 @@ class MemoryObjectStore(_Fake):
         if key not in self.objects:
             raise NotFound(f"{self.resource}/{key}: not found", resource=self.resource)
         return self.objects[key]
+
+    def head(self, key: str) -> StoredObject:
+        found = self.get(key)
+        return StoredObject(key, b"", found.metadata, found.version, found.size)
 
     def delete(self, key: str) -> None:
         self.check()
@@ -105,7 +109,7 @@ class MemoryWorkflow(_Fake):
     def start(self, payload: Mapping[str, Any], *, name: str | None = None) -> str:
         self.check()
         execution_id = name or str(next(_ids))
-        self.executions[execution_id] = with_correlation(payload)
+        self.executions.setdefault(execution_id, with_correlation(payload))
         return execution_id
 
 
@@ -123,6 +127,28 @@ class MemoryTable(_Fake):
         self.check()
         item = self.items.get(self._key(key))
         return dict(item) if item else None
+
+    def update(
+        self, key: Mapping[str, str], values: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    ) -> bool:
+        self.check()
+        current = self.items.get(self._key(key))
+        if expect and (current is None or any(current.get(k) != v for k, v in expect.items())):
+            return False
+        self.items[self._key(key)] = {**(current or dict(key)), **values}
+        return True
+
+    def query(
+        self, partition: Mapping[str, str], *, limit: int = 100, after: Mapping[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        self.check()
+        (name, value), sort = next(iter(partition.items())), self.key_names[-1]
+        rows = sorted((i for i in self.items.values() if i.get(name) == value), key=lambda i: i.get(sort, ""))
+        if after:
+            rows = [i for i in rows if i.get(sort, "") > after[sort]]
+        page = [dict(i) for i in rows[:limit]]
+        more = len(rows) > limit
+        return page, ({k: page[-1][k] for k in self.key_names} if more and page else None)
 
     def put(self, item: Mapping[str, Any]) -> None:
         self.check()

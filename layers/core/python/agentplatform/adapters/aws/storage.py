@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agentplatform.adapters.aws.errors import aws_call, probe
-from agentplatform.errors import DependencyUnavailable
+from agentplatform.errors import DependencyUnavailable, PlatformError
 from agentplatform.observability import sqs_correlation_attribute, with_correlation
 from agentplatform.ports import StoredObject
 
@@ -24,13 +24,18 @@ class S3ObjectStore:
     def put(self, key: str, body: bytes, metadata: Mapping[str, str] | None = None) -> StoredObject:
         with aws_call(self._resource):
             out = self._s3.put_object(Bucket=self._bucket, Key=key, Body=body, Metadata=dict(metadata or {}))
-        return StoredObject(key=key, body=body, metadata=dict(metadata or {}), version=out.get("VersionId"))
+        return StoredObject(key, body, dict(metadata or {}), version=out.get("VersionId"), size=len(body))
 
     def get(self, key: str) -> StoredObject:
         with aws_call(f"{self._resource}/{key}"):
             out = self._s3.get_object(Bucket=self._bucket, Key=key)
             body = out["Body"].read()
-        return StoredObject(key=key, body=body, metadata=out.get("Metadata", {}), version=out.get("VersionId"))
+        return StoredObject(key, body, out.get("Metadata", {}), version=out.get("VersionId"), size=len(body))
+
+    def head(self, key: str) -> StoredObject:
+        with aws_call(f"{self._resource}/{key}"):
+            out = self._s3.head_object(Bucket=self._bucket, Key=key)
+        return StoredObject(key, b"", out.get("Metadata", {}), version=out.get("VersionId"), size=out["ContentLength"])
 
     def delete(self, key: str) -> None:
         with aws_call(f"{self._resource}/{key}"):
@@ -101,8 +106,14 @@ class StepFunctionsWorkflow:
         }
         if name:
             kwargs["name"] = name
-        with aws_call(self._resource):
-            out = self._sfn.start_execution(**kwargs)
+        try:
+            with aws_call(self._resource):
+                out = self._sfn.start_execution(**kwargs)
+        except PlatformError as exc:
+            if name and exc.context.get("aws_code") == "ExecutionAlreadyExists":
+                # A name is an idempotency key: this execution was started before (a redelivered message).
+                return self._arn.replace(":stateMachine:", ":execution:") + f":{name}"
+            raise
         return str(out["executionArn"])
 
 
@@ -128,6 +139,50 @@ class DynamoTable:
     def delete(self, key: Mapping[str, str]) -> None:
         with aws_call(self._resource):
             self._ddb.delete_item(TableName=self._name, Key=_to_attributes(key))
+
+    def update(
+        self, key: Mapping[str, str], values: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    ) -> bool:
+        names = {f"#v{i}": name for i, name in enumerate(values)}
+        attributes = {f":v{i}": value for i, value in enumerate(values.values())}
+        kwargs: dict[str, Any] = {
+            "TableName": self._name,
+            "Key": _to_attributes(key),
+            "UpdateExpression": "SET " + ", ".join(f"#v{i} = :v{i}" for i in range(len(values))),
+        }
+        if expect:
+            names |= {f"#e{i}": name for i, name in enumerate(expect)}
+            attributes |= {f":e{i}": value for i, value in enumerate(expect.values())}
+            kwargs["ConditionExpression"] = " AND ".join(f"#e{i} = :e{i}" for i in range(len(expect)))
+        kwargs["ExpressionAttributeNames"] = names
+        kwargs["ExpressionAttributeValues"] = _to_attributes(attributes)
+        try:
+            with aws_call(self._resource):
+                self._ddb.update_item(**kwargs)
+        except PlatformError as exc:
+            if exc.context.get("aws_code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def query(
+        self, partition: Mapping[str, str], *, limit: int = 100, after: Mapping[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        (name, value) = next(iter(partition.items()))
+        kwargs: dict[str, Any] = {
+            "TableName": self._name,
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": name},
+            "ExpressionAttributeValues": _to_attributes({":p": value}),
+            "Limit": limit,
+            "ConsistentRead": True,
+        }
+        if after:
+            kwargs["ExclusiveStartKey"] = _to_attributes(after)
+        with aws_call(self._resource):
+            out = self._ddb.query(**kwargs)
+        last = out.get("LastEvaluatedKey")
+        return [_from_attributes(i) for i in out.get("Items", [])], (_from_attributes(last) if last else None)
 
 
 def _to_attributes(item: Mapping[str, Any]) -> dict[str, Any]:
