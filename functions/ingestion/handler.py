@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from functools import cache
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -18,8 +17,8 @@ from functions.ingestion.pipeline import Stages
 Stage = Callable[[Stages, dict[str, Any], str], dict[str, Any]]
 
 
-@cache
 def stages() -> Stages:
+    # Cheap to build: the container caches the adapters (per Lambda container, or per local runtime).
     c = container()
     settings = c.settings
     return Stages(

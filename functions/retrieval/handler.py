@@ -3,7 +3,6 @@ RetrievalRequest; answers a SearchResult. Errors escape as platform errors, whic
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
 from pydantic import ValidationError
@@ -15,8 +14,8 @@ from agentplatform.retrieval import RetrievalRequest
 from functions.retrieval.service import RetrievalService
 
 
-@cache
 def service() -> RetrievalService:
+    # Cheap to build: the container caches the adapters (per Lambda container, or per local runtime).
     c = container()
     reranker = c.reranker if c.settings.rerank_endpoint_name else None
     return RetrievalService(c.search_index, c.embedding_model, reranker)

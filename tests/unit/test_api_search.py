@@ -16,7 +16,6 @@ from agentplatform.principal import principal_from_event
 from agentplatform.search import Chunk
 from functions.api.handler import handler, openapi_document
 from functions.retrieval.handler import handler as retrieval_handler
-from functions.retrieval.handler import service
 from tests.conftest import sample_event
 
 EMBED = MemoryEmbeddings()
@@ -49,9 +48,7 @@ def search_fakes(fakes: Container, lambda_context: Any) -> Iterator[Container]:
         embedding_model=EMBED,
         retrieval_function=MemoryFunction("retrieval", lambda event: retrieval_handler(event, lambda_context)),
     )
-    service.cache_clear()
     yield fakes
-    service.cache_clear()
 
 
 def search_event(body: Any, *, tenant: str = "acme", scopes: str = "agentplatform/search", auth: bool = True):
