@@ -161,7 +161,7 @@ class Stages:
         for start in range(0, len(specs), EMBED_BATCH):
             batch = specs[start : start + EMBED_BATCH]
             # The title and section heading ride along: a chunk's text alone often does not say what it is about.
-            vectors += self.embeddings.embed([_passage(title, spec) for spec in batch])
+            vectors += self.embeddings.embed([passage_text(title, spec) for spec in batch])
             done = min(len(specs), start + EMBED_BATCH)
             self._advance(
                 document["tenant"],
@@ -288,7 +288,8 @@ class Stages:
         return json.loads(self.artifacts.get(f"runs/{run}/{name}").body)
 
 
-def _passage(title: str, spec: ChunkSpec) -> str:
+def passage_text(title: str, spec: ChunkSpec) -> str:
+    """What is embedded for a chunk: its document title and section heading, then its text."""
     context = " - ".join(part for part in (title, spec.heading) if part)
     return f"{context}\n{spec.text}" if context else spec.text
 

@@ -124,51 +124,35 @@ class DocumentRegistry:
 
     def enqueue(self, tenant: str, path: str, **values: Any) -> DocumentRecord:
         """A document the API has just written to the drop folder: queued until its pipeline run claims it."""
-        doc_id = document_id(tenant, path)
-        stamp = now()
-        current = self.get(tenant, doc_id)
-        self._table.update(
-            self._key(tenant, doc_id),
-            {
-                "tenant": tenant,
-                "doc_id": doc_id,
-                "path": path,
-                "status": DocumentStatus.QUEUED.value,
-                "stage": Stage.QUEUED.value,
-                "progress": 0,
-                "error": None,
-                "reason": None,
-                "created_at": current.created_at if current else stamp,
-                "updated_at": stamp,
-                **values,
-            },
-        )
-        record = self.get(tenant, doc_id)
-        assert record is not None
-        return record
+        return self._write(tenant, path, DocumentStatus.QUEUED, Stage.QUEUED, values)
 
     def claim(self, tenant: str, path: str, claim: str, stage: Stage, **values: Any) -> DocumentRecord:
         """Make `claim` the document's owner (the newest run wins) and mark it processing."""
+        return self._write(tenant, path, DocumentStatus.PROCESSING, stage, {"claim": claim, **values})
+
+    def _write(
+        self, tenant: str, path: str, status: DocumentStatus, stage: Stage, values: dict[str, Any]
+    ) -> DocumentRecord:
         doc_id = document_id(tenant, path)
+        key = self._key(tenant, doc_id)
         current = self.get(tenant, doc_id)
         stamp = now()
-        self._table.update(
-            self._key(tenant, doc_id),
-            {
-                "tenant": tenant,
-                "doc_id": doc_id,
-                "path": path,
-                "status": DocumentStatus.PROCESSING.value,
-                "stage": stage.value,
-                "progress": PROGRESS[stage],
-                "error": None,
-                "reason": None,
-                "claim": claim,
-                "created_at": current.created_at if current else stamp,
-                "updated_at": stamp,
-                **values,
-            },
-        )
+        row = {
+            "tenant": tenant,
+            "doc_id": doc_id,
+            "path": path,
+            "status": status.value,
+            "stage": stage.value,
+            "progress": PROGRESS[stage],
+            "error": None,
+            "reason": None,
+            "updated_at": stamp,
+            **values,
+        }
+        if current is None:  # a whole new row in one put: a reader never sees half of it
+            self._table.put({**key, **row, "created_at": stamp})
+        else:
+            self._table.update(key, row)
         record = self.get(tenant, doc_id)
         assert record is not None
         return record
