@@ -68,20 +68,20 @@ def starter(event: dict[str, Any], context: Any) -> Any:
     return process_partial_response(event=event, record_handler=_start, processor=processor, context=context)
 
 
-def _stage(step: Stage) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+def _stage(name: str, step: Stage) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
     def entry(event: dict[str, Any], context: Any) -> dict[str, Any]:
         state = step(stages(), event["state"], event["run"])
-        telemetry("ingestion").metrics.add_metric(name=f"Stage{step.__name__.title()}", unit="Count", value=1)
+        telemetry("ingestion").metrics.add_metric(name=f"Ingestion{name.title()}", unit="Count", value=1)
         return state
 
     return lambda_entry("ingestion")(entry)
 
 
-prepare = _stage(Stages.prepare)
-extract = _stage(Stages.extract)
-chunk = _stage(Stages.chunk)
-embed = _stage(Stages.embed)
-index = _stage(Stages.index_chunks)
-finalize = _stage(Stages.finalize)
-delete = _stage(Stages.delete)
-fail = _stage(Stages.fail)
+prepare = _stage("prepare", Stages.prepare)
+extract = _stage("extract", Stages.extract)
+chunk = _stage("chunk", Stages.chunk)
+embed = _stage("embed", Stages.embed)
+index = _stage("index", Stages.index_chunks)
+finalize = _stage("finalize", Stages.finalize)
+delete = _stage("delete", Stages.delete)
+fail = _stage("fail", Stages.fail)
