@@ -103,24 +103,29 @@ ADAPTERS: dict[str, Callable[..., Iterator[Any]]] = {
     "embedded": _embedded,
     "opensearch": _opensearch,
 }
-WIRE_ONLY = {"opensearch"}  # osmem-server has no knn and no search pipelines: BM25, filters and writes only
+# osmem-server has no knn and no search pipelines: the OpenSearch adapter runs the BM25, filter and write tests
+# here, and tests/contract/test_opensearch_wire.py checks that it refuses vector and hybrid searches there.
+VECTOR_ADAPTERS = sorted(set(ADAPTERS) - {"opensearch"})
 
 
-@pytest.fixture(params=sorted(ADAPTERS))
-def index(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
-    factory = ADAPTERS[request.param]
+def _adapter(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
     extra = [request.getfixturevalue("osmem")] if request.param == "opensearch" else []
-    generator = factory(tmp_path, *extra)
+    generator = ADAPTERS[request.param](tmp_path, *extra)
     adapter = next(generator)
     adapter.ensure()
-    adapter.vectors_supported = request.param not in WIRE_ONLY
+    adapter.exact_bm25_scores = request.param != "opensearch"  # osmem normalizes lengths its own way
     yield adapter
     next(generator, None)
 
 
-def needs_vectors(index: Any) -> None:
-    if not index.vectors_supported:
-        pytest.skip("this server has no knn or search pipelines")
+@pytest.fixture(params=sorted(ADAPTERS))
+def index(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
+    yield from _adapter(request, tmp_path)
+
+
+@pytest.fixture(params=VECTOR_ADAPTERS)
+def vector_index(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Any]:
+    yield from _adapter(request, tmp_path)
 
 
 def ids(hits: list[Any]) -> list[str]:
@@ -191,7 +196,7 @@ def test_bm25_ranks_like_the_reference(index: Any) -> None:
         expected = reference.search(bm25("acme", query, top_k=8))
         got = index.search(bm25("acme", query, top_k=8))
         assert ids(got) == ids(expected), query
-        if index.vectors_supported:  # osmem's BM25 ranks alike but normalizes lengths its own way
+        if index.exact_bm25_scores:
             assert [h.score for h in got] == pytest.approx([h.score for h in expected], rel=1e-4)
 
 
@@ -215,14 +220,13 @@ def test_title_matches_count(index: Any) -> None:
 # -- tenants and filters
 
 
-def test_another_tenants_best_match_never_appears(index: Any) -> None:
-    needs_vectors(index)
+def test_another_tenants_best_match_never_appears(vector_index: Any) -> None:
     secret = chunk("acme", "secret", 0, text="Boundary layer flow boundary layer flow", vector=unit(99))
-    index.upsert([secret, *corpus("globex")])
+    vector_index.upsert([secret, *corpus("globex")])
     for mode in SearchMode:
         request = SearchRequest(tenant="globex", text="boundary layer flow", vector=unit(99), mode=mode, top_k=20)
-        assert all(h.chunk.tenant == "globex" for h in index.search(request)), mode
-        assert index.search(SearchRequest(tenant="initech", text="boundary", vector=unit(99), mode=mode)) == []
+        assert all(h.chunk.tenant == "globex" for h in vector_index.search(request)), mode
+        assert vector_index.search(SearchRequest(tenant="initech", text="boundary", vector=unit(99), mode=mode)) == []
 
 
 def test_bm25_tenant_isolation(index: Any) -> None:
@@ -284,12 +288,11 @@ def test_acl_groups(index: Any) -> None:
 # -- vectors and fusion
 
 
-def test_vector_search_is_exact_cosine(index: Any) -> None:
-    needs_vectors(index)
+def test_vector_search_is_exact_cosine(vector_index: Any) -> None:
     data = corpus()
-    index.upsert(data)
+    vector_index.upsert(data)
     query = blend(unit(2), unit(5), 0.7)
-    hits = index.search(SearchRequest(tenant="acme", text="", vector=query, mode=SearchMode.VECTOR, top_k=3))
+    hits = vector_index.search(SearchRequest(tenant="acme", text="", vector=query, mode=SearchMode.VECTOR, top_k=3))
     cosines = {c.chunk_id: sum(x * y for x, y in zip(query, c.vector, strict=True)) for c in data}
     expected = sorted(cosines, key=lambda k: -cosines[k])[:3]
     assert ids(hits) == expected
@@ -297,26 +300,26 @@ def test_vector_search_is_exact_cosine(index: Any) -> None:
 
 
 @pytest.mark.parametrize("technique", list(FusionTechnique))
-def test_hybrid_is_the_fusion_of_both_lists(index: Any, technique: FusionTechnique) -> None:
-    needs_vectors(index)
-    index.upsert(corpus())
+def test_hybrid_is_the_fusion_of_both_lists(vector_index: Any, technique: FusionTechnique) -> None:
+    vector_index.upsert(corpus())
     fusion = Fusion(technique=technique, weights=(0.3, 0.7))
     query, vector = "boundary layer flow at the wall", blend(unit(4), unit(0), 0.6)
-    lexical = index.search(bm25("acme", query, top_k=8))
-    dense = index.search(SearchRequest(tenant="acme", text="", vector=vector, mode=SearchMode.VECTOR, top_k=8))
+    lexical = vector_index.search(bm25("acme", query, top_k=8))
+    dense = vector_index.search(SearchRequest(tenant="acme", text="", vector=vector, mode=SearchMode.VECTOR, top_k=8))
     expected = fuse(
         [(h.chunk.chunk_id, h.score) for h in lexical], [(h.chunk.chunk_id, h.score) for h in dense], fusion
     )[:5]
-    hybrid = index.search(SearchRequest(tenant="acme", text=query, vector=vector, top_k=5, candidates=8, fusion=fusion))
+    hybrid = vector_index.search(
+        SearchRequest(tenant="acme", text=query, vector=vector, top_k=5, candidates=8, fusion=fusion)
+    )
     assert ids(hybrid) == [key for key, _ in expected]
     assert [h.score for h in hybrid] == pytest.approx([score for _, score in expected], rel=1e-4)
 
 
-def test_vector_filters_apply_before_top_k(index: Any) -> None:
-    needs_vectors(index)
+def test_vector_filters_apply_before_top_k(vector_index: Any) -> None:
     data = [chunk("acme", f"d{n}", n, vector=blend(unit(50), unit(n), 0.9)) for n in range(7)]
     data.append(chunk("acme", "far", 7, vector=unit(7), tags=("handbook",)))
-    index.upsert(data)
+    vector_index.upsert(data)
     request = SearchRequest(
         tenant="acme",
         text="",
@@ -325,7 +328,7 @@ def test_vector_filters_apply_before_top_k(index: Any) -> None:
         top_k=1,
         filters=SearchFilters(tags=("handbook",)),
     )
-    assert ids(index.search(request)) == ["far:v1:7"]
+    assert ids(vector_index.search(request)) == ["far:v1:7"]
 
 
 # -- the embedded engine's own promises
