@@ -151,11 +151,7 @@ def main() -> int:
         (Path(folder) / "data").mkdir()
         SERVER_DATA.joinpath("models").mkdir(parents=True, exist_ok=True)
         (Path(folder) / "data" / "models").symlink_to(SERVER_DATA.joinpath("models").resolve())
-        settings = RuntimeSettings(
-            LOCAL_HTTP_PORT=0,
-            LOCAL_HTTPS_PORT=0,
-            LOCAL_AWS_PORT=0,
-            LOCAL_MODEL_PORT=0,
+        settings = RuntimeSettings.on_free_ports(
             LOCAL_MODELS="embedding",
             LOCAL_DATA_DIR=Path(folder) / "data",
             LOCAL_DROP_DIR=Path(folder) / "dropfolder",

@@ -62,14 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.command == "invoke":
         # A throwaway stack: no models, and an empty drop folder rather than the developer's.
-        settings = RuntimeSettings(
-            LOCAL_HTTP_PORT=0,
-            LOCAL_HTTPS_PORT=0,
-            LOCAL_AWS_PORT=0,
-            LOCAL_MODEL_PORT=0,
-            LOCAL_MODELS="none",
-            LOCAL_DROP_DIR=Path(tempfile.mkdtemp(prefix="agentplatform-invoke-")),
-        )
+        settings = RuntimeSettings.on_free_ports(LOCAL_DROP_DIR=Path(tempfile.mkdtemp(prefix="agentplatform-invoke-")))
         with LocalRuntime(settings) as runtime:
             failed, result = runtime.invoke(args.function, json.loads(args.event.read_text()))
         print(json.dumps(result, indent=2))

@@ -56,6 +56,21 @@ class RuntimeSettings(BaseSettings):
     # The tenants whose drop folders are accepted (comma-separated); `python -m local tenant NAME` adds one.
     tenants: str = Field(default="acme,globex,demo", alias="LOCAL_TENANTS")
 
+    @classmethod
+    def on_free_ports(cls, **overrides: Any) -> RuntimeSettings:
+        """A stack beside any other (every port 0: a free one), without models unless `LOCAL_MODELS` says so:
+        for one-off invocations, tests and benchmarks."""
+        return cls(
+            **{
+                "LOCAL_HTTP_PORT": 0,
+                "LOCAL_HTTPS_PORT": 0,
+                "LOCAL_AWS_PORT": 0,
+                "LOCAL_MODEL_PORT": 0,
+                "LOCAL_MODELS": "none",
+                **overrides,
+            }
+        )
+
     def tenant_names(self) -> list[str]:
         return [t.strip() for t in self.tenants.split(",") if t.strip()]
 

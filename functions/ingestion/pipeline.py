@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentplatform.documents import (
     PROGRESS,
@@ -24,12 +24,17 @@ from agentplatform.documents import (
     now,
 )
 from agentplatform.errors import DocumentRejected, NotFound, Superseded
+from agentplatform.inference import EMBEDDING_MAX_BATCH
 from agentplatform.ports import EmbeddingModel, ObjectStore, SearchIndex
 from agentplatform.search import Chunk
-from functions.ingestion.chunking import ChunkSpec, chunk, word_piece_tokenizer
-from functions.ingestion.extract import Extracted, Section, extract
 
-EMBED_BATCH = 32  # the endpoint's batch limit (agentplatform.inference.EMBEDDING_MAX_BATCH)
+if TYPE_CHECKING:
+    from functions.ingestion.chunking import ChunkSpec
+
+# The extraction and chunking libraries (PDFium, lxml, python-docx, tokenizers: ~0.3 s to import) are imported
+# by the stages that use them, not by every ingestion function that imports this module.
+
+EMBED_BATCH = EMBEDDING_MAX_BATCH  # a batch per endpoint call; progress moves batch by batch
 MAX_TAGS = 50
 MAX_GROUPS = 50
 
@@ -81,6 +86,8 @@ class Stages:
             and current.metadata_hash == metadata_hash
         ):
             return {**state, "extracted": {"unchanged": True}}
+        from functions.ingestion.extract import extract
+
         extracted = extract(stored.body, key.rsplit("/", 1)[-1])
         title = metadata.get("title") or extracted.title or key.rsplit("/", 1)[-1]
         self._put(run, "text.json", {"extracted": asdict(extracted), "metadata": metadata})
@@ -142,6 +149,9 @@ class Stages:
         document = state["document"]
         stored = self._get(run, "text.json")
         data = stored["extracted"]
+        from functions.ingestion.chunking import chunk, word_piece_tokenizer
+        from functions.ingestion.extract import Extracted, Section
+
         extracted = Extracted(**{**data, "sections": [Section(**s) for s in data["sections"]]})
         specs = chunk(extracted, word_piece_tokenizer())
         if not specs:
@@ -155,7 +165,7 @@ class Stages:
     def embed(self, state: dict[str, Any], run: str) -> dict[str, Any]:
         assert self.embeddings is not None
         document, title = state["document"], state["extracted"]["title"]
-        specs = [ChunkSpec(**c) for c in self._get(run, "chunks.json")["chunks"]]
+        specs = _specs(self._get(run, "chunks.json")["chunks"])
         vectors: list[list[float]] = []
         span = PROGRESS[Stage.INDEX] - PROGRESS[Stage.EMBED]
         for start in range(0, len(specs), EMBED_BATCH):
@@ -180,7 +190,7 @@ class Stages:
         document, extracted = state["document"], state["extracted"]
         tenant, doc_id = document["tenant"], document["doc_id"]
         stored = self._get(run, "chunks.json")
-        specs = [ChunkSpec(**c) for c in stored["chunks"]]
+        specs = _specs(stored["chunks"])
         metadata = stored["metadata"]
         vectors = self._get(run, "vectors.json")["vectors"]
         version = extracted["content_hash"][:16]
@@ -286,6 +296,12 @@ class Stages:
 
     def _get(self, run: str, name: str) -> Any:
         return json.loads(self.artifacts.get(f"runs/{run}/{name}").body)
+
+
+def _specs(chunks: list[dict[str, Any]]) -> list[ChunkSpec]:
+    from functions.ingestion.chunking import ChunkSpec
+
+    return [ChunkSpec(**c) for c in chunks]
 
 
 def passage_text(title: str, spec: ChunkSpec) -> str:

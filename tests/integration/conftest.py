@@ -16,14 +16,10 @@ pytestmark = pytest.mark.integration
 
 
 def start_runtime(tmp_path_factory, topology: Topology = PLATFORM, **overrides: Any) -> LocalRuntime:
-    settings = RuntimeSettings(
-        LOCAL_HTTP_PORT=0,
-        LOCAL_HTTPS_PORT=0,
-        LOCAL_AWS_PORT=0,
-        LOCAL_MODEL_PORT=0,
+    settings = RuntimeSettings.on_free_ports(
         LOCAL_DATA_DIR=tmp_path_factory.mktemp("data"),
         LOCAL_DROP_DIR=tmp_path_factory.mktemp("dropfolder"),
-        **{"LOCAL_MODELS": "none", **overrides},  # model tests ask for them: loading costs seconds
+        **overrides,  # model tests ask for models: loading costs seconds
     )
     return LocalRuntime(settings, topology).start()
 

@@ -26,11 +26,7 @@ def test_a_restart_mid_ingestion_ends_with_every_document_once(tmp_path_factory)
         target.write_text(f"# Document {n}\n\nPart {n} of the maintenance manual covers hydraulic pump number {n}.")
 
     def start() -> LocalRuntime:
-        settings = RuntimeSettings(
-            LOCAL_HTTP_PORT=0,
-            LOCAL_HTTPS_PORT=0,
-            LOCAL_AWS_PORT=0,
-            LOCAL_MODEL_PORT=0,
+        settings = RuntimeSettings.on_free_ports(
             LOCAL_MODELS="embedding",
             LOCAL_DATA_DIR=data,
             LOCAL_DROP_DIR=folder,
