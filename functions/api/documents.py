@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from agentplatform.bootstrap import container
 from agentplatform.documents import SIDECAR_SUFFIX, DocumentRecord, DocumentStatus, document_id
 from agentplatform.errors import FieldError, NotFound, ValidationFailed
-from agentplatform.principal import Principal, principal_from_event
+from agentplatform.principal import Principal, caller
 
 READ_SCOPE = "documents:read"
 WRITE_SCOPE = "documents:write"
@@ -87,9 +87,7 @@ class Upload(BaseModel):
 
 
 def _caller(scope: str) -> Principal:
-    principal = principal_from_event(router.current_event.raw_event)
-    principal.require(scope)
-    return principal
+    return caller(router.current_event.raw_event, scope)
 
 
 def _owned(tenant: str, doc_id: str) -> DocumentRecord:

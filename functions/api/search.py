@@ -6,7 +6,7 @@ from __future__ import annotations
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from agentplatform.bootstrap import container
-from agentplatform.principal import principal_from_event
+from agentplatform.principal import caller
 from agentplatform.retrieval import RetrievalRequest, SearchBody, SearchResult
 
 SEARCH_SCOPE = "search"
@@ -30,8 +30,7 @@ router = APIGatewayHttpRouter()
     },
 )
 def search(body: SearchBody) -> SearchResult:
-    principal = principal_from_event(router.current_event.raw_event)
-    principal.require(SEARCH_SCOPE)
+    principal = caller(router.current_event.raw_event, SEARCH_SCOPE)
     request = RetrievalRequest(**body.model_dump(), tenant=principal.tenant, acl_groups=list(principal.groups))
     answer = container().retrieval_function.invoke(request.model_dump(mode="json"))
     return SearchResult.model_validate(answer)

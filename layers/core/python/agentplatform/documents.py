@@ -150,12 +150,11 @@ class DocumentRegistry:
             **values,
         }
         if current is None:  # a whole new row in one put: a reader never sees half of it
-            self._table.put({**key, **row, "created_at": stamp})
-        else:
-            self._table.update(key, row)
-        record = self.get(tenant, doc_id)
-        assert record is not None
-        return record
+            row["created_at"] = stamp
+            self._table.put({**key, **row})
+            return DocumentRecord.model_validate(row)
+        self._table.update(key, row)
+        return DocumentRecord.model_validate({**current.model_dump(), **row})
 
     def advance(self, tenant: str, doc_id: str, claim: str | None, **values: Any) -> bool:
         """Write `values` if `claim` still owns the document (None: whoever owns it); False if superseded."""

@@ -50,6 +50,13 @@ def principal_from_event(event: Mapping[str, Any]) -> Principal:
     return Principal(tenant=tenant, subject=subject, scopes=frozenset(scopes), groups=tuple(groups))
 
 
+def caller(event: Mapping[str, Any], scope: str) -> Principal:
+    """The request's principal, who must hold `scope` (Unauthorized without credentials, Forbidden without it)."""
+    principal = principal_from_event(event)
+    principal.require(scope)
+    return principal
+
+
 def _words(value: Any) -> list[str]:
     """A list claim as API Gateway passes it ("[a b]"), a space-separated string, or a real list."""
     if value is None:
