@@ -47,8 +47,9 @@ invoke: $(PY_STAMP)  ## Invoke one function with a sample event on a fresh local
 
 TENANT ?= demo
 USER_ID ?= developer
-token: $(PY_STAMP)  ## A bearer token of the local dev issuer: make token TENANT=acme USER_ID=alice
-	@$(PY) -m local token --tenant $(TENANT) --user $(USER_ID)
+ADMIN ?=
+token: $(PY_STAMP)  ## A bearer token of the local dev issuer: make token TENANT=acme USER_ID=alice [ADMIN=1]
+	@$(PY) -m local token --tenant $(TENANT) --user $(USER_ID) $(if $(ADMIN),--admin)
 
 clean:
 	rm -rf cdk.out .build .data .pytest_cache .ruff_cache

@@ -14,15 +14,16 @@ import tempfile
 import threading
 from pathlib import Path
 
-from agentplatform.topology import PLATFORM
+from agentplatform.topology import ADMIN_SCOPE, PLATFORM
 from local.auth import DevIssuer
 from local.emulator import ACCOUNT
 from local.model_server import ModelServer
 from local.runtime import LocalRuntime, RuntimeSettings, models_for
 from local.status import add_tenant, show
 
-# Every scope a route of the platform asks for: a developer's token opens every door.
-DEFAULT_SCOPES = sorted({scope for route in PLATFORM.routes for scope in route.scopes})
+# Every scope a route of the platform asks for, but admin: a developer's token opens every door but the admin
+# routes' (--admin adds that one, as a tenant admin's token would have it).
+DEFAULT_SCOPES = sorted({scope for route in PLATFORM.routes for scope in route.scopes} - {ADMIN_SCOPE})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     mint.add_argument("--tenant", required=True)
     mint.add_argument("--user", required=True, help="the token's subject")
     mint.add_argument("--scopes", nargs="*", default=list(DEFAULT_SCOPES), help="default: %(default)s")
+    mint.add_argument("--admin", action="store_true", help=f"add the {ADMIN_SCOPE!r} scope (the tenant's admin)")
     mint.add_argument("--groups", nargs="*", default=[], help="ACL groups (document visibility)")
     mint.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default: %(default)s)")
     args = parser.parse_args(argv)
@@ -53,7 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "token":
         issuer = DevIssuer(RuntimeSettings().data_dir / "auth")
         print(
-            issuer.mint(tenant=args.tenant, subject=args.user, scopes=args.scopes, groups=args.groups, ttl_s=args.ttl)
+            issuer.mint(
+                tenant=args.tenant,
+                subject=args.user,
+                scopes=[*args.scopes, *([ADMIN_SCOPE] if args.admin else [])],
+                groups=args.groups,
+                ttl_s=args.ttl,
+            )
         )
         return 0
 

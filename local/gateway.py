@@ -6,23 +6,19 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import re
 import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from agentplatform.topology import Route
-from local.auth import AuthFailure, JwtAuthorizer
+from agentplatform.topology import CorsPolicy, Route
+from local.auth import AuthFailure, Authorizers, Invoke
 
 log = logging.getLogger("local.gateway")
-
-Invoke = Callable[[str, dict[str, Any]], tuple[bool, Any]]  # (function, event) -> (failed, result)
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's own payload limit
 _TEXT_TYPES = ("text/", "application/json", "application/problem+json", "application/xml", "application/x-www-form")
@@ -32,30 +28,15 @@ class RouteTable:
     """API Gateway's route selection: the most specific `METHOD /path/{param}` wins, then ANY, then $default."""
 
     def __init__(self, routes: list[Route]) -> None:
-        self._default: Route | None = None
-        self._routes: list[tuple[re.Pattern[str], Route, int]] = []
-        for route in routes:
-            if route.path == "$default":
-                self._default = route
-                continue
-            pattern = (
-                "^"
-                + re.sub(
-                    r"\\\{(\w+)\\\+\\\}|\\\{(\w+)\\\}",
-                    lambda m: f"(?P<{m.group(1)}>.+)" if m.group(1) else f"(?P<{m.group(2)}>[^/]+)",
-                    re.escape(route.path),
-                )
-                + "$"
-            )
-            specificity = route.path.count("/") * 10 - route.path.count("{") * 5
-            self._routes.append((re.compile(pattern), route, specificity))
-        self._routes.sort(key=lambda r: -r[2])
+        self._default = next((r for r in routes if r.path == "$default"), None)
+        specificity = {id(r): r.path.count("/") * 10 - r.path.count("{") * 5 for r in routes}
+        self._routes = sorted((r for r in routes if r.path != "$default"), key=lambda r: -specificity[id(r)])
 
     def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
         for wanted in (method, "ANY"):
-            for pattern, route, _ in self._routes:
-                if route.method == wanted and (m := pattern.match(path)):
-                    return route, m.groupdict()
+            for route in self._routes:
+                if route.method == wanted and (parameters := route.match(path)) is not None:
+                    return route, parameters
         return self._default, {}
 
 
@@ -136,15 +117,17 @@ class HttpGateway:
         self,
         routes: list[Route],
         invoke: Invoke,
-        authorizer: JwtAuthorizer,
+        authorizers: Authorizers,
         host: str,
         http_port: int,
         https_port: int | None,
         tls_context: ssl.SSLContext | None,
+        cors: CorsPolicy | None = None,
     ) -> None:
         self._table = RouteTable(routes)
         self._invoke = invoke
-        self._authorizer = authorizer
+        self._authorizers = authorizers
+        self._cors = cors if cors and cors.allow_origins else None
         self._servers: list[ThreadingHTTPServer] = []
         handler = self._handler_class()
         self._servers.append(ThreadingHTTPServer((host, http_port), handler))
@@ -189,27 +172,25 @@ class HttpGateway:
         return Handler
 
     def handle(self, request: BaseHTTPRequestHandler) -> int:
+        origin = request.headers.get("origin")
+        cors = self._cors_headers(origin)
         length = int(request.headers.get("content-length") or 0)
         if length > MAX_BODY_BYTES:
             request.close_connection = True
-            return self._write(
-                request, 413, {"content-type": "application/json"}, [], b'{"message":"Request Entity Too Large"}'
-            )
+            return self._message(request, 413, "Request Entity Too Large", cors)
         body = request.rfile.read(length) if length else b""
+        if (
+            self._cors
+            and request.command == "OPTIONS"
+            and origin
+            and request.headers.get("access-control-request-method")
+        ):
+            # API Gateway answers preflights itself when CORS is configured: no route, no authorizer.
+            return self._write(request, 204, {**cors, **self._preflight_headers()} if cors else {}, [], b"")
         path = urlsplit(request.path).path
         route, path_parameters = self._table.match(request.command, path)
         if route is None:
-            return self._write(request, 404, {"content-type": "application/json"}, [], b'{"message":"Not Found"}')
-        authorizer = None
-        if not route.public and route.path != "$default":
-            try:
-                authorizer = self._authorizer.authorize(route, {k.lower(): v for k, v in request.headers.items()})
-            except AuthFailure as failure:  # API Gateway's own answer, before any function runs
-                headers = {"content-type": "application/json"}
-                if failure.status == 401:
-                    headers["www-authenticate"] = "Bearer"
-                body = json.dumps({"message": failure.message}).encode()
-                return self._write(request, failure.status, headers, [], body)
+            return self._message(request, 404, "Not Found", cors)
         host = request.headers.get("host", "localhost").split(":")[0]
         event = build_event(
             request.command,
@@ -221,15 +202,43 @@ class HttpGateway:
             path_parameters,
             host,
         )
-        if authorizer is not None:
-            event["requestContext"]["authorizer"] = authorizer
+        if not route.public:
+            try:
+                event["requestContext"]["authorizer"] = self._authorizers.authorize(route, event)
+            except AuthFailure as failure:  # API Gateway's own answer, before the route's function runs
+                extra = {"www-authenticate": "Bearer"} if failure.status == 401 else {}
+                return self._message(request, failure.status, failure.message, {**cors, **extra})
         failed, result = self._invoke(route.function, event)
         if failed:  # API Gateway's answer when the integration fails
-            return self._write(
-                request, 500, {"content-type": "application/json"}, [], b'{"message":"Internal Server Error"}'
-            )
+            return self._message(request, 500, "Internal Server Error", cors)
         status, headers, cookies, raw = response_parts(result)
-        return self._write(request, status, headers, cookies, raw)
+        return self._write(request, status, {**headers, **cors}, cookies, raw)
+
+    def _cors_headers(self, origin: str | None) -> dict[str, str]:
+        """What API Gateway adds to every response for an allowed origin (nothing for others)."""
+        if self._cors is None or not origin:
+            return {}
+        allowed = self._cors.allow_origins
+        if "*" not in allowed and origin not in allowed:
+            return {}
+        return {
+            "access-control-allow-origin": "*" if "*" in allowed else origin,
+            "access-control-expose-headers": ",".join(self._cors.expose_headers),
+            "vary": "origin",
+        }
+
+    def _preflight_headers(self) -> dict[str, str]:
+        assert self._cors is not None
+        return {
+            "access-control-allow-methods": ",".join(self._cors.allow_methods),
+            "access-control-allow-headers": ",".join(self._cors.allow_headers),
+            "access-control-max-age": str(self._cors.max_age_s),
+        }
+
+    def _message(self, request: BaseHTTPRequestHandler, status: int, message: str, headers: dict[str, str]) -> int:
+        """One of API Gateway's own answers: `{"message": ...}` as application/json."""
+        body = json.dumps({"message": message}).encode()
+        return self._write(request, status, {"content-type": "application/json", **headers}, [], body)
 
     @staticmethod
     def _write(

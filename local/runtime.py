@@ -14,8 +14,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from agentplatform.bootstrap import container, use_container
 from agentplatform.config import reset_settings
-from agentplatform.topology import PLATFORM, Topology
-from local.auth import DevIssuer, JwtAuthorizer
+from agentplatform.topology import AUTHORIZER_CACHE_TTL_S, PLATFORM, CorsPolicy, Topology
+from local.auth import AUDIENCE, ISSUER, Authorizers, DevIssuer, JwtAuthorizer, LambdaAuthorizer
 from local.delivery import EventDelivery, QueuePoller
 from local.dropfolder import DropFolderMirror
 from local.emulator import ACCOUNT, MotoEmulator, Scheduler
@@ -55,6 +55,10 @@ class RuntimeSettings(BaseSettings):
     drop_poll_s: float = Field(default=1.0, alias="LOCAL_DROP_POLL_S", gt=0)
     # The tenants whose drop folders are accepted (comma-separated); `python -m local tenant NAME` adds one.
     tenants: str = Field(default="acme,globex,demo", alias="LOCAL_TENANTS")
+    # Browser origins allowed to call the API (comma-separated, "*" for any); empty: no CORS headers.
+    cors_origins: str = Field(default="", alias="LOCAL_CORS_ORIGINS")
+    # How long the gateway keeps a Lambda authorizer answer, as API Gateway does (a revoked key's grace).
+    authorizer_cache_s: float = Field(default=AUTHORIZER_CACHE_TTL_S, alias="LOCAL_AUTHORIZER_CACHE_S", ge=0)
 
     @classmethod
     def on_free_ports(cls, **overrides: Any) -> RuntimeSettings:
@@ -150,6 +154,7 @@ class LocalRuntime:
         self.provisioned = provision(self.topology, self.client, self.router, s.prefix, s.region, s.data_dir)
         self.model_server = ModelServer(s.host, s.model_port, models_for(s, self.topology), ACCOUNT)
         self.model_server.start()
+        self.issuer = DevIssuer(s.data_dir / "auth")
         self._set_environment()
         for mapping in self.topology.event_sources:
             queue = f"queue:{mapping.queue}"
@@ -177,15 +182,18 @@ class LocalRuntime:
             interval_s=s.drop_poll_s,
         )
         self.mirror.start()
-        self.issuer = DevIssuer(s.data_dir / "auth")
+        authorizers = Authorizers(
+            JwtAuthorizer(self.issuer), LambdaAuthorizer(self._invoke_route, "authorizer", s.authorizer_cache_s)
+        )
         self.gateway = HttpGateway(
             self.topology.routes,
             self._invoke_route,
-            JwtAuthorizer(self.issuer),
+            authorizers,
             s.host,
             s.http_port,
             s.https_port,
             server_context(s.data_dir / "tls"),
+            CorsPolicy(allow_origins=[o.strip() for o in s.cors_origins.split(",") if o.strip()]),
         )
         self.gateway.start()
 
@@ -234,6 +242,10 @@ class LocalRuntime:
             "AWS_DEFAULT_REGION": self.settings.region,
             # EMF metrics would print a JSON document per invocation to the console.
             "POWERTOOLS_METRICS_DISABLED": "true",
+            # The Lambda authorizer trusts the dev issuer, as in AWS it trusts the Cognito user pool.
+            "JWT_ISSUER": ISSUER,
+            "JWT_AUDIENCE": AUDIENCE,
+            "JWKS_URL": (self.settings.data_dir / "auth" / "jwks.json").resolve().as_uri(),
             **self.provisioned.env(),
         }
         for key, value in env.items():

@@ -16,6 +16,7 @@ from agentplatform.adapters.memory import (
     MemoryTable,
     MemoryWorkflow,
 )
+from agentplatform.api_keys import ApiKeyStore
 from agentplatform.bootstrap import Container, use_container
 from agentplatform.config import Settings, reset_settings
 
@@ -53,6 +54,8 @@ def fakes() -> Iterator[Container]:
         documents_table=MemoryTable(),
         event_bus=MemoryEventBus(),
         canary_workflow=MemoryWorkflow(),
+        limits_table=MemoryTable(),
+        api_keys=ApiKeyStore(MemoryTable()),
     )
     use_container(c)
     yield c

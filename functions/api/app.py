@@ -7,15 +7,21 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
+from agentplatform.bootstrap import container
 from agentplatform.config import get_settings
-from agentplatform.errors import PayloadTooLarge, PlatformError
+from agentplatform.errors import PayloadTooLarge, PlatformError, Throttled, Unauthorized
 from agentplatform.observability import CORRELATION_HEADER, correlation_id, telemetry
+from agentplatform.principal import principal_from_event
+from agentplatform.topology import PLATFORM
 from functions.api.problems import field_errors_from_pydantic, from_platform_error, problem_response
 
 SECURITY_HEADERS = {
     "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
+    # JSON only: nothing a browser should render, run or frame (the docs page sets its own policy).
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
 }
 
 
@@ -47,10 +53,21 @@ def build_resolver() -> APIGatewayHttpResolver:
     @app.not_found
     def not_found(_: NotFoundError) -> Response:
         event = app.current_event
+        method = event.request_context.http.method
+        allowed = sorted({r.method for r in PLATFORM.routes if r.function == "api" and r.match(event.path) is not None})
+        if allowed:
+            return problem_response(
+                status=405,
+                title="Method not allowed",
+                detail=f"{event.path} allows {', '.join(allowed)}, not {method}",
+                code="method_not_allowed",
+                instance=event.path,
+                headers={"Allow": ", ".join(allowed)},
+            )
         return problem_response(
             status=404,
             title="Not found",
-            detail=f"no route for {event.request_context.http.method} {event.path}",
+            detail=f"no route for {method} {event.path}",
             code="not_found",
             instance=event.path,
         )
@@ -66,7 +83,7 @@ def build_resolver() -> APIGatewayHttpResolver:
             instance=instance(),
         )
 
-    app.use(middlewares=[limit_body_size])
+    app.use(middlewares=[limit_body_size, limit_rate])
     return app
 
 
@@ -79,6 +96,19 @@ def limit_body_size(app: APIGatewayHttpResolver, next_middleware: NextMiddleware
         return from_platform_error(
             PayloadTooLarge(f"request body is {size} bytes; the limit is {limit}"), app.current_event.path
         )
+    return next_middleware(app)
+
+
+def limit_rate(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
+    """The caller's tenant spends one token of its request-rate bucket (public routes have no tenant)."""
+    try:
+        principal = principal_from_event(app.current_event.raw_event)
+    except Unauthorized:
+        return next_middleware(app)
+    try:
+        container().rate_limiter.acquire(principal.tenant)
+    except Throttled as exc:
+        return from_platform_error(exc, app.current_event.path)
     return next_middleware(app)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any
@@ -12,10 +14,12 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 
 from agentplatform.bootstrap import container
 from agentplatform.observability import lambda_entry
+from agentplatform.topology import PLATFORM
+from functions.api.admin import router as admin_router
 from functions.api.app import build_resolver, response_headers
 from functions.api.documents import router as documents_router
 from functions.api.health import VERSION, Component, HealthReport, check_health
-from functions.api.problems import document_problems
+from functions.api.openapi import describe
 from functions.api.search import router as search_router
 
 if TYPE_CHECKING:
@@ -43,14 +47,47 @@ def openapi() -> Response[dict[str, Any]]:
     return Response(status_code=200, content_type="application/json", body=json.loads(openapi_document()))
 
 
+# Swagger UI (pinned) renders the document; this page is the only HTML the API serves. Its one inline script
+# is allowed by its hash, nothing else inline.
+SWAGGER_UI = "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5.17.14"
+_DOCS_INIT = 'SwaggerUIBundle({url: "openapi.json", dom_id: "#ui", deepLinking: true});'
+DOCS_PAGE = f"""<!doctype html>
+<html lang="en">
+<head><meta charset="utf-8"><title>Agent Platform API</title>
+<link rel="stylesheet" href="{SWAGGER_UI}/swagger-ui.css"></head>
+<body><div id="ui"></div>
+<script src="{SWAGGER_UI}/swagger-ui-bundle.js"></script>
+<script>{_DOCS_INIT}</script>
+</body></html>
+"""
+DOCS_CSP = (
+    "default-src 'none'; "
+    f"script-src {SWAGGER_UI}/ 'sha256-{base64.b64encode(hashlib.sha256(_DOCS_INIT.encode()).digest()).decode()}'; "
+    f"style-src {SWAGGER_UI}/ 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'"
+)
+
+
+@router.get("/docs", include_in_schema=False)
+def docs() -> Response[str]:
+    return Response(
+        status_code=200,
+        content_type="text/html; charset=utf-8",
+        body=DOCS_PAGE,
+        headers={"Content-Security-Policy": DOCS_CSP, "Cache-Control": "public, max-age=300"},
+    )
+
+
 @cache
 def openapi_document() -> str:
     generated = api().get_openapi_json_schema(
         title="Agent Platform API",
         version=VERSION,
-        description="The public HTTP API of the agent platform. Every error is application/problem+json.",
+        description=(
+            "The public HTTP API of the agent platform. Every error the API answers is application/problem+json; "
+            'the gateway\'s own refusals are `{"message": ...}`. Interactive documentation: `/docs`.'
+        ),
     )
-    return json.dumps(document_problems(json.loads(generated)))
+    return json.dumps(describe(json.loads(generated), PLATFORM))
 
 
 @cache
@@ -59,6 +96,7 @@ def api() -> APIGatewayHttpResolver:
     resolver.include_router(router)
     resolver.include_router(search_router)
     resolver.include_router(documents_router)
+    resolver.include_router(admin_router)
     return resolver
 
 
@@ -66,5 +104,7 @@ def api() -> APIGatewayHttpResolver:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     response = api().resolve(event, context)
     # Here rather than in a middleware: exception handlers' responses skip middlewares.
-    response.setdefault("headers", {}).update(response_headers())
+    headers = response.setdefault("headers", {})
+    for name, value in response_headers().items():
+        headers.setdefault(name, value)
     return response

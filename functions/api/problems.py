@@ -85,20 +85,3 @@ def field_errors_from_pydantic(errors: Iterable[Mapping[str, Any]]) -> list[Fiel
         )
         for e in errors
     ]
-
-
-def document_problems(openapi: dict[str, Any]) -> dict[str, Any]:
-    """Make the OpenAPI document tell the truth about errors: every 4xx/5xx body is a Problem."""
-    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
-    for name in ("HTTPValidationError", "ValidationError", "ResponseValidationError"):
-        schemas.pop(name, None)
-    defs = Problem.model_json_schema(ref_template="#/components/schemas/{model}")
-    schemas.update(defs.pop("$defs", {}))
-    schemas["Problem"] = defs
-    problem = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
-    for operations in openapi.get("paths", {}).values():
-        for operation in operations.values():
-            responses = operation.setdefault("responses", {})
-            responses["422"] = {"description": "A field of the request is invalid", "content": problem}
-            responses.setdefault("default", {"description": "Error", "content": problem})
-    return openapi

@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from agentplatform.bootstrap import container
 from agentplatform.principal import caller
 from agentplatform.retrieval import RetrievalRequest, SearchBody, SearchResult
+from agentplatform.search import SearchMode
 
 SEARCH_SCOPE = "search"
 
@@ -27,10 +28,14 @@ router = APIGatewayHttpRouter()
         200: {"description": "Hits and the assembled context"},
         401: {"description": "No valid credentials"},
         403: {"description": f"The credentials lack the `{SEARCH_SCOPE}` scope"},
+        429: {"description": "Over the tenant's request rate, or its model-token quota is spent (see Retry-After)"},
     },
 )
 def search(body: SearchBody) -> SearchResult:
     principal = caller(router.current_event.raw_event, SEARCH_SCOPE)
+    c = container()
+    if body.mode != SearchMode.BM25:  # the query embedding spends model tokens
+        c.token_meter.check(principal.tenant)
     request = RetrievalRequest(**body.model_dump(), tenant=principal.tenant, acl_groups=list(principal.groups))
-    answer = container().retrieval_function.invoke(request.model_dump(mode="json"))
+    answer = c.retrieval_function.invoke(request.model_dump(mode="json"))
     return SearchResult.model_validate(answer)

@@ -29,6 +29,7 @@ from agentplatform.ports import EmbeddingModel, ObjectStore, SearchIndex
 from agentplatform.search import Chunk
 
 if TYPE_CHECKING:
+    from agentplatform.limits import TokenMeter
     from functions.ingestion.chunking import ChunkSpec
 
 # The extraction and chunking libraries (PDFium, lxml, python-docx, tokenizers: ~0.3 s to import) are imported
@@ -46,6 +47,8 @@ class Stages:
     registry: DocumentRegistry
     index: SearchIndex | None = None
     embeddings: EmbeddingModel | None = None
+    # Counts the embedding tokens against the tenant's quota (counted, never refused: a dropped file is indexed).
+    meter: TokenMeter | None = None
 
     # -- prepare
 
@@ -172,6 +175,8 @@ class Stages:
             batch = specs[start : start + EMBED_BATCH]
             # The title and section heading ride along: a chunk's text alone often does not say what it is about.
             vectors += self.embeddings.embed([passage_text(title, spec) for spec in batch])
+            if self.meter is not None:
+                self.meter.spend(document["tenant"], sum(spec.tokens for spec in batch))
             done = min(len(specs), start + EMBED_BATCH)
             self._advance(
                 document["tenant"],

@@ -2,23 +2,16 @@
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from agentplatform.inference import estimate_tokens
 from agentplatform.retrieval import AssembledContext, Citation, ContextPiece
 from agentplatform.search import Chunk, SearchHit
 
 NEAR_DUPLICATE = 0.9  # word-trigram Jaccard above which two chunks say the same thing
 _WORDS = re.compile(r"\w+")
-
-
-def estimate_tokens(text: str) -> int:
-    """Tokens of the model that reads the context, estimated: ~4 characters of English per token for the BPE
-    tokenizers of current LLMs. The budget is the model's, and this service does not know which model reads
-    it, so it does not load one model's tokenizer to count exactly."""
-    return math.ceil(len(text) / 4)
 
 
 def dedupe(hits: Sequence[SearchHit]) -> list[SearchHit]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from agentplatform.inference import estimate_tokens
+from agentplatform.limits import TokenMeter
 from agentplatform.ports import EmbeddingModel, RerankModel, SearchIndex
 from agentplatform.retrieval import Hit, RetrievalRequest, SearchResult
 from agentplatform.search import MAX_TOP_K, SearchFilters, SearchHit, SearchMode, SearchRequest
@@ -15,15 +17,24 @@ OVERFETCH = 2
 
 
 class RetrievalService:
-    def __init__(self, index: SearchIndex, embeddings: EmbeddingModel, reranker: RerankModel | None = None) -> None:
+    def __init__(
+        self,
+        index: SearchIndex,
+        embeddings: EmbeddingModel,
+        reranker: RerankModel | None = None,
+        meter: TokenMeter | None = None,
+    ) -> None:
         self._index = index
         self._embeddings = embeddings
         self._reranker = reranker
+        self._meter = meter
 
     def search(self, request: RetrievalRequest) -> SearchResult:
         vector = None
         if request.mode != SearchMode.BM25:
             vector = self._embeddings.embed([request.query])[0]
+            if self._meter is not None:
+                self._meter.spend(request.tenant, estimate_tokens(request.query))
         hits = self._index.search(
             SearchRequest(
                 tenant=request.tenant,

@@ -241,6 +241,21 @@ def test_table_update_creates_merges_and_respects_the_expectation(table):
     assert table.get({"pk": "tenant#t1", "sk": "doc#2"}) is None
 
 
+def test_table_update_expecting_none_writes_only_where_the_attribute_is_absent(table):
+    key = {"pk": "rate#t1", "sk": "bucket"}
+    assert table.update(key, {"tat": 5}, expect={"tat": None})  # no item yet
+    assert not table.update(key, {"tat": 9}, expect={"tat": None})  # now it exists: a second first-writer loses
+    assert table.update(key, {"tat": 7}, expect={"tat": 5})
+    assert table.get(key)["tat"] == 7
+
+
+def test_table_increment_adds_atomically_from_zero_and_sets_values(table):
+    key = {"pk": "tokens#t1", "sk": "2026-11"}
+    assert table.increment(key, "used", 120, {"expires_at": 100}) == 120
+    assert table.increment(key, "used", 30) == 150
+    assert table.get(key) == {**key, "used": 150, "expires_at": 100}
+
+
 def test_table_query_pages_one_partition_in_key_order(table):
     for n in range(5):
         table.put({"pk": "tenant#t1", "sk": f"doc#{n}", "n": n})

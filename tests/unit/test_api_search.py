@@ -142,8 +142,16 @@ def test_openapi_documents_the_search_route() -> None:
             ("acme", "u2", {"search", "chat"}, ()),
         ),
         (
-            {"lambda": {"principal": "key-1", "tenant": "acme", "scopes": "search"}},
-            ("acme", "key-1", {"search"}, ()),
+            {
+                "lambda": {
+                    "sub": "apikey:k1",
+                    "tenant": "acme",
+                    "scopes": "search",
+                    "groups": "",
+                    "credential": "api_key",
+                }
+            },
+            ("acme", "apikey:k1", {"search"}, ()),
         ),
     ],
 )

@@ -8,10 +8,11 @@ import pytest
 
 from agentplatform.adapters.memory import MemoryEmbeddings, MemorySearchIndex, ScriptedModelEndpoint
 from agentplatform.errors import ModelOutputInvalid, ValidationFailed
+from agentplatform.inference import estimate_tokens
 from agentplatform.model_clients import EndpointReranker
 from agentplatform.retrieval import RetrievalRequest
 from agentplatform.search import Chunk, SearchHit
-from functions.retrieval.context import assemble, dedupe, estimate_tokens
+from functions.retrieval.context import assemble, dedupe
 from functions.retrieval.handler import handler
 from functions.retrieval.service import RetrievalService
 

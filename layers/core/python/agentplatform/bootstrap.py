@@ -25,7 +25,9 @@ from agentplatform.ports import (
 )
 
 if TYPE_CHECKING:
+    from agentplatform.api_keys import ApiKeyStore
     from agentplatform.documents import DocumentRegistry
+    from agentplatform.limits import RateLimiter, TokenMeter
 
 
 class Container:
@@ -106,6 +108,32 @@ class Container:
         from agentplatform.adapters.aws.storage import DynamoTable
 
         return DynamoTable(self.settings.require("documents_table_name"), self.client("dynamodb"))
+
+    @cached_property
+    def api_keys(self) -> ApiKeyStore:
+        from agentplatform.adapters.aws.storage import DynamoTable
+        from agentplatform.api_keys import ApiKeyStore
+
+        return ApiKeyStore(DynamoTable(self.settings.require("api_keys_table_name"), self.client("dynamodb")))
+
+    @cached_property
+    def limits_table(self) -> KeyValueTable:
+        from agentplatform.adapters.aws.storage import DynamoTable
+
+        return DynamoTable(self.settings.require("limits_table_name"), self.client("dynamodb"))
+
+    @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        from agentplatform.limits import RateLimiter
+
+        return RateLimiter(self.limits_table, self.settings.tenant_rate_per_s, self.settings.tenant_burst)
+
+    @cached_property
+    def token_meter(self) -> TokenMeter:
+        from agentplatform.limits import TokenMeter
+
+        s = self.settings
+        return TokenMeter(self.limits_table, s.tenant_token_quota, s.token_quota_period)
 
     @cached_property
     def event_bus(self) -> EventBus:

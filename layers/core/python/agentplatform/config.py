@@ -48,6 +48,21 @@ class Settings(BaseSettings):
     # https://<OpenSearch domain endpoint>, or file://<folder> for the embedded engine.
     knowledge_search_url: str | None = Field(default=None, alias="KNOWLEDGE_SEARCH_URL")
     search_index: str = Field(default="chunks", alias="SEARCH_INDEX")
+    api_keys_table_name: str | None = Field(default=None, alias="API_KEYS_TABLE_NAME")
+    limits_table_name: str | None = Field(default=None, alias="LIMITS_TABLE_NAME")
+
+    # Users' JWTs, as the Lambda authorizer verifies them: the issuer, the audiences a token's `aud` (or, for
+    # Cognito access tokens, `client_id`) must name (comma-separated), and where the issuer's keys are.
+    jwt_issuer: str | None = Field(default=None, alias="JWT_ISSUER")
+    jwt_audience: str | None = Field(default=None, alias="JWT_AUDIENCE")
+    jwks_url: str | None = Field(default=None, alias="JWKS_URL")
+
+    # Per-tenant load shaping (agentplatform.limits): requests per second with a burst, and model tokens per
+    # period. Every tenant gets the same limits.
+    tenant_rate_per_s: float = Field(default=10.0, alias="TENANT_RATE_PER_S", gt=0)
+    tenant_burst: int = Field(default=20, alias="TENANT_BURST", ge=1)
+    tenant_token_quota: int = Field(default=2_000_000, alias="TENANT_TOKEN_QUOTA", ge=0)
+    token_quota_period: Literal["day", "month"] = Field(default="month", alias="TOKEN_QUOTA_PERIOD")
 
     def require(self, field: str) -> str:
         value = getattr(self, field)

@@ -70,6 +70,12 @@ class Throttled(PlatformError):
         self.retry_after_s = retry_after_s
 
 
+class QuotaExceeded(Throttled):
+    """The tenant has spent its model-token quota for the current period; Retry-After is the period's end."""
+
+    code, title = "quota_exceeded", "Token quota exceeded"
+
+
 class DocumentRejected(PlatformError):
     """A document cannot be ingested as it is (unsupported format, corrupt file, no text, unknown tenant): the
     document fails with this reason; retrying will not help."""

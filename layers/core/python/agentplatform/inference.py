@@ -19,6 +19,7 @@ and re-encodes so callers see one shape.
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -217,3 +218,10 @@ class ChatResponse(BaseModel):
     model: str
     choices: list[ChatChoice] = Field(min_length=1)
     usage: Usage
+
+
+def estimate_tokens(text: str) -> int:
+    """Model tokens in a text, estimated at ~4 characters of English per token (the BPE tokenizers of current
+    LLMs). For where no exact count is at hand: a context budget for a model the service does not know, or the
+    tokens of an embedding call (TEI's /embed contract reports no usage)."""
+    return math.ceil(len(text) / 4)

@@ -74,7 +74,15 @@ class KeyValueTable(HealthCheck, Protocol):
         self, key: Mapping[str, str], values: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
     ) -> bool:
         """Set `values` on the item (creating it if missing); with `expect`, only if the item's attributes
-        equal those values now (atomically). Return whether it was written."""
+        equal those values now (atomically; an expected None means the attribute, or the item, is absent).
+        Return whether it was written."""
+        ...
+
+    def increment(
+        self, key: Mapping[str, str], field: str, amount: int, values: Mapping[str, Any] | None = None
+    ) -> int:
+        """Add `amount` to a number attribute atomically (missing counts as 0), also setting `values`; return
+        the new total."""
         ...
 
     def query(

@@ -34,20 +34,34 @@ def principal_from_event(event: Mapping[str, Any]) -> Principal:
     authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
     if isinstance(authorizer.get("jwt"), Mapping):
         claims = authorizer["jwt"].get("claims") or {}
-        scopes = _words(authorizer["jwt"].get("scopes") or claims.get("scope"))
-    elif isinstance(authorizer.get("lambda"), Mapping):
-        claims = authorizer["lambda"]
-        scopes = _words(claims.get("scopes"))
-    else:
-        raise Unauthorized("no verified credentials on this request")
+        return principal_from_claims(claims, authorizer["jwt"].get("scopes") or claims.get("scope"))
+    if isinstance(authorizer.get("lambda"), Mapping):
+        context = authorizer["lambda"]
+        return principal_from_claims(context, context.get("scopes"))
+    raise Unauthorized("no verified credentials on this request")
+
+
+def principal_from_claims(claims: Mapping[str, Any], scopes: Any) -> Principal:
+    """A principal from verified claims (a JWT's, or a Lambda authorizer's context) and its scopes."""
     # Cognito names a custom scope by its resource server: "agentplatform/search" is the scope "search".
-    scopes = [scope.rsplit("/", 1)[-1] for scope in scopes]
+    names = [scope.rsplit("/", 1)[-1] for scope in _words(scopes)]
     tenant = next((str(claims[c]) for c in TENANT_CLAIMS if claims.get(c)), "")
-    subject = str(claims.get("sub") or claims.get("principal") or "")
+    subject = str(claims.get("sub") or "")
     if not tenant or not subject:
         raise Unauthorized("the credentials name no tenant or subject")
     groups = next((_words(claims[c]) for c in GROUP_CLAIMS if claims.get(c)), [])
-    return Principal(tenant=tenant, subject=subject, scopes=frozenset(scopes), groups=tuple(groups))
+    return Principal(tenant=tenant, subject=subject, scopes=frozenset(names), groups=tuple(groups))
+
+
+def authorizer_context(principal: Principal, credential: str) -> dict[str, str]:
+    """What the Lambda authorizer hands API Gateway for a principal (string values, read back above)."""
+    return {
+        "tenant": principal.tenant,
+        "sub": principal.subject,
+        "scopes": " ".join(sorted(principal.scopes)),
+        "groups": " ".join(principal.groups),
+        "credential": credential,  # "jwt" or "api_key"
+    }
 
 
 def caller(event: Mapping[str, Any], scope: str) -> Principal:

@@ -12,8 +12,10 @@ same names.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from enum import StrEnum
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -159,11 +161,51 @@ class Route(BaseModel):
     path: str  # "/health", "/v1/documents/{id}", or "$default"
     function: str
     public: bool = False  # True only where the platform's rules allow no auth (health, the API description)
-    scopes: list[str] = Field(default_factory=list)  # the token needs every one of these (else 403)
+    scopes: list[str] = Field(default_factory=list)  # the credentials need every one of these (else 403)
+    # Who checks the credentials of a non-public route before its function runs: "token" is the platform's
+    # Lambda authorizer (a user's JWT or a machine client's API key); "jwt" is API Gateway's JWT authorizer
+    # (users' tokens only: the admin routes, where an API key must never manage API keys).
+    authorizer: Literal["token", "jwt"] = "token"
 
     @property
     def route_key(self) -> str:
         return "$default" if self.path == "$default" else f"{self.method} {self.path}"
+
+    def match(self, path: str) -> dict[str, str] | None:
+        """The path parameters when a request path is this route's (`{name}` is one segment, `{name+}` the
+        rest of the path); None when it is not. `$default` matches nothing here: it is the fallback."""
+        if self.path == "$default":
+            return None
+        found = _path_pattern(self.path).match(path)
+        return found.groupdict() if found else None
+
+
+# How long API Gateway keeps a Lambda authorizer's answer for one (Authorization header, route): the most a
+# revoked API key can go on working. The local gateway caches the same way.
+AUTHORIZER_CACHE_TTL_S = 60
+# The scope of the admin routes. Only a tenant's admins hold it: the dev issuer mints it on request, and in
+# Cognito the pre-token trigger removes it from the access tokens of users outside the ADMIN_GROUP group.
+ADMIN_SCOPE = "admin"
+ADMIN_GROUP = "admin"
+
+
+class CorsPolicy(BaseModel):
+    """Browser access to the API. Off (no origins) unless a deployment names its origins: CDK context
+    `agentplatform:corsOrigins`, locally LOCAL_CORS_ORIGINS (comma-separated)."""
+
+    allow_origins: list[str] = Field(default_factory=list)
+    allow_methods: list[str] = Field(default_factory=lambda: ["GET", "POST", "DELETE", "OPTIONS"])
+    allow_headers: list[str] = Field(default_factory=lambda: ["authorization", "content-type", "x-correlation-id"])
+    expose_headers: list[str] = Field(default_factory=lambda: ["x-correlation-id", "retry-after", "location"])
+    max_age_s: int = 600
+
+
+@lru_cache(maxsize=256)
+def _path_pattern(template: str) -> re.Pattern[str]:
+    def parameter(m: re.Match[str]) -> str:
+        return f"(?P<{m.group(1)}>.+)" if m.group(1) else f"(?P<{m.group(2)}>[^/]+)"
+
+    return re.compile("^" + re.sub(r"\\\{(\w+)\\\+\\\}|\\\{(\w+)\\\}", parameter, re.escape(template)) + "$")
 
 
 class Topology(BaseModel):
@@ -315,7 +357,11 @@ _INGESTION_FUNCTIONS = [
     _stage(
         "embed",
         "Embeddings of the chunks, in batches.",
-        [*_INGEST_STATE, Grant(ref="endpoint:embedding", access=Access.INVOKE)],
+        [
+            *_INGEST_STATE,
+            Grant(ref="endpoint:embedding", access=Access.INVOKE),
+            Grant(ref="table:limits", access=Access.READ_WRITE),
+        ],
         timeout_s=900,
     ),
     _stage(
@@ -367,6 +413,15 @@ PLATFORM = Topology(
     ],
     tables=[
         Table(name="documents", purpose="Document registry: one row per tenant document and version."),
+        Table(
+            name="api_keys",
+            purpose="Machine clients' API keys: a hash of each secret, its tenant, scopes, use and revocation.",
+        ),
+        Table(
+            name="limits",
+            purpose="Per-tenant request-rate buckets and model-token counters, shared by every Lambda container.",
+            ttl_attribute="expires_at",
+        ),
     ],
     buses=[EventBus(name="platform", purpose="The platform's own events (turn.completed, canary, alerts).")],
     functions=[
@@ -382,7 +437,18 @@ PLATFORM = Topology(
                 Grant(ref="function:retrieval", access=Access.INVOKE),
                 Grant(ref="bucket:drop", access=Access.READ_WRITE),
                 Grant(ref="table:documents", access=Access.READ_WRITE),
+                Grant(ref="table:api_keys", access=Access.READ_WRITE),
+                Grant(ref="table:limits", access=Access.READ_WRITE),
             ],
+        ),
+        Function(
+            name="authorizer",
+            service="authorizer",
+            handler="functions.authorizer.handler.handler",
+            purpose="The API's Lambda authorizer: a user's JWT or a machine client's API key -> tenant and scopes.",
+            memory_mb=256,
+            timeout_s=5,
+            uses=[Grant(ref="table:api_keys", access=Access.READ_WRITE)],
         ),
         Function(
             name="canary_probe",
@@ -411,6 +477,7 @@ PLATFORM = Topology(
             uses=[
                 Grant(ref="search:knowledge", access=Access.READ),
                 Grant(ref="endpoint:embedding", access=Access.INVOKE),
+                Grant(ref="table:limits", access=Access.READ_WRITE),
             ],
         ),
     ],
@@ -503,7 +570,12 @@ PLATFORM = Topology(
         Route(method="POST", path="/v1/documents", function="api", scopes=["documents:write"]),
         Route(method="GET", path="/v1/documents/{doc_id}", function="api", scopes=["documents:read"]),
         Route(method="DELETE", path="/v1/documents/{doc_id}", function="api", scopes=["documents:write"]),
+        Route(method="POST", path="/v1/admin/api-keys", function="api", scopes=["admin"], authorizer="jwt"),
+        Route(method="GET", path="/v1/admin/api-keys", function="api", scopes=["admin"], authorizer="jwt"),
+        Route(method="DELETE", path="/v1/admin/api-keys/{key_id}", function="api", scopes=["admin"], authorizer="jwt"),
         Route(method="GET", path="/openapi.json", function="api", public=True),
+        Route(method="GET", path="/docs", function="api", public=True),
+        # Anything else: authenticated first (no scope), then the function's 404 problem.
         Route(method="ANY", path="$default", function="api"),
     ],
 )

@@ -133,10 +133,19 @@ class MemoryTable(_Fake):
     ) -> bool:
         self.check()
         current = self.items.get(self._key(key))
-        if expect and (current is None or any(current.get(k) != v for k, v in expect.items())):
+        if expect and any((current or {}).get(k) != v for k, v in expect.items()):
             return False
         self.items[self._key(key)] = {**(current or dict(key)), **values}
         return True
+
+    def increment(
+        self, key: Mapping[str, str], field: str, amount: int, values: Mapping[str, Any] | None = None
+    ) -> int:
+        self.check()
+        item = self.items.setdefault(self._key(key), dict(key))
+        item[field] = int(item.get(field, 0)) + amount
+        item.update(values or {})
+        return int(item[field])
 
     def query(
         self, partition: Mapping[str, str], *, limit: int = 100, after: Mapping[str, Any] | None = None

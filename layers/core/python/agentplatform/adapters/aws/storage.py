@@ -152,8 +152,11 @@ class DynamoTable:
         }
         if expect:
             names |= {f"#e{i}": name for i, name in enumerate(expect)}
-            attributes |= {f":e{i}": value for i, value in enumerate(expect.values())}
-            kwargs["ConditionExpression"] = " AND ".join(f"#e{i} = :e{i}" for i in range(len(expect)))
+            attributes |= {f":e{i}": value for i, value in enumerate(expect.values()) if value is not None}
+            kwargs["ConditionExpression"] = " AND ".join(
+                f"attribute_not_exists(#e{i})" if value is None else f"#e{i} = :e{i}"
+                for i, value in enumerate(expect.values())
+            )
         kwargs["ExpressionAttributeNames"] = names
         kwargs["ExpressionAttributeValues"] = _to_attributes(attributes)
         try:
@@ -164,6 +167,24 @@ class DynamoTable:
                 return False
             raise
         return True
+
+    def increment(
+        self, key: Mapping[str, str], field: str, amount: int, values: Mapping[str, Any] | None = None
+    ) -> int:
+        sets = dict(values or {})
+        names = {"#n": field} | {f"#v{i}": name for i, name in enumerate(sets)}
+        attributes = {":n": amount} | {f":v{i}": value for i, value in enumerate(sets.values())}
+        expression = "ADD #n :n" + (" SET " + ", ".join(f"#v{i} = :v{i}" for i in range(len(sets))) if sets else "")
+        with aws_call(self._resource):
+            out = self._ddb.update_item(
+                TableName=self._name,
+                Key=_to_attributes(key),
+                UpdateExpression=expression,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_to_attributes(attributes),
+                ReturnValues="UPDATED_NEW",
+            )
+        return int(_from_attributes(out["Attributes"])[field])
 
     def query(
         self, partition: Mapping[str, str], *, limit: int = 100, after: Mapping[str, Any] | None = None
