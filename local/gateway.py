@@ -97,8 +97,13 @@ def build_event(
         event["queryStringParameters"] = params
     if path_parameters:
         event["pathParameters"] = path_parameters
-    if body:
-        event["body"] = body.decode("utf-8") if is_text else base64.b64encode(body).decode()
+    if body and is_text:
+        try:
+            event["body"] = body.decode("utf-8")
+        except UnicodeDecodeError:  # "text" that is not UTF-8 travels as bytes, base64-encoded
+            event["body"], event["isBase64Encoded"] = base64.b64encode(body).decode(), True
+    elif body:
+        event["body"] = base64.b64encode(body).decode()
     return event
 
 
@@ -167,7 +172,12 @@ class HttpGateway:
                     "%s %s -> %s (%.1f ms)", self.command, self.path, status, (time.perf_counter() - started) * 1000
                 )
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _handle
+            def __getattr__(self, name: str) -> Any:
+                # Every method reaches the routes (`$default` takes the ones no route names), as in API Gateway;
+                # http.server would answer 501 to any method without a do_<METHOD>.
+                if name.startswith("do_"):
+                    return self._handle
+                raise AttributeError(name)
 
         return Handler
 

@@ -44,7 +44,7 @@ class NewApiKey(BaseModel):
     groups: Annotated[list[_Label], Field(max_length=50)] = Field(
         default_factory=list, description="ACL groups whose documents the key may read."
     )
-    expires_in_days: Annotated[int | None, Field(ge=1, le=3650)] = Field(
+    expires_in_days: Annotated[int | None, Field(strict=True, ge=1, le=3650)] = Field(
         default=None, description="Days until the key stops working; none: until revoked."
     )
 

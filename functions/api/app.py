@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
@@ -9,11 +11,18 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 
 from agentplatform.bootstrap import container
 from agentplatform.config import get_settings
-from agentplatform.errors import PayloadTooLarge, PlatformError, Throttled, Unauthorized
+from agentplatform.errors import (
+    FieldError,
+    PayloadTooLarge,
+    PlatformError,
+    Throttled,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from agentplatform.observability import CORRELATION_HEADER, correlation_id, telemetry
 from agentplatform.principal import principal_from_event
 from agentplatform.topology import PLATFORM
-from functions.api.problems import field_errors_from_pydantic, from_platform_error, problem_response
+from functions.api.problems import PROBLEM_JSON, field_errors_from_pydantic, from_platform_error, problem_response
 
 SECURITY_HEADERS = {
     "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
@@ -42,6 +51,17 @@ def build_resolver() -> APIGatewayHttpResolver:
             code="validation_failed",
             instance=instance(),
             errors=errors,
+        )
+
+    @app.exception_handler(UnicodeDecodeError)
+    def undecodable_body(_: UnicodeDecodeError) -> Response:
+        return problem_response(
+            status=422,
+            title="Request validation failed",
+            detail="the body is not UTF-8 text",
+            code="validation_failed",
+            instance=instance(),
+            errors=[FieldError(loc=("body",), message="not UTF-8", type="json_invalid")],
         )
 
     @app.exception_handler(PlatformError)
@@ -83,20 +103,41 @@ def build_resolver() -> APIGatewayHttpResolver:
             instance=instance(),
         )
 
-    app.use(middlewares=[limit_body_size, limit_rate])
+    app.use(middlewares=[limit_rate])
     return app
 
 
-def limit_body_size(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:
-    body = app.current_event.body or ""
+def refused_early(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The answer to a request refused before anything reads its body (validation included): a body over the
+    size limit (413), or a body that is not JSON on an operation that takes one (415)."""
+    body = event.get("body") or ""
     limit = get_settings().max_request_bytes
     # Base64 inflates 4/3; compare the decoded size.
-    size = len(body) * 3 // 4 if app.current_event.is_base64_encoded else len(body.encode())
+    size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
+    error: PlatformError | None = None
     if size > limit:
-        return from_platform_error(
-            PayloadTooLarge(f"request body is {size} bytes; the limit is {limit}"), app.current_event.path
-        )
-    return next_middleware(app)
+        error = PayloadTooLarge(f"request body is {size} bytes; the limit is {limit}")
+    elif body and _takes_json(event):
+        media = str((event.get("headers") or {}).get("content-type", "")).split(";")[0].strip().lower()
+        if media != "application/json" and not media.endswith("+json"):
+            error = UnsupportedMediaType(f"the body must be application/json, not {media or 'untyped'}")
+    if error is None:
+        return None
+    problem = from_platform_error(error, event.get("rawPath"))
+    return {
+        "statusCode": problem.status_code,
+        "headers": {"Content-Type": PROBLEM_JSON, **problem.headers},
+        "body": problem.body,
+        "isBase64Encoded": False,
+    }
+
+
+def _takes_json(event: dict[str, Any]) -> bool:
+    http = (event.get("requestContext") or {}).get("http") or {}
+    method, path = str(http.get("method", "")), str(event.get("rawPath", ""))
+    return method in ("POST", "PUT", "PATCH") and any(
+        r.method == method and r.function == "api" and r.match(path) is not None for r in PLATFORM.routes
+    )
 
 
 def limit_rate(app: APIGatewayHttpResolver, next_middleware: NextMiddleware) -> Response:

@@ -13,13 +13,16 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from agentplatform.bootstrap import container
-from agentplatform.documents import SIDECAR_SUFFIX, DocumentRecord, DocumentStatus, document_id
+from agentplatform.documents import SIDECAR_SUFFIX, DocumentRecord, DocumentStatus, document_id, metadata_value
 from agentplatform.errors import FieldError, NotFound, ValidationFailed
 from agentplatform.principal import Principal, caller
 
 READ_SCOPE = "documents:read"
 WRITE_SCOPE = "documents:write"
-MAX_PATH = 1024
+# Characters: four UTF-8 bytes each at most, so with the tenant's folder the S3 key stays within its 1,024 bytes.
+MAX_PATH = 240
+# Standard base64 with its padding, so that every string the schema allows decodes.
+BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
 router = APIGatewayHttpRouter()
 
@@ -68,7 +71,9 @@ class Upload(BaseModel):
     )
 
     path: Annotated[str, Field(min_length=1, max_length=MAX_PATH, description="Where in the tenant's folder.")]
-    content_base64: Annotated[str, Field(min_length=1, description="The file's bytes, base64-encoded.")]
+    content_base64: Annotated[
+        str, Field(min_length=1, pattern=BASE64, description="The file's bytes, base64-encoded (RFC 4648, padded).")
+    ]
     title: Annotated[str | None, Field(max_length=500)] = None
     tags: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=50)] = []
     acl_groups: Annotated[list[Annotated[str, Field(min_length=1, max_length=100)]], Field(max_length=50)] = []
@@ -128,16 +133,13 @@ def get_document(doc_id: _DocId) -> Document:
 )
 def upload_document(body: Upload) -> Response[Document]:
     principal = _caller(WRITE_SCOPE)
-    try:
-        content = base64.b64decode(body.content_base64, validate=True)
-    except (ValueError, binascii.Error) as exc:
-        raise ValidationFailed(
-            "content_base64 is not base64",
-            errors=[FieldError(loc=("body", "content_base64"), message="not valid base64")],
-        ) from exc
-    metadata = {"tags": ",".join(body.tags), "acl-groups": ",".join(body.acl_groups)}
+    content = base64.b64decode(body.content_base64, validate=True)  # the schema's pattern admits only base64
+    metadata = {
+        "tags": ",".join(metadata_value(t) for t in body.tags),
+        "acl-groups": ",".join(metadata_value(g) for g in body.acl_groups),
+    }
     if body.title:
-        metadata["title"] = body.title
+        metadata["title"] = metadata_value(body.title)
     c = container()
     stored = c.drop_store.put(f"{principal.tenant}/{body.path}", content, {k: v for k, v in metadata.items() if v})
     record = c.registry.enqueue(principal.tenant, body.path, size=len(content), version=stored.version)

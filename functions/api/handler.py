@@ -16,7 +16,7 @@ from agentplatform.bootstrap import container
 from agentplatform.observability import lambda_entry
 from agentplatform.topology import PLATFORM
 from functions.api.admin import router as admin_router
-from functions.api.app import build_resolver, response_headers
+from functions.api.app import build_resolver, refused_early, response_headers
 from functions.api.documents import router as documents_router
 from functions.api.health import VERSION, Component, HealthReport, check_health
 from functions.api.openapi import describe
@@ -102,7 +102,7 @@ def api() -> APIGatewayHttpResolver:
 
 @lambda_entry("api")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    response = api().resolve(event, context)
+    response = refused_early(event) or api().resolve(event, context)
     # Here rather than in a middleware: exception handlers' responses skip middlewares.
     headers = response.setdefault("headers", {})
     for name, value in response_headers().items():

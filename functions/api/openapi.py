@@ -69,6 +69,8 @@ def _complete(operation: dict[str, Any], route: Route | None, *, has_path_parame
     responses["422"] = {"description": "A field of the request is invalid", "content": _problem()}
     responses.setdefault("default", {"description": "Error", "content": _problem()})
     responses["413"] = {"description": "The request body is over the size limit", "content": _either()}
+    if "requestBody" in operation:
+        responses["415"] = {"description": "The body is not application/json", "content": _problem()}
     if route is None or route.public:
         operation["security"] = []
         return

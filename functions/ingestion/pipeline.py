@@ -21,6 +21,7 @@ from agentplatform.documents import (
     Stage,
     document_id,
     locate,
+    metadata_text,
     now,
 )
 from agentplatform.errors import DocumentRejected, NotFound, Superseded
@@ -120,10 +121,11 @@ class Stages:
         """Title, tags and ACL groups from S3 object metadata, overridden by a `<file>.meta.json` sidecar."""
         metadata: dict[str, Any] = {}
         if object_metadata.get("title"):
-            metadata["title"] = object_metadata["title"]
+            metadata["title"] = metadata_text(object_metadata["title"])
         for field, header in (("tags", "tags"), ("acl_groups", "acl-groups")):
             if object_metadata.get(header):
-                metadata[field] = [v.strip() for v in object_metadata[header].split(",") if v.strip()]
+                items = (metadata_text(v).strip() for v in object_metadata[header].split(","))
+                metadata[field] = [v for v in items if v]
         try:
             sidecar = json.loads(self.drop.get(key + SIDECAR_SUFFIX).body)
         except NotFound:

@@ -1,11 +1,22 @@
 """The public HTTP API (API Gateway HTTP API, payload v2): topology routes -> Lambda integrations.
 
 One `$default` stage, auto-deployed, throttled and access-logged to its own log group (JSON, one line per
-request). Routes are public only where the topology says so (health, the API description). Every other route
-except `$default` has the JWT authorizer of the Cognito user pool (auth.py): issuer the pool, audience its app
-client, and the route's topology scopes as `agentplatform/<scope>`. API Gateway lets a request through when its
-token carries at least one of a route's scopes; agentplatform.principal checks them all again in the function.
-`$default` has no authorizer yet: the Lambda authorizer for it arrives with the API-edge issue.
+request). Routes are public only where the topology says so (health, the API description and its docs page).
+Every other route, `$default` included, has an authorizer, the one its topology `authorizer` names:
+
+- `token` (the default): the platform's Lambda authorizer, the topology function `authorizer`. It takes a user's
+  Cognito access token or a machine client's API key (`Authorization: Bearer ...`), answers in the simple format,
+  and checks the route's scopes itself: its identity sources are the Authorization header and `$context.routeKey`,
+  so API Gateway caches one answer per credential and route, for AUTHORIZER_CACHE_TTL_S (the most a revoked key
+  goes on working). A request without the header gets 401 from API Gateway without invoking it.
+- `jwt`: API Gateway's JWT authorizer of the Cognito user pool (auth.py): issuer the pool, audience its app
+  client, and the route's topology scopes as `agentplatform/<scope>` (users' tokens only: the admin routes).
+  API Gateway lets a token through with at least one of a route's scopes; agentplatform.principal checks them all
+  again in the function.
+
+A protected route whose authorizer cannot be built fails the synth. CORS is off unless the deployment names its
+origins (the topology's CorsPolicy for everything else). With a custom domain (a regional API Gateway domain, TLS
+1.2, mapped to the stage) the default `execute-api` endpoint is disabled, so nothing reaches the API around it.
 """
 
 from __future__ import annotations
@@ -15,20 +26,27 @@ import re
 from dataclasses import dataclass
 
 import jsii
-from aws_cdk import Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_apigatewayv2_authorizers as authorizers
 from aws_cdk import aws_apigatewayv2_integrations as integrations
+from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from agentplatform.topology import Route, Topology
+from agentplatform.topology import AUTHORIZER_CACHE_TTL_S, CorsPolicy, Route, Topology
 from infra.cdk.auth import Auth, scope_name
 from infra.cdk.nag import acknowledge
 from infra.cdk.registry import Registry, construct_id
 
 _NON_WORD = re.compile(r"[^a-z0-9]+")
+
+# The topology function behind the routes whose `authorizer` is "token".
+AUTHORIZER_FUNCTION = "authorizer"
+# What API Gateway caches a Lambda authorizer's answer by: the credential and the route (the authorizer checks
+# the route's scopes, so an answer for one route must not be reused for another).
+TOKEN_IDENTITY_SOURCES = ("$request.header.Authorization", "$context.routeKey")
 
 # One JSON object per request; $context variables of HTTP APIs.
 ACCESS_LOG_FORMAT = {
@@ -44,17 +62,13 @@ ACCESS_LOG_FORMAT = {
     "responseLatency": "$context.responseLatency",
     "integrationLatency": "$context.integrationLatency",
     "integrationError": "$context.integrationErrorMessage",
+    "authorizerError": "$context.authorizer.error",
     "userAgent": "$context.identity.userAgent",
 }
 
 PUBLIC_ROUTE_REASON = (
-    "Public by design: the topology marks this route public (health check / the OpenAPI description), which "
-    "the platform's rules allow without authentication; it returns no tenant data."
-)
-DEFAULT_ROUTE_REASON = (
-    "No authorizer on `$default` yet: its Lambda authorizer lands with the API-edge issue (the topology's other "
-    "routes have the JWT authorizer). Until then `$default` has no business routes behind it and only answers 404 "
-    "application/problem+json."
+    "Public by design: the topology marks this route public (health check / the OpenAPI description and its docs "
+    "page), which the platform's rules allow without authentication; it returns no tenant data."
 )
 
 
@@ -62,6 +76,14 @@ DEFAULT_ROUTE_REASON = (
 class Throttle:
     burst_limit: int
     rate_limit: int
+
+
+@dataclass(frozen=True)
+class CustomDomain:
+    """A DNS name the API (or its CloudFront edge) answers on, and the ACM certificate that covers it."""
+
+    name: str
+    certificate_arn: str
 
 
 @jsii.implements(apigwv2.IAccessLogSettings)
@@ -79,6 +101,19 @@ class _AccessLogSettings:
         return self._format
 
 
+def cors_preflight(policy: CorsPolicy) -> apigwv2.CorsPreflightOptions | None:
+    """The API's CORS configuration from the topology's policy; None (CORS off) while it names no origin."""
+    if not policy.allow_origins:
+        return None
+    return apigwv2.CorsPreflightOptions(
+        allow_origins=list(policy.allow_origins),
+        allow_methods=[apigwv2.CorsHttpMethod(method.upper()) for method in policy.allow_methods],
+        allow_headers=list(policy.allow_headers),
+        expose_headers=list(policy.expose_headers),
+        max_age=Duration.seconds(policy.max_age_s),
+    )
+
+
 class HttpApi(Construct):
     def __init__(
         self,
@@ -90,14 +125,28 @@ class HttpApi(Construct):
         throttle: Throttle,
         log_retention: logs.RetentionDays,
         auth: Auth | None = None,
+        cors: CorsPolicy | None = None,
+        domain: CustomDomain | None = None,
     ) -> None:
         super().__init__(scope, id)
-        # One authorizer for every protected route (API Gateway creates it once per API).
-        self.authorizer = (
+        # One authorizer of each kind for the whole API (API Gateway creates each once, on its first route).
+        self.jwt_authorizer = (
             authorizers.HttpJwtAuthorizer(
-                "JwtAuthorizer", auth.issuer, jwt_audience=[auth.audience], authorizer_name="cognito-jwt"
+                "JwtAuthorizer", auth.issuer, jwt_audience=auth.audiences, authorizer_name="cognito-jwt"
             )
             if auth
+            else None
+        )
+        self.token_authorizer = (
+            authorizers.HttpLambdaAuthorizer(
+                "TokenAuthorizer",
+                registry.functions[AUTHORIZER_FUNCTION],
+                authorizer_name="platform-token",
+                response_types=[authorizers.HttpLambdaResponseType.SIMPLE],
+                identity_source=list(TOKEN_IDENTITY_SOURCES),
+                results_cache_ttl=Duration.seconds(AUTHORIZER_CACHE_TTL_S),
+            )
+            if AUTHORIZER_FUNCTION in registry.functions
             else None
         )
         self.api = apigwv2.HttpApi(
@@ -106,6 +155,9 @@ class HttpApi(Construct):
             api_name=f"{Stack.of(self).stack_name}-api",
             description="Agent platform public API",
             create_default_stage=False,
+            cors_preflight=cors_preflight(cors or CorsPolicy()),
+            # With a custom domain, the only way in: the default endpoint would bypass what fronts the domain.
+            disable_execute_api_endpoint=domain is not None,
         )
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=log_retention)
         self.stage = apigwv2.HttpStage(
@@ -117,18 +169,55 @@ class HttpApi(Construct):
             throttle=apigwv2.ThrottleSettings(burst_limit=throttle.burst_limit, rate_limit=throttle.rate_limit),
             access_log_settings=_AccessLogSettings(self.access_logs),
         )
+        self.domain = domain
+        self.domain_name = self._custom_domain(domain) if domain else None
         self._integrations: dict[str, integrations.HttpLambdaIntegration] = {}
         self.routes = [self._route(route, registry) for route in topology.routes]
 
     @property
     def url(self) -> str:
-        return self.stage.url
+        """Where clients call the API: the custom domain when there is one (the default endpoint is then off)."""
+        return f"https://{self.domain.name}" if self.domain else self.stage.url
+
+    @property
+    def origin_domain(self) -> str:
+        """The host name a proxy in front of the API (CloudFront) forwards to."""
+        if self.domain:
+            return self.domain.name
+        stack = Stack.of(self)
+        return f"{self.api.api_id}.execute-api.{stack.region}.{stack.url_suffix}"
+
+    def _custom_domain(self, domain: CustomDomain) -> apigwv2.DomainName:
+        """A regional custom domain (TLS 1.2) mapped to the `$default` stage; DNS points at its regional name."""
+        domain_name = apigwv2.DomainName(
+            self,
+            "DomainName",
+            domain_name=domain.name,
+            certificate=acm.Certificate.from_certificate_arn(self, "Certificate", domain.certificate_arn),
+            endpoint_type=apigwv2.EndpointType.REGIONAL,
+            security_policy=apigwv2.SecurityPolicy.TLS_1_2,
+        )
+        apigwv2.ApiMapping(self, "ApiMapping", api=self.api, domain_name=domain_name, stage=self.stage)
+        return domain_name
+
+    def _authorizer(self, spec: Route) -> apigwv2.IHttpRouteAuthorizer | None:
+        """The route's authorizer; fails closed (the synth fails) when a protected route's cannot be built."""
+        if spec.public:
+            return None
+        if spec.authorizer == "jwt":
+            if self.jwt_authorizer is None:
+                raise ValueError(
+                    f"route {spec.route_key} needs an authorizer: build the HttpApi with the user pool (JWT)"
+                )
+            return self.jwt_authorizer
+        if self.token_authorizer is None:
+            raise ValueError(
+                f"route {spec.route_key} needs an authorizer: the topology has no {AUTHORIZER_FUNCTION!r} function"
+            )
+        return self.token_authorizer
 
     def _route(self, spec: Route, registry: Registry) -> apigwv2.HttpRoute:
-        protected = not spec.public and spec.path != "$default"
-        if protected and self.authorizer is None:
-            # Fail closed: a business route must not deploy without its authorizer.
-            raise ValueError(f"route {spec.route_key} needs an authorizer: build the HttpApi with the user pool")
+        authorizer = self._authorizer(spec)
         if spec.function not in self._integrations:
             self._integrations[spec.function] = integrations.HttpLambdaIntegration(
                 f"{construct_id(spec.function)}Integration",
@@ -139,17 +228,21 @@ class HttpApi(Construct):
             key = apigwv2.HttpRouteKey.DEFAULT
         else:
             key = apigwv2.HttpRouteKey.with_(spec.path, apigwv2.HttpMethod(spec.method.upper()))
+        # Only a JWT authorizer takes scopes on the route; the Lambda authorizer reads them from the topology.
+        scopes = (
+            [scope_name(s) for s in spec.scopes] if spec.authorizer == "jwt" and authorizer and spec.scopes else None
+        )
         route = apigwv2.HttpRoute(
             self,
             "Route" + construct_id(_id_safe(spec.route_key)),
             http_api=self.api,
             route_key=key,
             integration=self._integrations[spec.function],
-            authorizer=self.authorizer if protected else None,
-            authorization_scopes=[scope_name(s) for s in spec.scopes] if protected and spec.scopes else None,
+            authorizer=authorizer,
+            authorization_scopes=scopes,
         )
-        if not protected:
-            acknowledge(route, "AwsSolutions-APIG4", PUBLIC_ROUTE_REASON if spec.public else DEFAULT_ROUTE_REASON)
+        if authorizer is None:
+            acknowledge(route, "AwsSolutions-APIG4", PUBLIC_ROUTE_REASON)
         return route
 
 

@@ -1,13 +1,18 @@
-"""Who may call the API: a Cognito user pool whose access tokens API Gateway's JWT authorizer verifies.
+"""Who may call the API: a Cognito user pool whose access tokens the API's authorizers verify.
 
 - Users are created by operators (no self sign-up), each with an immutable `tenant` attribute set at creation.
   Strong passwords, optional TOTP MFA (no SMS), email as the sign-in name and for account recovery.
-- One resource server, `agentplatform`, with one custom scope per distinct scope the topology's routes require;
-  a route's authorizer requires `agentplatform/<scope>` (agentplatform.principal reads it back as `<scope>`).
+- One resource server, `agentplatform`, with one custom scope per distinct scope the topology's protected routes
+  require; a route needs `agentplatform/<scope>` (agentplatform.principal reads it back as `<scope>`).
 - One app client for people: the authorization code grant with PKCE, no client secret (a CLI or browser app
-  cannot keep one). Machine clients (client credentials) need a second, confidential client: Cognito allows the
-  client credentials grant only on a client with a secret and not together with the code grant.
+  cannot keep one). Machine clients use the platform's API keys (the Lambda authorizer), not Cognito.
 - A Cognito prefix domain for the hosted sign-in pages the code grant goes through.
+- The group `admin` (topology ADMIN_GROUP) when a route needs the admin scope: only its members keep
+  `agentplatform/admin` in their access tokens; the pre-token trigger removes it for everyone else.
+
+Two verifiers read the pool's tokens: API Gateway's JWT authorizer on the `jwt` routes (api.py), and the
+platform's Lambda authorizer on the `token` routes, which gets the issuer, audience and JWKS URL in its
+environment from `add_token_verifier` (no IAM: the JWKS is public).
 
 The `tenant` claim: Cognito puts custom attributes into ID tokens only. The API takes access tokens (they carry
 the scopes), and an access token gets a `tenant` claim only from a pre-token-generation trigger of event version
@@ -22,12 +27,17 @@ from aws_cdk import aws_cognito as cognito
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from agentplatform.topology import Route, Topology
+from agentplatform.topology import ADMIN_GROUP, ADMIN_SCOPE, Route, Topology
 from infra.cdk.nag import acknowledge
 
 RESOURCE_SERVER = "agentplatform"
 TENANT_CLAIM_TRIGGER = "pre_token"  # the topology function Cognito calls before issuing tokens
 TENANT_ATTRIBUTE = "tenant"  # custom:tenant in tokens and in the user pool API
+# What the Lambda authorizer verifies a user's access token with (its environment; Cognito access tokens carry
+# the app client id as `client_id`, not `aud`, hence a list of client ids as the audience).
+JWT_ISSUER_ENV = "JWT_ISSUER"
+JWT_AUDIENCE_ENV = "JWT_AUDIENCE"
+JWKS_URL_ENV = "JWKS_URL"
 
 OPTIONAL_MFA_REASON = (
     "MFA is optional (TOTP only, no SMS): users are created by operators, and each tenant decides whether its "
@@ -43,8 +53,8 @@ ESSENTIALS_PLAN_REASON = (
 
 
 def protected_routes(topology: Topology) -> list[Route]:
-    """The routes that get the JWT authorizer: every non-public one except `$default`."""
-    return [route for route in topology.routes if not route.public and route.path != "$default"]
+    """The routes that need credentials (`$default` included): every non-public one."""
+    return [route for route in topology.routes if not route.public]
 
 
 def route_scopes(topology: Topology) -> list[str]:
@@ -137,6 +147,19 @@ class Auth(Construct):
             # The tenant is set by operators at creation (and immutable): clients write only the email.
             write_attributes=cognito.ClientAttributes().with_standard_attributes(email=True),
         )
+        if ADMIN_SCOPE in self.scopes:
+            self.admin_group: cognito.UserPoolGroup | None = self.user_pool.add_group(
+                "AdminGroup",
+                group_name=ADMIN_GROUP,
+                description=(
+                    f"Tenant administrators: only members keep the {scope_name(ADMIN_SCOPE)} scope in their access "
+                    "tokens (the pre-token trigger removes it for everyone else), which the routes "
+                    + ", ".join(r.route_key for r in protected_routes(topology) if ADMIN_SCOPE in r.scopes)
+                    + " require."
+                )[:2048],
+            )
+        else:
+            self.admin_group = None
         prefix = domain_prefix or f"{Stack.of(self).stack_name.lower()}-{Aws.ACCOUNT_ID}"
         self.domain = self.user_pool.add_domain(
             "Domain", cognito_domain=cognito.CognitoDomainOptions(domain_prefix=prefix)
@@ -148,12 +171,24 @@ class Auth(Construct):
             cognito.UserPoolOperation.PRE_TOKEN_GENERATION_CONFIG, function, cognito.LambdaVersion.V2_0
         )
 
+    def add_token_verifier(self, function: lambda_.Function) -> None:
+        """What a function that verifies the pool's access tokens itself needs: issuer, client ids, JWKS URL."""
+        function.add_environment(JWT_ISSUER_ENV, self.issuer)
+        function.add_environment(JWT_AUDIENCE_ENV, ",".join(self.audiences))
+        function.add_environment(JWKS_URL_ENV, self.jwks_url)
+
     @property
     def issuer(self) -> str:
         """The `iss` of the pool's tokens: https://cognito-idp.<region>.<URL suffix>/<user pool id>."""
         return f"https://cognito-idp.{Aws.REGION}.{Aws.URL_SUFFIX}/{self.user_pool.user_pool_id}"
 
     @property
-    def audience(self) -> str:
-        """What API Gateway matches against a token's `client_id` claim (Cognito access tokens have no `aud`)."""
-        return self.client.user_pool_client_id
+    def jwks_url(self) -> str:
+        """Where the pool publishes its token signing keys (public)."""
+        return f"{self.issuer}/.well-known/jwks.json"
+
+    @property
+    def audiences(self) -> list[str]:
+        """The app clients whose access tokens the API accepts (one today): what the verifiers match against a
+        token's `client_id` claim (Cognito access tokens have no `aud`)."""
+        return [self.client.user_pool_client_id]

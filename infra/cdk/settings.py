@@ -11,7 +11,9 @@ from aws_cdk import aws_logs as logs
 from constructs import Node
 
 from agentplatform.topology import ModelEndpoint, SearchDomain
-from infra.cdk.api import Throttle
+from infra.cdk.api import CustomDomain, Throttle
+from infra.cdk.edge import EdgeOptions
+from infra.cdk.firewall import DEFAULT_RATE_LIMIT
 
 # The Hugging Face PyTorch inference DLC (GPU) both endpoints run; the tag is one of the published ones
 # (aws/deep-learning-containers, docs/reference/available_images.md). `agentplatform:endpointImageTag` moves
@@ -46,6 +48,10 @@ _REMOVAL_POLICIES = {"retain": RemovalPolicy.RETAIN, "destroy": RemovalPolicy.DE
 USER_POOL_FEATURE_PLANS = ("essentials", "plus")
 # Where the app client may send the authorization code: a local CLI or dev server by default.
 DEFAULT_AUTH_CALLBACK_URLS = ("http://localhost:8765/callback",)
+# A browser origin: scheme, host and optional port, nothing else ("*": any origin).
+_ORIGIN = re.compile(r"^https?://[^/\s?#]+$")
+_ACM_CERTIFICATE_ARN = re.compile(r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[\w-]+$")
+_BOOLEANS = {"true": True, "false": False}
 
 _RETENTION = {
     1: logs.RetentionDays.ONE_DAY,
@@ -102,6 +108,10 @@ class InfraSettings:
     user_pool_feature_plan: str = "essentials"
     auth_callback_urls: tuple[str, ...] = DEFAULT_AUTH_CALLBACK_URLS
     auth_domain_prefix: str | None = None  # None: <stack name>-<account id>, lower case
+    cors_origins: tuple[str, ...] = ()  # () : no CORS configuration (browsers on other origins are refused)
+    api_domain: CustomDomain | None = None  # None: the API answers on its execute-api name
+    waf_rate_limit: int = DEFAULT_RATE_LIMIT  # requests per IP per 5 minutes, every web ACL
+    edge: EdgeOptions | None = None  # None: no CloudFront in front of the API
 
     def search(self, spec: SearchDomain) -> SearchSettings:
         """The deployed sizing of one topology search domain; fails on values OpenSearch Service would refuse."""
@@ -197,7 +207,47 @@ class InfraSettings:
                 if url.strip()
             ),
             auth_domain_prefix=node.try_get_context("agentplatform:authDomainPrefix"),
+            cors_origins=_cors_origins(node.try_get_context("agentplatform:corsOrigins")),
+            api_domain=_domain(node, "apiDomainName", "apiCertificateArn"),
+            waf_rate_limit=int(get("wafRateLimit", default.waf_rate_limit)),
+            edge=_edge(node),
         )
+
+
+def _cors_origins(value: object) -> tuple[str, ...]:
+    """`agentplatform:corsOrigins` (comma-separated) as origins; each must be an origin (no path) or `*`."""
+    origins = tuple(o.strip().rstrip("/") for o in str(value or "").split(",") if o.strip())
+    for origin in origins:
+        if origin != "*" and not _ORIGIN.match(origin):
+            raise ValueError(f"agentplatform:corsOrigins: {origin!r} is not an origin (scheme://host[:port])")
+    return origins
+
+
+def _domain(node: Node, name_key: str, certificate_key: str) -> CustomDomain | None:
+    """A custom domain from its two context keys: both or neither."""
+    name = node.try_get_context(f"agentplatform:{name_key}")
+    certificate = node.try_get_context(f"agentplatform:{certificate_key}")
+    if not name and not certificate:
+        return None
+    if not name or not certificate:
+        raise ValueError(f"agentplatform:{name_key} and agentplatform:{certificate_key} go together")
+    if not _ACM_CERTIFICATE_ARN.match(str(certificate)):
+        raise ValueError(f"agentplatform:{certificate_key} must be an ACM certificate ARN, got {certificate!r}")
+    return CustomDomain(name=str(name).lower(), certificate_arn=str(certificate))
+
+
+def _edge(node: Node) -> EdgeOptions | None:
+    """`agentplatform:edge` (true/false) and the edge's own settings, which make no sense without it."""
+    raw = str(node.try_get_context("agentplatform:edge") or "false").lower()
+    if raw not in _BOOLEANS:
+        raise ValueError(f"agentplatform:edge must be true or false, got {raw!r}")
+    web_acl_arn = node.try_get_context("agentplatform:edgeWebAclArn")
+    domain = _domain(node, "edgeDomainName", "edgeCertificateArn")
+    if not _BOOLEANS[raw]:
+        if web_acl_arn or domain:
+            raise ValueError("agentplatform:edgeWebAclArn / edgeDomainName need agentplatform:edge=true")
+        return None
+    return EdgeOptions(web_acl_arn=str(web_acl_arn) if web_acl_arn else None, domain=domain)
 
 
 def _one_of(value: str, allowed: tuple[str, ...], key: str) -> str:

@@ -1,16 +1,18 @@
-"""The platform stack: everything `agentplatform.topology` describes, built in dependency order."""
+"""The platform stack: everything `agentplatform.topology` describes, built in dependency order, and the API edge."""
 
 from __future__ import annotations
 
 from aws_cdk import CfnOutput, Fn, Stack
 from constructs import Construct
 
-from agentplatform.topology import PLATFORM, Topology
-from infra.cdk.api import HttpApi
+from agentplatform.topology import PLATFORM, CorsPolicy, Topology
+from infra.cdk.api import AUTHORIZER_FUNCTION, HttpApi
 from infra.cdk.auth import TENANT_CLAIM_TRIGGER, Auth, protected_routes
 from infra.cdk.bundling import Assets, build_assets
+from infra.cdk.edge import Edge
 from infra.cdk.endpoints import ModelEndpoints
 from infra.cdk.events import Rules
+from infra.cdk.firewall import UserPoolFirewall
 from infra.cdk.functions import Functions
 from infra.cdk.network import Network, needs_network
 from infra.cdk.registry import Registry, construct_id
@@ -99,6 +101,17 @@ class PlatformStack(Stack):
         )
         if self.auth and TENANT_CLAIM_TRIGGER in self.registry.functions:
             self.auth.add_token_trigger(self.registry.functions[TENANT_CLAIM_TRIGGER])
+        # The Lambda authorizer verifies the pool's tokens itself: it gets the pool's issuer and client ids (it
+        # depends on the pool; nothing of the pool depends on it).
+        if self.auth and AUTHORIZER_FUNCTION in self.registry.functions:
+            self.auth.add_token_verifier(self.registry.functions[AUTHORIZER_FUNCTION])
+        self.user_pool_firewall = (
+            UserPoolFirewall(
+                self, "UserPoolFirewall", user_pool=self.auth.user_pool, rate_limit=settings.waf_rate_limit
+            )
+            if self.auth
+            else None
+        )
         self.api = HttpApi(
             self,
             "HttpApi",
@@ -107,11 +120,45 @@ class PlatformStack(Stack):
             throttle=settings.api_throttle,
             log_retention=settings.log_retention,
             auth=self.auth,
+            cors=CorsPolicy(allow_origins=list(settings.cors_origins)),
+            domain=settings.api_domain,
+        )
+        self.edge = (
+            Edge(
+                self,
+                "Edge",
+                options=settings.edge,
+                origin_domain=self.api.origin_domain,
+                rate_limit=settings.waf_rate_limit,
+                access_logs=self.storage.access_logs,
+                log_retention_days=settings.access_log_retention_days,
+            )
+            if settings.edge
+            else None
         )
         self._outputs()
 
     def _outputs(self) -> None:
         CfnOutput(self, "ApiUrl", value=self.api.url, description="Base URL of the HTTP API")
+        if self.api.domain_name:
+            CfnOutput(
+                self,
+                "ApiDomainTarget",
+                value=self.api.domain_name.regional_domain_name,
+                description="Point the API's DNS name here (CNAME, or an alias with ApiDomainHostedZoneId)",
+            )
+            CfnOutput(self, "ApiDomainHostedZoneId", value=self.api.domain_name.regional_hosted_zone_id)
+        if self.edge:
+            CfnOutput(self, "EdgeUrl", value=self.edge.url, description="Base URL of the API through CloudFront")
+            CfnOutput(
+                self,
+                "EdgeDistributionDomainName",
+                value=self.edge.distribution.distribution_domain_name,
+                description="Point the edge's DNS name here (CNAME, or an alias to the CloudFront distribution)",
+            )
+            CfnOutput(self, "EdgeWebAclArn", value=self.edge.web_acl_arn)
+        if self.user_pool_firewall:
+            CfnOutput(self, "UserPoolWebAclArn", value=self.user_pool_firewall.web_acl.attr_arn)
         for name, bucket in self.registry.buckets.items():
             CfnOutput(self, f"{construct_id(name)}BucketName", value=bucket.bucket_name)
         for name, bus in self.registry.buses.items():

@@ -1,16 +1,20 @@
-"""The Cognito user pool behind the API's JWT authorizer: operator-created users with an immutable tenant, strong
-passwords, optional TOTP, one resource server scope per scope the routes need, and a public PKCE client."""
+"""The Cognito user pool behind the API's authorizers: operator-created users with an immutable tenant, strong
+passwords, optional TOTP, one resource server scope per scope the routes need, a public PKCE client, the admin
+group, and the Lambda authorizer's view of the pool (issuer, audience, JWKS)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from aws_cdk import App
 
-from agentplatform.topology import PLATFORM
+from agentplatform.topology import ADMIN_GROUP, ADMIN_SCOPE, PLATFORM
+from functions.authorizer.pre_token import ADMIN_TOKEN_SCOPE
+from infra.cdk.auth import scope_name
 from infra.cdk.settings import InfraSettings
-from tests.infra.cdk_synth import Synth
+from tests.infra.cdk_synth import Synth, text
 
 pytestmark = pytest.mark.infra
 
@@ -46,8 +50,10 @@ def test_tenant_is_an_immutable_custom_attribute_clients_cannot_write(synth: Syn
 def test_resource_server_has_one_scope_per_route_scope(synth: Synth) -> None:
     server = _one(synth, "AWS::Cognito::UserPoolResourceServer")
     assert server["Identifier"] == "agentplatform"
-    wanted = {s for r in PLATFORM.routes if not r.public and r.path != "$default" for s in r.scopes}
-    assert {s["ScopeName"] for s in server["Scopes"]} == wanted >= {"search", "documents:read", "documents:write"}
+    wanted = {s for r in PLATFORM.routes if not r.public for s in r.scopes}
+    assert (
+        {s["ScopeName"] for s in server["Scopes"]} == wanted >= {"search", "documents:read", "documents:write", "admin"}
+    )
 
 
 def test_app_client_is_public_and_uses_the_code_grant_with_the_route_scopes(synth: Synth) -> None:
@@ -98,3 +104,43 @@ def test_the_pre_token_function_puts_the_tenant_into_access_tokens(synth: Synth)
         if p["Properties"]["Principal"] == "cognito-idp.amazonaws.com"
     ]
     assert permission["FunctionName"] == trigger["LambdaArn"]
+
+
+def test_the_admin_group_exists_in_the_pool(synth: Synth) -> None:
+    group = _one(synth, "AWS::Cognito::UserPoolGroup")
+    (pool,) = synth.of_type("AWS::Cognito::UserPool")
+    assert group["GroupName"] == ADMIN_GROUP == "admin"
+    assert group["UserPoolId"] == {"Ref": pool}
+    assert "agentplatform/admin" in group["Description"]
+    assert "POST /v1/admin/api-keys" in group["Description"]
+
+
+def test_the_trigger_suppresses_the_scope_the_admin_routes_need() -> None:
+    """pre_token cannot import the CDK app: its admin scope must be the one the resource server and routes use."""
+    assert ADMIN_TOKEN_SCOPE == scope_name(ADMIN_SCOPE) == "agentplatform/admin"
+    assert {tuple(r.scopes) for r in PLATFORM.routes if r.authorizer == "jwt"} == {(ADMIN_SCOPE,)}
+
+
+def test_the_lambda_authorizer_gets_the_pools_issuer_audience_and_keys(synth: Synth) -> None:
+    env = synth.props("function:authorizer")["Environment"]["Variables"]
+    (pool,) = synth.of_type("AWS::Cognito::UserPool")
+    (client,) = synth.of_type("AWS::Cognito::UserPoolClient")
+    issuer = f"https://cognito-idp.${{AWS::Region}}.${{AWS::URLSuffix}}/${{{pool}}}"
+    assert text(env["JWT_ISSUER"]) == issuer
+    assert env["JWT_AUDIENCE"] == {"Ref": client}  # Cognito access tokens carry it as client_id
+    assert text(env["JWKS_URL"]) == issuer + "/.well-known/jwks.json"
+    # Same issuer as the JWT authorizer's and the stack output.
+    assert text(synth.json["Outputs"]["JwtIssuerUrl"]["Value"]) == issuer
+
+
+def test_the_user_pool_does_not_depend_on_the_authorizer_function(synth: Synth) -> None:
+    """The authorizer reads the pool; the pool must not need the authorizer (a dependency cycle otherwise)."""
+    authorizer = synth.logical_id("function:authorizer")
+    (pool,) = synth.of_type("AWS::Cognito::UserPool").values()
+    assert authorizer not in json.dumps(pool)
+    assert pool["Properties"]["LambdaConfig"] == {
+        "PreTokenGenerationConfig": {
+            "LambdaArn": {"Fn::GetAtt": [synth.logical_id("function:pre_token"), "Arn"]},
+            "LambdaVersion": "V2_0",
+        }
+    }

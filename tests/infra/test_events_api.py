@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from agentplatform.topology import PLATFORM, InputTransformer, Route, Rule, resolve_refs
+from agentplatform.topology import AUTHORIZER_CACHE_TTL_S, PLATFORM, InputTransformer, Route, Rule, resolve_refs
 from tests.infra.cdk_synth import Synth, cdk_context, text
 
 pytestmark = pytest.mark.infra
@@ -72,21 +72,62 @@ def _routes(synth: Synth) -> dict[str, dict[str, Any]]:
     return {r["Properties"]["RouteKey"]: r["Properties"] for r in synth.of_type("AWS::ApiGatewayV2::Route").values()}
 
 
-@pytest.mark.parametrize(
-    "route", [pytest.param(r, id=r.route_key) for r in PLATFORM.routes if r.public or r.path == "$default"]
-)
-def test_public_routes_and_default_have_no_authorizer(synth: Synth, route: Route) -> None:
-    """Public routes by design; `$default` until its Lambda authorizer lands (it only answers 404)."""
+@pytest.mark.parametrize("route", [pytest.param(r, id=r.route_key) for r in PLATFORM.routes if r.public])
+def test_public_routes_have_no_authorizer(synth: Synth, route: Route) -> None:
     props = _routes(synth)[route.route_key]
     assert props["AuthorizationType"] == "NONE"
     assert "AuthorizerId" not in props and "AuthorizationScopes" not in props
 
 
-PROTECTED = [pytest.param(r, id=r.route_key) for r in PLATFORM.routes if not r.public and r.path != "$default"]
+TOKEN_ROUTES = [r for r in PLATFORM.routes if not r.public and r.authorizer == "token"]
+JWT_ROUTES = [r for r in PLATFORM.routes if not r.public and r.authorizer == "jwt"]
 
 
-@pytest.mark.parametrize("route", PROTECTED)
-def test_protected_routes_need_a_user_pool_token_with_their_scopes(synth: Synth, route: Route) -> None:
+def test_default_route_and_the_business_routes_take_the_lambda_authorizer() -> None:
+    """The topology this suite checks: `$default` is protected too, and the admin routes keep the JWT authorizer."""
+    assert {"$default", "POST /v1/search", "GET /v1/documents"} <= {r.route_key for r in TOKEN_ROUTES}
+    assert {r.route_key for r in JWT_ROUTES} == {
+        "POST /v1/admin/api-keys",
+        "GET /v1/admin/api-keys",
+        "DELETE /v1/admin/api-keys/{key_id}",
+    }
+
+
+@pytest.mark.parametrize("route", [pytest.param(r, id=r.route_key) for r in TOKEN_ROUTES])
+def test_token_routes_take_the_lambda_authorizer_cached_per_credential_and_route(synth: Synth, route: Route) -> None:
+    props = _routes(synth)[route.route_key]
+    assert props["AuthorizationType"] == "CUSTOM"
+    assert "AuthorizationScopes" not in props  # the authorizer checks the route's scopes from the topology
+    authorizer = synth.props(synth.target(props["AuthorizerId"])[0])
+    assert authorizer["AuthorizerType"] == "REQUEST"
+    assert authorizer["IdentitySource"] == ["$request.header.Authorization", "$context.routeKey"]
+    assert authorizer["AuthorizerResultTtlInSeconds"] == AUTHORIZER_CACHE_TTL_S == 60
+    assert authorizer["EnableSimpleResponses"] is True
+    assert authorizer["AuthorizerPayloadFormatVersion"] == "2.0"
+    uri = authorizer["AuthorizerUri"]["Fn::Join"][1]
+    assert synth.target(uri[-2]) == (synth.logical_id("function:authorizer"), "Arn")
+
+
+def test_api_gateway_may_invoke_the_authorizer_function_and_nothing_else_may(synth: Synth) -> None:
+    function = {"Fn::GetAtt": [synth.logical_id("function:authorizer"), "Arn"]}
+    permissions = [
+        p["Properties"]
+        for p in synth.of_type("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == function
+    ]
+    assert [p["Principal"] for p in permissions] == ["apigateway.amazonaws.com"]
+    # Only as this API's Lambda authorizer: arn:...:execute-api:<region>:<account>:<api id>/authorizers/<its id>
+    (api,) = synth.of_type("AWS::ApiGatewayV2::Api")
+    (authorizer,) = [
+        lid
+        for lid, a in synth.of_type("AWS::ApiGatewayV2::Authorizer").items()
+        if a["Properties"]["AuthorizerType"] == "REQUEST"
+    ]
+    assert permissions[0]["SourceArn"]["Fn::Join"][1][-3:] == [{"Ref": api}, "/authorizers/", {"Ref": authorizer}]
+
+
+@pytest.mark.parametrize("route", [pytest.param(r, id=r.route_key) for r in JWT_ROUTES])
+def test_jwt_routes_need_a_user_pool_token_with_their_scopes(synth: Synth, route: Route) -> None:
     props = _routes(synth)[route.route_key]
     assert props["AuthorizationType"] == "JWT"
     authorizer_lid, _ = synth.target(props["AuthorizerId"])
@@ -99,13 +140,15 @@ def test_protected_routes_need_a_user_pool_token_with_their_scopes(synth: Synth,
     assert text(authorizer["JwtConfiguration"]["Issuer"]) == (
         f"https://cognito-idp.${{AWS::Region}}.${{AWS::URLSuffix}}/${{{pool}}}"
     )
-    assert props.get("AuthorizationScopes", []) == [f"agentplatform/{scope}" for scope in route.scopes]
+    assert route.scopes == ["admin"]
+    assert props["AuthorizationScopes"] == ["agentplatform/admin"]
 
 
-def test_search_route_needs_the_search_scope(synth: Synth) -> None:
-    props = _routes(synth)["POST /v1/search"]
-    assert props["AuthorizationType"] == "JWT"
-    assert props["AuthorizationScopes"] == ["agentplatform/search"]
+def test_one_authorizer_of_each_kind(synth: Synth) -> None:
+    authorizers = sorted(
+        a["Properties"]["AuthorizerType"] for a in synth.of_type("AWS::ApiGatewayV2::Authorizer").values()
+    )
+    assert authorizers == ["JWT", "REQUEST"]
 
 
 def test_default_stage_is_throttled_from_context_and_access_logged(synth: Synth) -> None:

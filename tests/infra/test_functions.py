@@ -7,11 +7,13 @@ import re
 import pytest
 
 from agentplatform.topology import ENV_ATTRIBUTE, PLATFORM, Function, env_var, split_ref
+from infra.cdk.api import AUTHORIZER_FUNCTION
 from tests.infra.cdk_synth import INTRINSIC, Synth
 
 pytestmark = pytest.mark.infra
 
 BASE_ENV = {"PLATFORM_BACKEND", "POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"}
+TOKEN_VERIFIER_ENV = {"JWT_ISSUER", "JWT_AUDIENCE", "JWKS_URL"}
 
 FUNCTIONS = [pytest.param(f, id=f.name) for f in PLATFORM.functions]
 
@@ -31,7 +33,9 @@ def test_function_runtime_handler_and_sizing(synth: Synth, function: Function) -
 @pytest.mark.parametrize("function", FUNCTIONS)
 def test_function_env_is_exactly_its_grants(synth: Synth, function: Function) -> None:
     env = synth.props(f"function:{function.name}")["Environment"]["Variables"]
-    assert set(env) == BASE_ENV | {env_var(g.ref) for g in function.uses}
+    # The Lambda authorizer also verifies the user pool's tokens (test_api_edge checks the values).
+    verifier = TOKEN_VERIFIER_ENV if function.name == AUTHORIZER_FUNCTION else set()
+    assert set(env) == BASE_ENV | verifier | {env_var(g.ref) for g in function.uses}
     assert env["PLATFORM_BACKEND"] == "aws"
     assert env["POWERTOOLS_SERVICE_NAME"] == function.service
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "AgentPlatform"

@@ -1,10 +1,11 @@
 """The constructs are generic over the topology: a richer one (every grant kind, GSIs, TTL, every target kind,
-placeholders inside strings, a model endpoint, a search domain, protected routes with several scopes) still
-synthesizes cdk-nag clean, and mistakes in a topology fail the synth.
+placeholders inside strings, a model endpoint, a search domain, Lambda-authorized and JWT routes with several
+scopes) still synthesizes cdk-nag clean, and mistakes in a topology fail the synth.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -87,6 +88,13 @@ def _topology(**overrides: Any) -> Topology:
                     Grant(ref="search:docs", access=Access.DESCRIBE),
                 ],
             ),
+            Function(
+                name="authorizer",
+                service="authorizer",
+                handler="functions.authorizer.handler.handler",
+                purpose="Checks the credentials of the token routes.",
+                uses=[Grant(ref="table:items", access=Access.READ)],
+            ),
         ],
         "state_machines": [
             StateMachine(
@@ -126,8 +134,11 @@ def _topology(**overrides: Any) -> Topology:
         "event_sources": [],
         "routes": [
             Route(method="GET", path="/health", function="reader", public=True),
-            Route(method="POST", path="/v1/things", function="reader", scopes=["things", "admin"]),
+            Route(method="POST", path="/v1/things", function="reader", scopes=["things"]),
             Route(method="GET", path="/v1/me", function="worker"),
+            Route(
+                method="POST", path="/v1/admin/things", function="reader", scopes=["things", "admin"], authorizer="jwt"
+            ),
             Route(method="ANY", path="$default", function="reader"),
         ],
         "search_domains": [SearchDomain(name="docs", purpose="Pages.", index="pages")],
@@ -273,17 +284,30 @@ def test_sagemaker_runtime_endpoint_only_when_a_function_in_the_vpc_invokes_a_mo
     assert _endpoint_services(Template.from_stack(stack).to_json()) == [".dynamodb", ".s3"]
 
 
-def test_protected_routes_get_the_jwt_authorizer_with_all_their_scopes(rich: Synth) -> None:
+def test_each_protected_route_gets_the_authorizer_its_topology_names(rich: Synth) -> None:
     routes = {r["Properties"]["RouteKey"]: r["Properties"] for r in rich.of_type("AWS::ApiGatewayV2::Route").values()}
-    assert routes["POST /v1/things"]["AuthorizationType"] == "JWT"
-    assert routes["POST /v1/things"]["AuthorizationScopes"] == ["agentplatform/things", "agentplatform/admin"]
-    assert routes["GET /v1/me"]["AuthorizationType"] == "JWT"
-    assert "AuthorizationScopes" not in routes["GET /v1/me"]  # any token of the pool's client
-    assert routes["GET /v1/me"]["AuthorizerId"] == routes["POST /v1/things"]["AuthorizerId"]
-    for key in ("GET /health", "$default"):
-        assert routes[key]["AuthorizationType"] == "NONE"
+    # "jwt": API Gateway checks the pool's token and (any one of) the route's scopes.
+    assert routes["POST /v1/admin/things"]["AuthorizationType"] == "JWT"
+    assert routes["POST /v1/admin/things"]["AuthorizationScopes"] == ["agentplatform/things", "agentplatform/admin"]
+    # "token" (the default): one Lambda authorizer for all of them, `$default` included; no scopes on the route.
+    token = ("POST /v1/things", "GET /v1/me", "$default")
+    assert {routes[key]["AuthorizationType"] for key in token} == {"CUSTOM"}
+    assert len({json.dumps(routes[key]["AuthorizerId"]) for key in token}) == 1
+    assert not [key for key in token if "AuthorizationScopes" in routes[key]]
+    authorizer = rich.props(rich.target(routes["$default"]["AuthorizerId"])[0])
+    assert authorizer["AuthorizerUri"]["Fn::Join"][1][-2] == {
+        "Fn::GetAtt": [rich.logical_id("function:authorizer"), "Arn"]
+    }
+    assert routes["GET /health"]["AuthorizationType"] == "NONE"
     (server,) = rich.of_type("AWS::Cognito::UserPoolResourceServer").values()
     assert {s["ScopeName"] for s in server["Properties"]["Scopes"]} == {"things", "admin"}
+    (group,) = rich.of_type("AWS::Cognito::UserPoolGroup").values()  # a route needs the admin scope
+    assert group["Properties"]["GroupName"] == "admin"
+    assert set(rich.props("function:authorizer")["Environment"]["Variables"]) >= {
+        "JWT_ISSUER",
+        "JWT_AUDIENCE",
+        "JWKS_URL",
+    }
 
 
 def test_no_user_pool_without_protected_routes(tmp_path: Any) -> None:
@@ -291,13 +315,18 @@ def test_no_user_pool_without_protected_routes(tmp_path: Any) -> None:
     topology = _topology(routes=[Route(method="GET", path="/health", function="reader", public=True)])
     app = App(outdir=str(tmp_path), context=cdk_context())
     stack = PlatformStack(app, "Rich", settings=InfraSettings(stack_name="Rich"), topology=topology)
-    assert stack.auth is None and stack.api.authorizer is None
+    assert stack.auth is None and stack.api.jwt_authorizer is None and stack.user_pool_firewall is None
 
 
-def test_a_protected_route_without_the_user_pool_fails_the_synth() -> None:
-    topology = _topology(routes=[Route(method="POST", path="/v1/things", function="reader")])
+@pytest.mark.parametrize("authorizer", ["token", "jwt"])
+def test_a_protected_route_without_its_authorizer_fails_the_synth(authorizer: str) -> None:
+    """No user pool (jwt) or no `authorizer` function (token): fail closed rather than deploy an open route."""
+    route = Route(method="POST", path="/v1/things", function="reader", authorizer=authorizer)  # type: ignore[arg-type]
+    topology = _topology(routes=[route])
     stack = Stack(App(), "Api")
-    with pytest.raises(ValueError, match="needs an authorizer"):
+    with pytest.raises(
+        ValueError, match=f"POST /v1/things needs an authorizer.*{'user pool' if authorizer == 'jwt' else 'authorizer'}"
+    ):
         HttpApi(
             stack,
             "HttpApi",

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk import Validations
 
-from tests.infra.cdk_synth import Synth, cdk_context, failed_findings
+from agentplatform.topology import PLATFORM
+from tests.infra.cdk_synth import RecordingValidations, Synth, cdk_context, failed_findings
 
 pytestmark = pytest.mark.infra
 
@@ -47,30 +47,12 @@ def test_every_acknowledgment_has_a_specific_reason(synth: Synth) -> None:
         assert len(reason.strip()) >= 40, f"{rule} on {path}: reason too thin: {reason!r}"
 
 
-def test_default_route_acknowledgment_says_why(synth: Synth) -> None:
-    (reason,) = [r for p, rule, r in _acknowledgments(synth) if rule == "AwsSolutions-APIG4" and p.endswith("Default")]
-    assert "authorizer" in reason
-    assert "API-edge" in reason
-    assert "404" in reason
-
-
-class _RecordingValidations:
-    """Stands in for `Validations` inside infra.cdk.nag: records acknowledgments instead of applying them."""
-
-    def __init__(self) -> None:
-        self.acks: list[tuple[str, str]] = []
-
-    def of(self, scope: Any) -> Any:
-        recorder = self
-
-        class _Scoped:
-            def acknowledge(self, *rules: Any) -> None:
-                recorder.acks.extend((scope.node.path, rule.id) for rule in rules)
-
-            def add_plugins(self, *plugins: Any) -> None:
-                Validations.of(scope).add_plugins(*plugins)
-
-        return _Scoped()
+def test_only_the_public_routes_are_acknowledged_to_have_no_authorizer(synth: Synth) -> None:
+    """`$default` included: every route the topology does not mark public has an authorizer, none is excused."""
+    acknowledged = sorted(p for p, rule, _ in _acknowledgments(synth) if rule == "AwsSolutions-APIG4")
+    routes = zip(synth.stack.api.routes, PLATFORM.routes, strict=True)
+    assert acknowledged == sorted(route.node.path for route, spec in routes if spec.public)
+    assert len(acknowledged) == len([r for r in PLATFORM.routes if r.public]) >= 3  # health, openapi.json, docs
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +61,7 @@ def unacknowledged(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[tuple
     import infra.cdk.nag
     from infra.cdk.app import build_app
 
-    recorder = _RecordingValidations()
+    recorder = RecordingValidations()
     outdir: Path = tmp_path_factory.mktemp("cdk.out.unacknowledged")
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(infra.cdk.nag, "Validations", recorder)

@@ -38,6 +38,16 @@ def runtime(tmp_path_factory, runtime_overrides) -> Iterator[LocalRuntime]:
     rt.stop()
 
 
+USER_SCOPES = ("search", "documents:read", "documents:write")
+
+
+def bearer(rt: LocalRuntime, tenant: str = "acme", scopes: Any = USER_SCOPES, **kwargs: Any) -> dict[str, str]:
+    """An Authorization header with a dev-issuer token for a user of the tenant (every scope but admin)."""
+    assert rt.issuer is not None
+    minted = rt.issuer.mint(tenant=tenant, subject=kwargs.pop("subject", "alice"), scopes=scopes, **kwargs)
+    return {"Authorization": f"Bearer {minted}"}
+
+
 def wait_for(condition: Callable[[], Any], timeout_s: float = 30, interval_s: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:

@@ -6,6 +6,8 @@ import pytest
 import requests
 from openapi_spec_validator import validate
 
+from tests.integration.conftest import bearer
+
 pytestmark = pytest.mark.integration
 
 
@@ -42,21 +44,34 @@ def test_correlation_id_header_round_trips(runtime):
     [
         ("GET", "/health?component=nope", 422, "query.component"),
         ("GET", "/no/such/route", 404, None),
-        ("POST", "/health", 404, None),
+        ("POST", "/health", 405, None),
         ("PATCH", "/v1/anything", 404, None),
+        ("PUT", "/v1/documents", 405, None),
     ],
 )
 def test_bad_requests_get_problem_json_never_500(runtime, method, path, status, field):
-    response = requests.request(method, f"{runtime.http_url}{path}", data=b"{not json", timeout=10)
+    response = requests.request(
+        method, f"{runtime.http_url}{path}", data=b"{not json", headers=bearer(runtime), timeout=10
+    )
     assert response.status_code == status
     assert response.headers["content-type"] == "application/problem+json"
     problem = response.json()
     assert problem["status"] == status
     if field:
         assert [e["field"] for e in problem["errors"]] == [field]
+    if status == 405:
+        assert response.headers["allow"] in ("GET", "GET, POST")
 
 
 def test_oversized_request_is_413(runtime):
-    response = requests.post(f"{runtime.http_url}/health", data=b"x" * (1024 * 1024 + 1), timeout=30)
+    body = b"x" * (1024 * 1024 + 1)
+    response = requests.post(f"{runtime.http_url}/v1/search", data=body, headers=bearer(runtime), timeout=30)
     assert response.status_code == 413
     assert response.headers["content-type"] == "application/problem+json"
+
+
+def test_docs_page_renders_the_openapi_document(runtime):
+    response = requests.get(f"{runtime.http_url}/docs", timeout=10)
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    assert 'url: "openapi.json"' in response.text and "swagger-ui-bundle.js" in response.text
+    assert "script-src" in response.headers["content-security-policy"]

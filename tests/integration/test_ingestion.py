@@ -16,7 +16,7 @@ import requests
 from agentplatform.bootstrap import container
 from agentplatform.documents import DocumentStatus, document_id
 from tests.fixtures.documents import docx_doc, html_doc, markdown_doc, text_pdf
-from tests.integration.conftest import wait_for
+from tests.integration.conftest import bearer, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -53,13 +53,9 @@ def settled(tenant: str, paths: list[str], timeout_s: float = 240) -> dict[str, 
     return wait_for(done, timeout_s=timeout_s, interval_s=0.5)
 
 
-def token(rt, tenant: str, scopes=("search", "documents:read", "documents:write")) -> dict[str, str]:
-    return {"Authorization": f"Bearer {rt.issuer.mint(tenant=tenant, subject='alice', scopes=scopes)}"}
-
-
 def search(rt, tenant: str, query: str, **body) -> list[dict[str, Any]]:
     response = requests.post(
-        f"{rt.http_url}/v1/search", json={"query": query, **body}, headers=token(rt, tenant), timeout=60
+        f"{rt.http_url}/v1/search", json={"query": query, **body}, headers=bearer(rt, tenant), timeout=60
     )
     assert response.status_code == 200, response.text
     return response.json()["hits"]
@@ -162,29 +158,29 @@ def test_documents_api_is_tenant_scoped(ready):
         "content_base64": base64.b64encode(b"# Uploaded\n\nHydraulic fluid is checked at every A-check.").decode(),
         "tags": ["hydraulics"],
     }
-    created = requests.post(f"{ready.http_url}/v1/documents", json=body, headers=token(ready, "acme"), timeout=30)
+    created = requests.post(f"{ready.http_url}/v1/documents", json=body, headers=bearer(ready, "acme"), timeout=30)
     assert created.status_code == 202, created.text
     doc_id = created.json()["id"]
     assert created.headers["location"] == f"/v1/documents/{doc_id}"
     wait_for(
         lambda: (
-            requests.get(f"{ready.http_url}/v1/documents/{doc_id}", headers=token(ready, "acme"), timeout=30).json()[
+            requests.get(f"{ready.http_url}/v1/documents/{doc_id}", headers=bearer(ready, "acme"), timeout=30).json()[
                 "status"
             ]
             == "indexed"
         ),
         240,
     )
-    listed = requests.get(f"{ready.http_url}/v1/documents?status=indexed", headers=token(ready, "acme"), timeout=30)
+    listed = requests.get(f"{ready.http_url}/v1/documents?status=indexed", headers=bearer(ready, "acme"), timeout=30)
     assert doc_id in [d["id"] for d in listed.json()["documents"]]
     assert search(ready, "acme", "hydraulic fluid", filters={"tags": ["hydraulics"]})[0]["citation"]["doc_id"] == doc_id
 
-    other = token(ready, "globex")
+    other = bearer(ready, "globex")
     assert requests.get(f"{ready.http_url}/v1/documents/{doc_id}", headers=other, timeout=30).status_code == 404
     assert requests.delete(f"{ready.http_url}/v1/documents/{doc_id}", headers=other, timeout=30).status_code == 404
     theirs = requests.get(f"{ready.http_url}/v1/documents", headers=other, timeout=30).json()["documents"]
     assert doc_id not in [d["id"] for d in theirs]
 
-    gone = requests.delete(f"{ready.http_url}/v1/documents/{doc_id}", headers=token(ready, "acme"), timeout=30)
+    gone = requests.delete(f"{ready.http_url}/v1/documents/{doc_id}", headers=bearer(ready, "acme"), timeout=30)
     assert gone.status_code == 202
     wait_for(lambda: record("acme", "api/uploaded.md").status == DocumentStatus.DELETED, 120)

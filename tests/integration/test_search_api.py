@@ -10,6 +10,7 @@ import requests
 
 from agentplatform.bootstrap import container
 from agentplatform.search import Chunk
+from tests.integration.conftest import bearer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -43,18 +44,13 @@ def seeded(runtime):
     return runtime
 
 
-def token(runtime, tenant: str = "acme", scopes=("search",), **kwargs) -> dict[str, str]:
-    minted = runtime.issuer.mint(tenant=tenant, subject="alice", scopes=scopes, **kwargs)
-    return {"Authorization": f"Bearer {minted}"}
-
-
 def search(runtime, body, headers) -> requests.Response:
     return requests.post(f"{runtime.http_url}/v1/search", json=body, headers=headers, timeout=60)
 
 
 def test_hybrid_search_finds_by_meaning_with_citations(seeded):
     # No word in common with the engine document: only the vector side can find it.
-    response = search(seeded, {"query": "how often should engine parts be checked?", "top_k": 2}, token(seeded))
+    response = search(seeded, {"query": "how often should engine parts be checked?", "top_k": 2}, bearer(seeded))
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["hits"][0]["citation"]["doc_id"] == "engine"
@@ -63,15 +59,15 @@ def test_hybrid_search_finds_by_meaning_with_citations(seeded):
 
 
 def test_another_tenant_never_sees_the_chunks(seeded):
-    body = search(seeded, {"query": "swept wings drag rise", "top_k": 10}, token(seeded, "globex")).json()
+    body = search(seeded, {"query": "swept wings drag rise", "top_k": 10}, bearer(seeded, "globex")).json()
     assert [h["citation"]["doc_id"] for h in body["hits"]] == ["secret"]
-    body = search(seeded, {"query": "swept wings drag rise", "top_k": 10}, token(seeded, "initech")).json()
+    body = search(seeded, {"query": "swept wings drag rise", "top_k": 10}, bearer(seeded, "initech")).json()
     assert body["hits"] == []
 
 
 def test_modes_for_debugging(seeded):
     for mode in ("bm25", "vector"):
-        body = search(seeded, {"query": "turbine blades", "mode": mode, "top_k": 1}, token(seeded)).json()
+        body = search(seeded, {"query": "turbine blades", "mode": mode, "top_k": 1}, bearer(seeded)).json()
         assert body["hits"][0]["citation"]["doc_id"] == "engine"
         assert body["hits"][0][mode] is not None
 
@@ -80,10 +76,10 @@ def test_credentials_are_checked_by_the_gateway(seeded):
     body = {"query": "wings"}
     assert search(seeded, body, {}).status_code == 401
     assert search(seeded, body, {"Authorization": "Bearer not-a-jwt"}).status_code == 401
-    assert search(seeded, body, token(seeded, ttl_s=-120)).status_code == 401  # expired (past the leeway)
+    assert search(seeded, body, bearer(seeded, ttl_s=-120)).status_code == 401  # expired (past the leeway)
     forged = jwt.encode({"sub": "x", "tenant": "acme", "scope": "search"}, "guessed-secret", algorithm="HS256")
     assert search(seeded, body, {"Authorization": f"Bearer {forged}"}).status_code == 401
-    denied = search(seeded, body, token(seeded, scopes=("chat",)))
+    denied = search(seeded, body, bearer(seeded, scopes=("chat",)))
     assert denied.status_code == 403 and denied.json() == {"message": "Forbidden"}
 
 
@@ -97,7 +93,7 @@ def test_credentials_are_checked_by_the_gateway(seeded):
     ],
 )
 def test_bad_input_is_problem_json(seeded, body, field):
-    response = search(seeded, body, token(seeded))
+    response = search(seeded, body, bearer(seeded))
     assert response.status_code == 422
     assert response.headers["content-type"] == "application/problem+json"
     assert field in [e["field"] for e in response.json()["errors"]]

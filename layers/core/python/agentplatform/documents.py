@@ -15,6 +15,7 @@ import json
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
+from urllib.parse import quote, unquote
 
 from pydantic import BaseModel, Field
 
@@ -172,3 +173,14 @@ class DocumentRegistry:
 
     def add_tenant(self, tenant: str) -> None:
         self._table.update({"pk": "tenants", "sk": f"tenant#{tenant}"}, {"tenant": tenant, "created_at": now()})
+
+
+def metadata_value(text: str) -> str:
+    """Text as an S3 user-metadata value. Those are ASCII only (S3 refuses anything else), so other characters,
+    and the `,` that separates list items, travel percent-encoded (RFC 3986)."""
+    return quote(text, safe=" !#$&'()*+-./:;=?@[]^_`{|}~")
+
+
+def metadata_text(value: str) -> str:
+    """The text of an S3 user-metadata value (see metadata_value); plain ASCII values read as themselves."""
+    return unquote(value)

@@ -62,6 +62,10 @@ class PayloadTooLarge(PlatformError):
     code, status, title = "payload_too_large", 413, "Payload too large"
 
 
+class UnsupportedMediaType(PlatformError):
+    code, status, title = "unsupported_media_type", 415, "Unsupported media type"
+
+
 class Throttled(PlatformError):
     code, status, title, retryable = "throttled", 429, "Too many requests", True
 

@@ -22,15 +22,13 @@ class SearchFiltersBody(BaseModel):
     tags: Annotated[list[_Id], Field(max_length=20, description="Chunks carrying any of these tags.")] = []
     path_prefix: Annotated[
         str | None,
-        Field(min_length=1, max_length=1024, description="A folder of the drop path, ending in `/`: `reports/2024/`."),
+        Field(
+            min_length=1,
+            max_length=1024,
+            pattern=r"/$",  # a folder: the schema says so, and pydantic checks it
+            description="A folder of the drop path, ending in `/`: `reports/2024/`.",
+        ),
     ] = None
-
-    @field_validator("path_prefix")
-    @classmethod
-    def _folder(cls, value: str | None) -> str | None:
-        if value is not None and not value.endswith("/"):
-            raise ValueError("a path prefix is a folder and ends with '/'")
-        return value
 
 
 class SearchBody(BaseModel):
@@ -42,13 +40,14 @@ class SearchBody(BaseModel):
     )
 
     query: Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, description="What to search for.")]
-    top_k: Annotated[int, Field(ge=1, le=MAX_TOP_K, description="How many hits to return.")] = 10
+    top_k: Annotated[int, Field(strict=True, ge=1, le=MAX_TOP_K, description="How many hits to return.")] = 10
     mode: Annotated[SearchMode, Field(description="`hybrid` (default); `bm25` or `vector` to debug.")] = (
         SearchMode.HYBRID
     )
     filters: SearchFiltersBody = SearchFiltersBody()
     context_tokens: Annotated[
-        int, Field(ge=0, le=MAX_CONTEXT_TOKENS, description="Token budget of the assembled context; 0: none.")
+        int,
+        Field(strict=True, ge=0, le=MAX_CONTEXT_TOKENS, description="Token budget of the assembled context; 0: none."),
     ] = 1_500
 
     @field_validator("query")
