@@ -91,7 +91,7 @@ def test_bad_tokens_are_401(authorizer, issuer, tmp_path):
 
 
 def test_audience_issuer_token_use_and_tenant_are_checked(authorizer, issuer, tmp_path):
-    private = issuer._private  # noqa: SLF001 - signing claims the dev issuer would never mint
+    private = issuer._private  # signing claims the dev issuer would never mint
     base = {"iss": ISSUER, "aud": AUDIENCE, "sub": "alice", "tenant": "acme", "scope": "search"}
     base |= {"iat": 1_700_000_000, "exp": 4_000_000_000}
 
@@ -124,7 +124,7 @@ def test_api_keys_pass_until_revoked_or_expired(authorizer, keys, clock):
 def test_keys_are_stored_hashed_listed_per_tenant_and_revoked_only_by_their_tenant(keys, clock):
     key, secret = keys.create(tenant="acme", name="ci", scopes=["search", "search"], created_by="root")
     keys.create(tenant="globex", name="other", scopes=["search"], created_by="bob")
-    stored = keys._table.items  # noqa: SLF001 - what a table reader would see
+    stored = keys._table.items  # what a table reader would see
     assert all(secret.split("_")[2] not in str(row) for row in stored.values())
     assert [k.key_id for k in keys.list("acme")] == [key.key_id] and key.scopes == ["search"]
     with pytest.raises(NotFound):
@@ -136,7 +136,7 @@ def test_keys_are_stored_hashed_listed_per_tenant_and_revoked_only_by_their_tena
 
 
 def test_last_used_is_written_at_most_once_a_minute(keys, clock):
-    key, secret = keys.create(tenant="acme", name="ci", scopes=["search"], created_by="root")
+    _, secret = keys.create(tenant="acme", name="ci", scopes=["search"], created_by="root")
     first = keys.verify(secret).last_used_at
     clock.now += 30
     assert keys.verify(secret).last_used_at == first
