@@ -27,7 +27,7 @@ def stages() -> Stages:
         registry=c.registry,
         index=c.search_index if settings.knowledge_search_url else None,
         embeddings=c.embedding_model if settings.embedding_endpoint_name else None,
-        meter=c.token_meter if settings.limits_table_name else None,
+        meter=c.token_meter if settings.embedding_endpoint_name else None,
     )
 
 

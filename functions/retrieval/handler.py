@@ -18,8 +18,7 @@ def service() -> RetrievalService:
     # Cheap to build: the container caches the adapters (per Lambda container, or per local runtime).
     c = container()
     reranker = c.reranker if c.settings.rerank_endpoint_name else None
-    meter = c.token_meter if c.settings.limits_table_name else None
-    return RetrievalService(c.search_index, c.embedding_model, reranker, meter)
+    return RetrievalService(c.search_index, c.embedding_model, reranker, c.token_meter)
 
 
 @lambda_entry("retrieval")

@@ -158,3 +158,29 @@ def test_openapi_documents_the_search_route() -> None:
 def test_the_principal_comes_from_the_authorizer(authorizer: dict[str, Any], expected: tuple) -> None:
     principal = principal_from_event({"requestContext": {"authorizer": authorizer}})
     assert (principal.tenant, principal.subject, set(principal.scopes), principal.groups) == expected
+
+
+def test_search_spends_model_tokens_and_a_spent_quota_is_429(search_fakes: Container, lambda_context: Any) -> None:
+    meter = search_fakes.token_meter
+    status, _, _ = call(search_event({"query": "boundary layer transition"}), lambda_context)
+    assert status == 200 and meter.used("acme") == 7  # 26 characters at ~4 per token
+    meter.spend("acme", search_fakes.settings.tenant_token_quota)
+    status, headers, problem = call(search_event({"query": "boundary layer transition"}), lambda_context)
+    assert status == 429 and problem["code"] == "quota_exceeded" and int(headers["Retry-After"]) >= 1
+    status, _, _ = call(search_event({"query": "boundary", "mode": "bm25"}), lambda_context)
+    assert status == 200  # BM25 spends no model tokens
+    status, _, _ = call(search_event({"query": "boundary layer"}, tenant="globex"), lambda_context)
+    assert status == 200
+
+
+def test_openapi_says_who_may_call_each_operation_and_every_error_shape() -> None:
+    document = json.loads(openapi_document())
+    assert set(document["components"]["securitySchemes"]) == {"userToken", "apiKey"}
+    assert document["paths"]["/health"]["get"]["security"] == []
+    search = document["paths"]["/v1/search"]["post"]
+    assert search["security"] == [{"userToken": ["search"]}, {"apiKey": ["search"]}]
+    assert set(search["responses"]) >= {"200", "401", "403", "413", "415", "422", "429", "default"}
+    assert "application/json" in search["responses"]["401"]["content"]  # the gateway's own {"message"}
+    admin = document["paths"]["/v1/admin/api-keys"]["post"]
+    assert admin["security"] == [{"userToken": ["admin"]}]  # no API keys on the admin routes
+    assert "404" in document["paths"]["/v1/documents/{doc_id}"]["get"]["responses"]
