@@ -36,21 +36,26 @@ TERMINAL = {DocumentStatus.INDEXED, DocumentStatus.FAILED}
 
 
 def wait_all(paths: list[str], timeout_s: float) -> dict[str, Any]:
+    """Every path's registry row once it is done, read a page at a time (one query per 500 documents, not one
+    read per document: the benchmark must not load the emulator it measures)."""
     registry = container().registry
+    wanted = {document_id(TENANT, path): path for path in paths}
     deadline = time.monotonic() + timeout_s
-    pending = set(paths)
     rows: dict[str, Any] = {}
-    while pending:
-        for path in list(pending):
-            row = registry.get(TENANT, document_id(TENANT, path))
-            if row is not None and (
-                row.status == DocumentStatus.FAILED or (row.revision > 0 and row.status in TERMINAL)
-            ):
-                rows[path] = row
-                pending.discard(path)
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{len(pending)} documents not indexed within {timeout_s} s")
-        time.sleep(0.5)
+    while len(rows) < len(wanted):
+        cursor = None
+        while True:
+            page, cursor = registry.list(TENANT, limit=500, cursor=cursor)
+            for row in page:
+                done = row.status == DocumentStatus.FAILED or (row.revision > 0 and row.status in TERMINAL)
+                if row.doc_id in wanted and done:
+                    rows[wanted[row.doc_id]] = row
+            if cursor is None:
+                break
+        if len(rows) < len(wanted):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{len(wanted) - len(rows)} documents not indexed within {timeout_s} s")
+            time.sleep(1.0)
     return rows
 
 
@@ -126,12 +131,21 @@ def large_pdf(rt: LocalRuntime, pages: int) -> dict[str, Any]:
         s3.put_object(Bucket=bucket, Key=f"{TENANT}/{path}", Body=data)
         row = wait_all([path], timeout_s=1800)[path]
         seconds = time.perf_counter() - started
+    # Its floor: embedding the same chunks straight through the same endpoint, in the same run.
+    extracted = extract(data, path.rsplit("/", 1)[-1])
+    title = extracted.title or path.rsplit("/", 1)[-1]
+    passages = [passage_text(title, spec) for spec in chunk(extracted, word_piece_tokenizer())]
+    started = time.perf_counter()
+    for start in range(0, len(passages), EMBED_BATCH):
+        container().embedding_model.embed(passages[start : start + EMBED_BATCH])
+    raw_s = time.perf_counter() - started
     return {
         "pages": pages,
         "megabytes": round(len(data) / 1e6, 2),
         "status": row.status,
         "chunks": row.chunk_count,
         "seconds_to_indexed": round(seconds, 1),
+        "raw_embedding_seconds": round(raw_s, 1),
         "worker_rss_mb_before": before,
         "worker_peak_rss_mb": memory.peak,
     }
@@ -172,7 +186,8 @@ def main() -> int:
     print(
         f"\npipeline {t['chunks_per_s']} chunks/s vs raw embedding {t['raw_chunks_per_s']} chunks/s = "
         f"{t['pipeline_over_raw']}x (target >= 0.8); {t['documents_per_s']} docs/s, {t['mb_per_s']} MB/s\n"
-        f"{pdf['pages']}-page PDF ({pdf['megabytes']} MB): indexed in {pdf['seconds_to_indexed']} s (target < 60 s), "
+        f"{pdf['pages']}-page PDF ({pdf['megabytes']} MB): indexed in {pdf['seconds_to_indexed']} s (target < 60 s; "
+        f"embedding its {pdf['chunks']} chunks alone: {pdf['raw_embedding_seconds']} s), "
         f"worker peak RSS {pdf['worker_peak_rss_mb']} MB; written to {out.relative_to(RESULTS.parent)}"
     )
     return 0

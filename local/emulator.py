@@ -11,6 +11,7 @@ Lambda or Step Functions targets. Both hooks live here and nowhere else:
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 import os
@@ -104,7 +105,29 @@ def _install_hooks() -> None:
 
     Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
     _emit_delete_markers()
+    _parse_each_definition_once()
     _installed = True
+
+
+def _parse_each_definition_once() -> None:
+    """moto parses a state machine's ASL again for every execution (~120 ms for the ingestion machine here, a
+    large share of a small document's cost). The parsed program is read-only while it runs (an execution's state
+    lives in its environment), except Parallel states' branch bookkeeping, so definitions with a Parallel state
+    are still parsed per execution."""
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    @functools.lru_cache(maxsize=64)
+    def parsed(definition: str) -> Any:
+        return AmazonStateLanguageParser.parse(definition)[0]
+
+    def entrypoint(self: Any) -> Any:
+        definition = self._evaluation_details.state_machine_details.definition
+        if '"Parallel"' in definition:
+            return AmazonStateLanguageParser.parse(definition)[0]
+        return parsed(definition)
+
+    ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign]
 
 
 def _emit_delete_markers() -> None:

@@ -45,6 +45,9 @@ class RuntimeSettings(BaseSettings):
     # Threads per model. 1 by default: on a small machine two models (and moto) share the cores, and torch's
     # spinning worker threads slow each other down by an order of magnitude when oversubscribed.
     model_threads: int = Field(default=1, alias="LOCAL_MODEL_THREADS", ge=1)
+    # The embedding endpoint's ONNX Runtime threads. 2 by default: its threads do not spin when idle, and a large
+    # document embeds ~1.8x faster on two cores (18 vs 10 chunks/s here).
+    embedding_threads: int = Field(default=2, alias="LOCAL_EMBEDDING_THREADS", ge=1)
     data_dir: Path = Field(default=Path(".data"), alias="LOCAL_DATA_DIR")
     region: str = Field(default="us-east-1", alias="AWS_REGION")
     prefix: str = Field(default="agentplatform", alias="LOCAL_RESOURCE_PREFIX")
@@ -292,7 +295,12 @@ def models_for(settings: RuntimeSettings, topology: Topology = PLATFORM) -> list
     names = every if wanted == "all" else {n.strip() for n in wanted.split(",")} - {"", "none"}
     cache = settings.data_dir / "models"
     return [
-        hosted_model(physical_name(settings.prefix, e.name), e.task, cache, settings.model_threads)
+        hosted_model(
+            physical_name(settings.prefix, e.name),
+            e.task,
+            cache,
+            settings.embedding_threads if e.task == "embedding" else settings.model_threads,
+        )
         for e in topology.model_endpoints
         if e.name in names
     ]

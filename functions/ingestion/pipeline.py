@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 EMBED_BATCH = EMBEDDING_MAX_BATCH  # a batch per endpoint call; progress moves batch by batch
 MAX_TAGS = 50
+# What one stage hands the next travels in the state when its JSON is this small (most documents: no S3 round
+# trips); bigger ones go through the artifacts bucket. Three such artifacts stay well inside a state's 256 KB.
+ARTIFACTS = "artifacts"
+INLINE_ARTIFACT_BYTES = 48_000
 MAX_GROUPS = 50
 
 
@@ -94,7 +98,7 @@ class Stages:
 
         extracted = extract(stored.body, key.rsplit("/", 1)[-1])
         title = metadata.get("title") or extracted.title or key.rsplit("/", 1)[-1]
-        self._put(run, "text.json", {"extracted": asdict(extracted), "metadata": metadata})
+        state = self._put(state, run, "text.json", {"extracted": asdict(extracted), "metadata": metadata})
         self._advance(
             tenant,
             doc_id,
@@ -114,6 +118,7 @@ class Stages:
                 "metadata_hash": metadata_hash,
                 "title": title,
                 "version": stored.version,
+                "revision": (current.revision if current else 0) + 1,
             },
         }
 
@@ -152,7 +157,7 @@ class Stages:
 
     def chunk(self, state: dict[str, Any], run: str) -> dict[str, Any]:
         document = state["document"]
-        stored = self._get(run, "text.json")
+        stored = self._get(state, run, "text.json")
         data = stored["extracted"]
         from functions.ingestion.chunking import chunk, word_piece_tokenizer
         from functions.ingestion.extract import Extracted, Section
@@ -161,7 +166,12 @@ class Stages:
         specs = chunk(extracted, word_piece_tokenizer())
         if not specs:
             raise DocumentRejected("the document has no text to index", reason="no_text")
-        self._put(run, "chunks.json", {"chunks": [asdict(s) for s in specs], "metadata": stored["metadata"]})
+        state = self._put(
+            _without(state, "text.json"),
+            run,
+            "chunks.json",
+            {"chunks": [asdict(s) for s in specs], "metadata": stored["metadata"]},
+        )
         self._advance(document["tenant"], document["doc_id"], run, stage=Stage.EMBED)
         return {**state, "chunked": {"count": len(specs)}}
 
@@ -170,7 +180,7 @@ class Stages:
     def embed(self, state: dict[str, Any], run: str) -> dict[str, Any]:
         assert self.embeddings is not None
         document, title = state["document"], state["extracted"]["title"]
-        specs = _specs(self._get(run, "chunks.json")["chunks"])
+        specs = _specs(self._get(state, run, "chunks.json")["chunks"])
         vectors: list[list[float]] = []
         span = PROGRESS[Stage.INDEX] - PROGRESS[Stage.EMBED]
         for start in range(0, len(specs), EMBED_BATCH):
@@ -179,14 +189,15 @@ class Stages:
             vectors += self.embeddings.embed([passage_text(title, spec) for spec in batch])
             if self.meter is not None:
                 self.meter.spend(document["tenant"], sum(spec.tokens for spec in batch))
-            done = min(len(specs), start + EMBED_BATCH)
-            self._advance(
-                document["tenant"],
-                document["doc_id"],
-                run,
-                progress=PROGRESS[Stage.EMBED] + span * done // len(specs),
-            )
-        self._put(run, "vectors.json", {"vectors": vectors})
+            done = start + len(batch)
+            if done < len(specs):  # after the last batch, the stage's own advance below says it
+                self._advance(
+                    document["tenant"],
+                    document["doc_id"],
+                    run,
+                    progress=PROGRESS[Stage.EMBED] + span * done // len(specs),
+                )
+        state = self._put(state, run, "vectors.json", {"vectors": vectors})
         self._advance(document["tenant"], document["doc_id"], run, stage=Stage.INDEX)
         return {**state, "embedded": {"count": len(vectors)}}
 
@@ -196,10 +207,10 @@ class Stages:
         assert self.index is not None
         document, extracted = state["document"], state["extracted"]
         tenant, doc_id = document["tenant"], document["doc_id"]
-        stored = self._get(run, "chunks.json")
+        stored = self._get(state, run, "chunks.json")
         specs = _specs(stored["chunks"])
         metadata = stored["metadata"]
-        vectors = self._get(run, "vectors.json")["vectors"]
+        vectors = self._get(state, run, "vectors.json")["vectors"]
         version = extracted["content_hash"][:16]
         chunks = [
             Chunk(
@@ -226,7 +237,7 @@ class Stages:
         self._owned(tenant, doc_id, run)  # the last check before the index changes
         self.index.replace_document(tenant, doc_id, chunks)
         self._advance(tenant, doc_id, run, stage=Stage.FINALIZE, chunk_count=len(chunks))
-        return {**state, "indexed": {"count": len(chunks)}}
+        return {**_without(state, "chunks.json", "vectors.json"), "indexed": {"count": len(chunks)}}
 
     # -- finalize / delete / fail
 
@@ -235,12 +246,11 @@ class Stages:
         tenant, doc_id = document["tenant"], document["doc_id"]
         values: dict[str, Any] = {"status": DocumentStatus.INDEXED, "stage": Stage.DONE}
         if not extracted.get("unchanged"):
-            current = self.registry.get(tenant, doc_id)
             values |= {
                 "content_hash": extracted["content_hash"],
                 "metadata_hash": extracted["metadata_hash"],
                 "version": extracted["version"],
-                "revision": (current.revision if current else 0) + 1,
+                "revision": extracted["revision"],
                 "indexed_at": now(),
             }
         self._advance(tenant, doc_id, run, **values)
@@ -298,11 +308,26 @@ class Stages:
         if current is None or current.claim != run:
             raise Superseded(f"a newer run owns document {doc_id}")
 
-    def _put(self, run: str, name: str, value: Any) -> None:
-        self.artifacts.put(f"runs/{run}/{name}", json.dumps(value).encode())
+    def _put(self, state: dict[str, Any], run: str, name: str, value: Any) -> dict[str, Any]:
+        """Hand an artifact to the next stages: in the state itself when it is small (no S3 round trips), in the
+        artifacts bucket otherwise (a Step Functions state holds at most 256 KB)."""
+        body = json.dumps(value)
+        if len(body) <= INLINE_ARTIFACT_BYTES:
+            return {**state, ARTIFACTS: {**state.get(ARTIFACTS, {}), name: value}}
+        self.artifacts.put(f"runs/{run}/{name}", body.encode())
+        return _without(state, name)
 
-    def _get(self, run: str, name: str) -> Any:
+    def _get(self, state: dict[str, Any], run: str, name: str) -> Any:
+        inline = state.get(ARTIFACTS, {})
+        if name in inline:
+            return inline[name]
         return json.loads(self.artifacts.get(f"runs/{run}/{name}").body)
+
+
+def _without(state: dict[str, Any], *names: str) -> dict[str, Any]:
+    """The state without these inline artifacts (the stages after this one do not read them)."""
+    inline = {k: v for k, v in state.get(ARTIFACTS, {}).items() if k not in names}
+    return {**{k: v for k, v in state.items() if k != ARTIFACTS}, **({ARTIFACTS: inline} if inline else {})}
 
 
 def _specs(chunks: list[dict[str, Any]]) -> list[ChunkSpec]:
