@@ -68,6 +68,7 @@ def dlq_depth(rt) -> int:
     return int(attributes["Attributes"]["ApproximateNumberOfMessages"])
 
 
+@pytest.mark.timeout(900)
 def test_mixed_files_for_two_tenants(ready):
     files = {
         ("acme", "guides/turbine.md"): markdown_doc(),
@@ -80,11 +81,24 @@ def test_mixed_files_for_two_tenants(ready):
         ("globex", "secret/plan.md"): "# Plan\n\nGlobex flutter suppression program for swept wings.",
         ("initech", "memo.txt"): "A tenant this platform does not know.",
     }
+    # 50 files in all, as a user's first drop might be: 41 more of every format, for both tenants.
+    formats = [
+        ("md", lambda n: f"# Part {n}\n\nMaintenance step {n}: inspect seal {n} and log it."),
+        ("txt", lambda n: f"Checklist {n}. Torque bolt {n} to the value in table {n}."),
+        ("html", lambda _: html_doc()),
+        ("pdf", lambda n: text_pdf(2, title=f"Bulletin {n}")),
+        ("docx", lambda _: docx_doc()),
+    ]
+    for n in range(41):
+        extension, content = formats[n % len(formats)]
+        files[("acme" if n % 2 else "globex", f"bulk/{extension}/file-{n}.{extension}")] = content(n)
+    assert len(files) == 50
     for (tenant, path), content in files.items():
         drop(ready, tenant, path, content)
     rows = {}
     for tenant in ("acme", "globex", "initech"):
-        rows |= {(tenant, p): r for p, r in settled(tenant, [p for t, p in files if t == tenant]).items()}
+        paths = [p for t, p in files if t == tenant]
+        rows |= {(tenant, p): r for p, r in settled(tenant, paths, timeout_s=600).items()}
 
     failed = {key: r for key, r in rows.items() if r.status == DocumentStatus.FAILED}
     assert set(failed) == {("acme", "broken/corrupt.pdf"), ("acme", "misc/data.xyz"), ("initech", "memo.txt")}
@@ -92,7 +106,8 @@ def test_mixed_files_for_two_tenants(ready):
         assert r.error and r.reason, r
     assert "unknown tenant" in failed[("initech", "memo.txt")].error
     indexed = [r for r in rows.values() if r.status == DocumentStatus.INDEXED]
-    assert len(indexed) == 6 and all(r.chunk_count > 0 and r.progress == 100 for r in indexed)
+    assert len(indexed) == 47 and all(r.chunk_count > 0 and r.progress == 100 for r in indexed)
+    assert not [r for r in rows.values() if r.status == DocumentStatus.PROCESSING]  # nothing stuck
     assert dlq_depth(ready) == 0
 
     hits = search(ready, "acme", "oil pressure green arc")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from agentplatform.search import MAX_TOP_K, SearchMode
 
@@ -39,7 +39,10 @@ class SearchBody(BaseModel):
         },
     )
 
-    query: Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, description="What to search for.")]
+    query: Annotated[
+        str,
+        Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"\S", description="What to search for (not blank)."),
+    ]
     top_k: Annotated[int, Field(strict=True, ge=1, le=MAX_TOP_K, description="How many hits to return.")] = 10
     mode: Annotated[SearchMode, Field(description="`hybrid` (default); `bm25` or `vector` to debug.")] = (
         SearchMode.HYBRID
@@ -49,13 +52,6 @@ class SearchBody(BaseModel):
         int,
         Field(strict=True, ge=0, le=MAX_CONTEXT_TOKENS, description="Token budget of the assembled context; 0: none."),
     ] = 1_500
-
-    @field_validator("query")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("the query is blank")
-        return value
 
 
 class RetrievalRequest(SearchBody):
