@@ -21,7 +21,7 @@ from agentplatform.errors import (
 )
 from agentplatform.observability import CORRELATION_HEADER, correlation_id, telemetry
 from agentplatform.principal import principal_from_event
-from agentplatform.topology import PLATFORM
+from agentplatform.topology import PLATFORM, Route
 from functions.api.problems import PROBLEM_JSON, field_errors_from_pydantic, from_platform_error, problem_response
 
 SECURITY_HEADERS = {
@@ -74,7 +74,16 @@ def build_resolver() -> APIGatewayHttpResolver:
     def not_found(_: NotFoundError) -> Response:
         event = app.current_event
         method = event.request_context.http.method
-        allowed = sorted({r.method for r in PLATFORM.routes if r.function == "api" and r.match(event.path) is not None})
+        routes = [r for r in PLATFORM.routes if r.function == "api" and r.match(event.path) is not None]
+        allowed = sorted({r.method for r in routes})
+        if not _may_see(routes, event.raw_event):  # the path's methods are for holders of its scopes only
+            return problem_response(
+                status=403,
+                title="Forbidden",
+                detail=f"the credentials hold none of the scopes of {event.path}",
+                code="forbidden",
+                instance=event.path,
+            )
         if allowed:
             return problem_response(
                 status=405,
@@ -105,6 +114,17 @@ def build_resolver() -> APIGatewayHttpResolver:
 
     app.use(middlewares=[limit_rate])
     return app
+
+
+def _may_see(routes: list[Route], event: dict[str, Any]) -> bool:
+    """Whether the caller may learn which methods a path takes: it is public, or they hold one of its scopes."""
+    needed = {scope for route in routes if not route.public for scope in route.scopes}
+    if not needed:
+        return True
+    try:
+        return bool(needed & principal_from_event(event).scopes)
+    except Unauthorized:
+        return False
 
 
 def refused_early(event: dict[str, Any]) -> dict[str, Any] | None:
