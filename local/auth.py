@@ -151,6 +151,8 @@ class LambdaAuthorizer:
                 raise AuthFailure(500, "Internal Server Error")  # API Gateway's AuthorizerConfigurationException
             if self._ttl_s > 0:
                 with self._lock:
+                    if len(self._cache) >= 1024:  # every token ever seen would stay otherwise
+                        self._cache = {k: v for k, v in self._cache.items() if v[0] > now}
                     self._cache[key] = (now + self._ttl_s, answer)
         if not answer["isAuthorized"]:
             raise AuthFailure(403, "Forbidden")

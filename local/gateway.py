@@ -29,8 +29,10 @@ class RouteTable:
 
     def __init__(self, routes: list[Route]) -> None:
         self._default = next((r for r in routes if r.path == "$default"), None)
-        specificity = {id(r): r.path.count("/") * 10 - r.path.count("{") * 5 for r in routes}
-        self._routes = sorted((r for r in routes if r.path != "$default"), key=lambda r: -specificity[id(r)])
+        self._routes = sorted(
+            (r for r in routes if r.path != "$default"),
+            key=lambda r: r.path.count("{") * 5 - r.path.count("/") * 10,  # most specific first
+        )
 
     def match(self, method: str, path: str) -> tuple[Route | None, dict[str, str]]:
         for wanted in (method, "ANY"):

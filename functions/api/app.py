@@ -13,16 +13,20 @@ from agentplatform.bootstrap import container
 from agentplatform.config import get_settings
 from agentplatform.errors import (
     FieldError,
+    Forbidden,
+    MethodNotAllowed,
+    NotFound,
     PayloadTooLarge,
     PlatformError,
     Throttled,
     Unauthorized,
     UnsupportedMediaType,
+    ValidationFailed,
 )
 from agentplatform.observability import CORRELATION_HEADER, correlation_id, telemetry
 from agentplatform.principal import principal_from_event
 from agentplatform.topology import PLATFORM, Route
-from functions.api.problems import PROBLEM_JSON, field_errors_from_pydantic, from_platform_error, problem_response
+from functions.api.problems import PROBLEM_JSON, field_errors_from_pydantic, from_platform_error
 
 SECURITY_HEADERS = {
     "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
@@ -44,25 +48,13 @@ def build_resolver() -> APIGatewayHttpResolver:
     def invalid_request(exc: RequestValidationError) -> Response:
         errors = field_errors_from_pydantic(exc.errors())
         fields = ", ".join(e.as_dict()["field"] for e in errors)
-        return problem_response(
-            status=422,
-            title="Request validation failed",
-            detail=f"invalid fields: {fields}" if fields else "the request is invalid",
-            code="validation_failed",
-            instance=instance(),
-            errors=errors,
-        )
+        detail = f"invalid fields: {fields}" if fields else "the request is invalid"
+        return from_platform_error(ValidationFailed(detail, errors=errors), instance())
 
     @app.exception_handler(UnicodeDecodeError)
     def undecodable_body(_: UnicodeDecodeError) -> Response:
-        return problem_response(
-            status=422,
-            title="Request validation failed",
-            detail="the body is not UTF-8 text",
-            code="validation_failed",
-            instance=instance(),
-            errors=[FieldError(loc=("body",), message="not UTF-8", type="json_invalid")],
-        )
+        error = FieldError(loc=("body",), message="not UTF-8", type="json_invalid")
+        return from_platform_error(ValidationFailed("the body is not UTF-8 text", errors=[error]), instance())
 
     @app.exception_handler(PlatformError)
     def platform_error(exc: PlatformError) -> Response:
@@ -75,42 +67,20 @@ def build_resolver() -> APIGatewayHttpResolver:
         event = app.current_event
         method = event.request_context.http.method
         routes = [r for r in PLATFORM.routes if r.function == "api" and r.match(event.path) is not None]
-        allowed = sorted({r.method for r in routes})
+        error: PlatformError
         if not _may_see(routes, event.raw_event):  # the path's methods are for holders of its scopes only
-            return problem_response(
-                status=403,
-                title="Forbidden",
-                detail=f"the credentials hold none of the scopes of {event.path}",
-                code="forbidden",
-                instance=event.path,
-            )
-        if allowed:
-            return problem_response(
-                status=405,
-                title="Method not allowed",
-                detail=f"{event.path} allows {', '.join(allowed)}, not {method}",
-                code="method_not_allowed",
-                instance=event.path,
-                headers={"Allow": ", ".join(allowed)},
-            )
-        return problem_response(
-            status=404,
-            title="Not found",
-            detail=f"no route for {method} {event.path}",
-            code="not_found",
-            instance=event.path,
-        )
+            error = Forbidden(f"the credentials hold none of the scopes of {event.path}")
+        elif routes:
+            allowed = sorted({r.method for r in routes})
+            error = MethodNotAllowed(f"{event.path} allows {', '.join(allowed)}, not {method}", allow=allowed)
+        else:
+            error = NotFound(f"no route for {method} {event.path}")
+        return from_platform_error(error, event.path)
 
     @app.exception_handler(Exception)
     def unexpected(exc: Exception) -> Response:
         telemetry("api").logger.exception("unhandled error")
-        return problem_response(
-            status=500,
-            title="Internal error",
-            detail="unexpected error",
-            code="internal_error",
-            instance=instance(),
-        )
+        return from_platform_error(PlatformError("unexpected error"), instance())
 
     app.use(middlewares=[limit_rate])
     return app

@@ -60,10 +60,6 @@ def problem_response(
 
 
 def from_platform_error(exc: PlatformError, instance: str | None) -> Response:
-    headers = {}
-    retry_after = getattr(exc, "retry_after_s", None)
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
     return problem_response(
         status=exc.status,
         title=exc.title,
@@ -71,7 +67,7 @@ def from_platform_error(exc: PlatformError, instance: str | None) -> Response:
         code=exc.code,
         instance=instance,
         errors=exc.errors,
-        headers=headers,
+        headers=exc.headers,
     )
 
 

@@ -37,6 +37,11 @@ class PlatformError(Exception):
         self.errors = errors or []
         self.context = context
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that belong with this error's answer at the API edge."""
+        return {}
+
 
 class ValidationFailed(PlatformError):
     code, status, title = "validation_failed", 422, "Request validation failed"
@@ -58,6 +63,18 @@ class NotFound(PlatformError):
     code, status, title = "not_found", 404, "Not found"
 
 
+class MethodNotAllowed(PlatformError):
+    code, status, title = "method_not_allowed", 405, "Method not allowed"
+
+    def __init__(self, detail: str, *, allow: list[str], **context: Any) -> None:
+        super().__init__(detail, **context)
+        self.allow = allow
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Allow": ", ".join(self.allow)}
+
+
 class PayloadTooLarge(PlatformError):
     code, status, title = "payload_too_large", 413, "Payload too large"
 
@@ -72,6 +89,10 @@ class Throttled(PlatformError):
     def __init__(self, detail: str, *, retry_after_s: int = 1, **context: Any) -> None:
         super().__init__(detail, **context)
         self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 class QuotaExceeded(Throttled):
