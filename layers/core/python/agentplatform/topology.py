@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 ResourceKind = Literal["bucket", "queue", "table", "bus", "statemachine", "function", "endpoint", "search"]
 
@@ -150,10 +150,19 @@ class Rule(BaseModel):
 
 
 class EventSourceMapping(BaseModel):
+    """An SQS queue polled by a function (Lambda's event source mapping), with partial batch responses."""
+
     queue: str
     function: str
-    batch_size: int = 10
-    max_batching_window_s: int = 0
+    batch_size: int = Field(default=10, ge=1, le=10_000)
+    # Lambda requires a window of at least 1 s for batches above 10 messages.
+    max_batching_window_s: int = Field(default=0, ge=0, le=300)
+
+    @model_validator(mode="after")
+    def _window_for_big_batches(self) -> EventSourceMapping:
+        if self.batch_size > 10 and self.max_batching_window_s < 1:
+            raise ValueError("a batch size above 10 needs max_batching_window_s >= 1 (a Lambda rule)")
+        return self
 
 
 class Route(BaseModel):
@@ -543,7 +552,11 @@ PLATFORM = Topology(
             targets=[Target(ref="queue:alerts")],
         ),
     ],
-    event_sources=[EventSourceMapping(queue="ingest", function="ingest_starter", batch_size=10)],
+    event_sources=[
+        # Up to 50 object changes per starter call: the starter packs them into few ingestion runs (batched
+        # embedding and one index commit per run); the 1 s window is what Lambda requires above 10 messages.
+        EventSourceMapping(queue="ingest", function="ingest_starter", batch_size=50, max_batching_window_s=1)
+    ],
     model_endpoints=[
         ModelEndpoint(
             name="embedding",
