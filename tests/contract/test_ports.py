@@ -26,6 +26,7 @@ from agentplatform.adapters.memory import (
 )
 from agentplatform.errors import DependencyUnavailable, NotFound
 from agentplatform.observability import lambda_entry
+from agentplatform.ports import Update
 
 REGION = "us-east-1"
 PASS_MACHINE = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
@@ -247,6 +248,28 @@ def test_table_update_expecting_none_writes_only_where_the_attribute_is_absent(t
     assert not table.update(key, {"tat": 9}, expect={"tat": None})  # now it exists: a second first-writer loses
     assert table.update(key, {"tat": 7}, expect={"tat": 5})
     assert table.get(key)["tat"] == 7
+
+
+def test_table_get_many_answers_in_key_order_across_calls(table):
+    for n in range(0, 150, 2):
+        table.put({"pk": "tenant#t1", "sk": f"doc#{n:03d}", "n": n})
+    keys = [{"pk": "tenant#t1", "sk": f"doc#{n:03d}"} for n in reversed(range(150))]  # > 100: two calls
+    items = table.get_many(keys)
+    assert [i and i["n"] for i in items] == [n if n % 2 == 0 else None for n in reversed(range(150))]
+    assert table.get_many([]) == []
+
+
+def test_table_update_many_writes_each_on_its_own_expectation(table):
+    keys = [{"pk": "tenant#t1", "sk": f"doc#{n:03d}"} for n in range(120)]  # > 100: two transactions
+    assert table.update_many([Update(k, {"claim": "run-1", "n": i}) for i, k in enumerate(keys)]) == [True] * 120
+    assert table.update(keys[5], {"claim": "run-2"})  # a newer run owns one document now
+    written = table.update_many([Update(k, {"stage": "chunk"}, expect={"claim": "run-1"}) for k in keys])
+    assert written == [i != 5 for i in range(120)]
+    items = table.get_many(keys)
+    assert [i["stage"] for n, i in enumerate(items) if n != 5] == ["chunk"] * 119 and "stage" not in items[5]
+    missing = {"pk": "tenant#t1", "sk": "doc#none"}
+    assert table.update_many([Update(missing, {"x": 1}, expect={"claim": "run-1"})]) == [False]
+    assert table.get(missing) is None
 
 
 def test_table_increment_adds_atomically_from_zero_and_sets_values(table):

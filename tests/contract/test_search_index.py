@@ -177,6 +177,28 @@ def test_replace_document_leaves_only_the_new_chunks(index: Any) -> None:
     assert all(h.chunk.doc_id != "doc1" for h in found)
 
 
+def test_replace_documents_replaces_each_document_and_leaves_the_others(index: Any) -> None:
+    index.upsert([*corpus(), *corpus("globex")])
+    before = index.count("acme")
+    index.replace_documents(
+        {
+            ("acme", "doc1"): [chunk("acme", "doc1", 0, version="v2", text="Propeller efficiency", title="P")],
+            ("acme", "doc2"): [],  # no chunks left: the document is gone
+            ("globex", "doc1"): [chunk("globex", "doc1", 0, version="v2", text="Rotor blade noise", title="R")],
+        }
+    )
+    assert ids(index.search(bm25("acme", "propeller efficiency"))) == ["doc1:v2:0"]
+    assert index.count("acme", doc_id="doc2") == 0 and index.count("acme", doc_id="doc1") == 1
+    assert index.count("acme") == before - index_count_of(corpus(), "doc1") - index_count_of(corpus(), "doc2") + 1
+    assert ids(index.search(bm25("globex", "rotor blade noise"))) == ["doc1:v2:0"]
+    with pytest.raises(ValidationFailed):  # a chunk filed under another document
+        index.replace_documents({("acme", "doc3"): [chunk("acme", "doc4", 0)]})
+
+
+def index_count_of(chunks: list[Any], doc_id: str) -> int:
+    return sum(1 for c in chunks if c.doc_id == doc_id)
+
+
 def test_a_chunk_without_a_tenant_is_refused(index: Any) -> None:
     with pytest.raises(ValidationFailed):
         index.upsert([chunk("", "doc0", 0)])

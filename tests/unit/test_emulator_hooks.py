@@ -1,4 +1,5 @@
-"""The emulator's fix-ups of moto: each state machine definition is parsed once, not per execution."""
+"""The emulator's fix-ups of moto: each state machine definition is parsed once, not per execution; Lambda tasks
+share one boto3 client per region, service and server."""
 
 from __future__ import annotations
 
@@ -50,3 +51,16 @@ def test_definitions_with_a_parallel_state_are_parsed_per_execution(parses: list
     first = ExecutionWorker._get_evaluation_entrypoint(worker(definition))
     second = ExecutionWorker._get_evaluation_entrypoint(worker(definition))
     assert first is not second and len(parses) == 2
+
+
+def test_lambda_tasks_share_a_client_per_region_service_and_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    _install_hooks()
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    monkeypatch.setenv("MOTO_PORT", "5001")
+    first = lambda_eval_utils.boto_client_for("us-east-1", "lambda")
+    assert lambda_eval_utils.boto_client_for("us-east-1", "lambda") is first
+    assert lambda_eval_utils.boto_client_for("eu-west-1", "lambda") is not first
+    monkeypatch.setenv("MOTO_PORT", "5002")  # another local runtime's server
+    other = lambda_eval_utils.boto_client_for("us-east-1", "lambda")
+    assert other is not first and other.meta.endpoint_url.endswith(":5002")

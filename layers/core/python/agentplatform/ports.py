@@ -63,6 +63,15 @@ class Workflow(HealthCheck, Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class Update:
+    """One item's `KeyValueTable.update`: set `values` on `key`, only if the item matches `expect` (when given)."""
+
+    key: Mapping[str, str]
+    values: Mapping[str, Any]
+    expect: Mapping[str, Any] | None = None
+
+
 class KeyValueTable(HealthCheck, Protocol):
     def get(self, key: Mapping[str, str]) -> dict[str, Any] | None: ...
 
@@ -76,6 +85,16 @@ class KeyValueTable(HealthCheck, Protocol):
         """Set `values` on the item (creating it if missing); with `expect`, only if the item's attributes
         equal those values now (atomically; an expected None means the attribute, or the item, is absent).
         Return whether it was written."""
+        ...
+
+    def get_many(self, keys: Sequence[Mapping[str, str]]) -> list[dict[str, Any] | None]:
+        """The items of these (distinct) keys, in the keys' order (None where missing), in as few calls as the
+        store allows; strongly consistent, as `get` is."""
+        ...
+
+    def update_many(self, updates: Sequence[Update]) -> list[bool]:
+        """`update` for many (distinct) items, in as few calls as the store allows; each one written or not on its
+        own expectation, as `update` would. Return, in order, whether each was written."""
         ...
 
     def increment(
@@ -149,6 +168,11 @@ class SearchIndex(HealthCheck, Protocol):
     def replace_document(self, tenant: str, doc_id: str, chunks: Sequence[Chunk]) -> None:
         """Make `chunks` the document's only chunks; readers see the old set or the new one, never a mix
         where the engine allows (the embedded engine: one commit; OpenSearch: one bulk request, one refresh)."""
+        ...
+
+    def replace_documents(self, documents: Mapping[tuple[str, str], Sequence[Chunk]]) -> None:
+        """`replace_document` for many documents, keyed by (tenant, doc_id), at once (the embedded engine: one
+        commit; OpenSearch: one bulk request, one refresh); each document as `replace_document` has it."""
         ...
 
     def delete_document(self, tenant: str, doc_id: str) -> int:

@@ -14,9 +14,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from agentplatform.errors import DependencyUnavailable, NotFound
+from agentplatform.errors import DependencyUnavailable, NotFound, ValidationFailed
 from agentplatform.observability import correlation_id, with_correlation
-from agentplatform.ports import StoredObject
+from agentplatform.ports import StoredObject, Update
 from agentplatform.search import (
     MAX_TOKEN_CHARS,
     PUBLIC_ACL,
@@ -138,6 +138,12 @@ class MemoryTable(_Fake):
         self.items[self._key(key)] = {**(current or dict(key)), **values}
         return True
 
+    def get_many(self, keys: Sequence[Mapping[str, str]]) -> list[dict[str, Any] | None]:
+        return [self.get(key) for key in keys]
+
+    def update_many(self, updates: Sequence[Update]) -> list[bool]:
+        return [self.update(u.key, u.values, expect=u.expect) for u in updates]
+
     def increment(
         self, key: Mapping[str, str], field: str, amount: int, values: Mapping[str, Any] | None = None
     ) -> int:
@@ -216,8 +222,15 @@ class MemorySearchIndex(_Fake):
             self._chunks[(require_tenant(chunk.tenant), chunk.chunk_id)] = chunk
 
     def replace_document(self, tenant: str, doc_id: str, chunks: Sequence[Chunk]) -> None:
-        self.delete_document(tenant, doc_id)
-        self.upsert(chunks)
+        self.replace_documents({(tenant, doc_id): chunks})
+
+    def replace_documents(self, documents: Mapping[tuple[str, str], Sequence[Chunk]]) -> None:
+        for (tenant, doc_id), chunks in documents.items():
+            if any(c.tenant != tenant or c.doc_id != doc_id for c in chunks):
+                raise ValidationFailed("replace_documents takes each document's own chunks")
+        for (tenant, doc_id), chunks in documents.items():
+            self.delete_document(tenant, doc_id)
+            self.upsert(chunks)
 
     def delete_document(self, tenant: str, doc_id: str) -> int:
         return self._delete(lambda c: c.tenant == tenant and c.doc_id == doc_id)

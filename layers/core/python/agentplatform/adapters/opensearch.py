@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -238,12 +238,23 @@ class OpenSearchIndex:
         10 MiB on the smallest instances) is refused whole. Chunk ids listed before the bulk: a concurrent writer
         of the same document can leave chunks behind, so writers of one document must be serialized.
         """
-        require_tenant(tenant)
-        if any(c.tenant != tenant or c.doc_id != doc_id for c in chunks):
-            raise ValidationFailed("replace_document takes chunks of that one document")
-        operations = self._index_operations(chunks)
-        keep = {op.chunk_id for op in operations}
-        stale = [_Operation("delete", tenant, c) for c in self._document_chunk_ids(tenant, doc_id) if c not in keep]
+        self.replace_documents({(tenant, doc_id): chunks})
+
+    def replace_documents(self, documents: Mapping[tuple[str, str], Sequence[Chunk]]) -> None:
+        """`replace_document` of many documents in one bulk request: every document's new chunks first, then
+        the stale ones' deletes, so a reader never finds a document missing chunks."""
+        operations: list[_Operation] = []
+        stale: list[_Operation] = []
+        for (tenant, doc_id), chunks in documents.items():
+            require_tenant(tenant)
+            if any(c.tenant != tenant or c.doc_id != doc_id for c in chunks):
+                raise ValidationFailed("replace_documents takes each document's own chunks")
+            indexed = self._index_operations(chunks)
+            keep = {op.chunk_id for op in indexed}
+            operations += indexed
+            stale += [
+                _Operation("delete", tenant, c) for c in self._document_chunk_ids(tenant, doc_id) if c not in keep
+            ]
         self._bulk([*operations, *stale])
 
     def delete_document(self, tenant: str, doc_id: str) -> int:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from agentplatform.adapters.aws.errors import aws_call, probe
-from agentplatform.errors import DependencyUnavailable, PlatformError
+from agentplatform.errors import DependencyUnavailable, PlatformError, UpstreamThrottled
 from agentplatform.observability import sqs_correlation_attribute, with_correlation
-from agentplatform.ports import StoredObject
+from agentplatform.ports import StoredObject, Update
+
+_BATCH_GET = 100  # DynamoDB's limits: keys per BatchGetItem, items per TransactWriteItems
+_TRANSACTION_ITEMS = 100
+_UNPROCESSED_TRIES = 5
 
 
 class S3ObjectStore:
@@ -143,30 +148,74 @@ class DynamoTable:
     def update(
         self, key: Mapping[str, str], values: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
     ) -> bool:
-        names = {f"#v{i}": name for i, name in enumerate(values)}
-        attributes = {f":v{i}": value for i, value in enumerate(values.values())}
-        kwargs: dict[str, Any] = {
-            "TableName": self._name,
-            "Key": _to_attributes(key),
-            "UpdateExpression": "SET " + ", ".join(f"#v{i} = :v{i}" for i in range(len(values))),
-        }
-        if expect:
-            names |= {f"#e{i}": name for i, name in enumerate(expect)}
-            attributes |= {f":e{i}": value for i, value in enumerate(expect.values()) if value is not None}
-            kwargs["ConditionExpression"] = " AND ".join(
-                f"attribute_not_exists(#e{i})" if value is None else f"#e{i} = :e{i}"
-                for i, value in enumerate(expect.values())
-            )
-        kwargs["ExpressionAttributeNames"] = names
-        kwargs["ExpressionAttributeValues"] = _to_attributes(attributes)
         try:
             with aws_call(self._resource):
-                self._ddb.update_item(**kwargs)
+                self._ddb.update_item(**self._update_request(Update(key, values, expect)))
         except PlatformError as exc:
             if exc.context.get("aws_code") == "ConditionalCheckFailedException":
                 return False
             raise
         return True
+
+    def get_many(self, keys: Sequence[Mapping[str, str]]) -> list[dict[str, Any] | None]:
+        found: dict[tuple[Any, ...], dict[str, Any]] = {}
+        names = sorted(keys[0]) if keys else []
+        for start in range(0, len(keys), _BATCH_GET):
+            request = {self._name: {"Keys": [_to_attributes(k) for k in keys[start : start + _BATCH_GET]]}}
+            for attempt in range(_UNPROCESSED_TRIES):
+                if attempt:
+                    time.sleep(0.05 * 2**attempt)  # unprocessed keys mean throttling: back off, as AWS advises
+                with aws_call(self._resource):
+                    out = self._ddb.batch_get_item(
+                        RequestItems={self._name: {**request[self._name], "ConsistentRead": True}}
+                    )
+                for item in map(_from_attributes, out.get("Responses", {}).get(self._name, [])):
+                    found[tuple(item[n] for n in names)] = item
+                request = out.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise UpstreamThrottled(f"{self._resource} left keys unprocessed", resource=self._resource)
+        return [found.get(tuple(k[n] for n in names)) for k in keys]
+
+    def update_many(self, updates: Sequence[Update]) -> list[bool]:
+        """Up to 100 updates per TransactWriteItems call. A transaction is all or nothing, so when one of them is
+        cancelled (an item's expectation failed, or a concurrent write) its updates go one by one, each on its
+        own expectation: the outcome is what `update` gives, in far fewer calls when nothing conflicts."""
+        written: list[bool] = []
+        for start in range(0, len(updates), _TRANSACTION_ITEMS):
+            group = updates[start : start + _TRANSACTION_ITEMS]
+            try:
+                with aws_call(self._resource):
+                    self._ddb.transact_write_items(TransactItems=[{"Update": self._update_request(u)} for u in group])
+            except PlatformError as exc:
+                if exc.context.get("aws_code") != "TransactionCanceledException":
+                    raise
+                written += [self.update(u.key, u.values, expect=u.expect) for u in group]
+            else:
+                written += [True] * len(group)
+        return written
+
+    def _update_request(self, update: Update) -> dict[str, Any]:
+        values, expect = update.values, update.expect
+        names = {f"#v{i}": name for i, name in enumerate(values)}
+        attributes = {f":v{i}": value for i, value in enumerate(values.values())}
+        request: dict[str, Any] = {
+            "TableName": self._name,
+            "Key": _to_attributes(update.key),
+            "UpdateExpression": "SET " + ", ".join(f"#v{i} = :v{i}" for i in range(len(values))),
+        }
+        if expect:
+            names |= {f"#e{i}": name for i, name in enumerate(expect)}
+            attributes |= {f":e{i}": value for i, value in enumerate(expect.values()) if value is not None}
+            request["ConditionExpression"] = " AND ".join(
+                f"attribute_not_exists(#e{i})" if value is None else f"#e{i} = :e{i}"
+                for i, value in enumerate(expect.values())
+            )
+        request["ExpressionAttributeNames"] = names
+        if attributes:
+            request["ExpressionAttributeValues"] = _to_attributes(attributes)
+        return request
 
     def increment(
         self, key: Mapping[str, str], field: str, amount: int, values: Mapping[str, Any] | None = None

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -272,16 +272,22 @@ class EmbeddedSearchIndex:
             self._commit()
 
     def replace_document(self, tenant: str, doc_id: str, chunks: Sequence[Chunk]) -> None:
-        require_tenant(tenant)
-        if any(c.tenant != tenant or c.doc_id != doc_id for c in chunks):
-            raise ValidationFailed("replace_document takes chunks of that one document")
-        chunks = list({c.chunk_id: c for c in chunks}.values())
-        vectors = self._vectors(chunks)
+        self.replace_documents({(tenant, doc_id): chunks})
+
+    def replace_documents(self, documents: Mapping[tuple[str, str], Sequence[Chunk]]) -> None:
+        replacements = []
+        for (tenant, doc_id), chunks in documents.items():
+            require_tenant(tenant)
+            if any(c.tenant != tenant or c.doc_id != doc_id for c in chunks):
+                raise ValidationFailed("replace_documents takes each document's own chunks")
+            unique = list({c.chunk_id: c for c in chunks}.values())
+            replacements.append((tenant, doc_id, unique, self._vectors(unique)))
         with self._lock:
-            self._delete_where(self._doc_query(tenant, doc_id), tenant)
-            for chunk, vector in zip(chunks, vectors, strict=True):
-                self._add(chunk, vector)
-            self._commit()  # one commit: readers see the old chunks or the new ones
+            for tenant, doc_id, chunks, vectors in replacements:
+                self._delete_where(self._doc_query(tenant, doc_id), tenant)
+                for chunk, vector in zip(chunks, vectors, strict=True):
+                    self._add(chunk, vector)
+            self._commit()  # one commit: readers see each document's old chunks or its new ones
 
     def delete_document(self, tenant: str, doc_id: str) -> int:
         require_tenant(tenant)
