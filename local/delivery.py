@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from local.lambdas import LambdaRouter
 from local.loop import BackgroundLoop
+
+_WINDOW_POLL_S = 0.05  # how often a poller looks for more messages while its batching window is open
 
 log = logging.getLogger("local.delivery")
 
@@ -73,6 +76,7 @@ class QueuePoller(BackgroundLoop):
         function: str,
         batch_size: int,
         region: str,
+        window_s: float = 0.0,
     ) -> None:
         self._router = router
         self._sqs = sqs
@@ -80,6 +84,7 @@ class QueuePoller(BackgroundLoop):
         self._arn = queue_arn
         self._function = function
         self._batch_size = batch_size
+        self._window_s = window_s
         self._region = region
         super().__init__(name=f"poll-{queue_arn.rsplit(':', 1)[-1]}", pause_s=0)
 
@@ -87,26 +92,43 @@ class QueuePoller(BackgroundLoop):
         self.poll_once(wait_s=1)
 
     def poll_once(self, wait_s: int = 0) -> int:
-        out = self._sqs.receive_message(
-            QueueUrl=self._url,
-            MaxNumberOfMessages=min(self._batch_size, 10),
-            WaitTimeSeconds=wait_s,
-            AttributeNames=["All"],
-            MessageAttributeNames=["All"],
-        )
-        messages = out.get("Messages", [])
-        if not messages:
-            return 0
+        """One invocation with up to batch_size messages, as Lambda's poller gathers them: from the first message
+        on, receives go on until the batch is full or the batching window has passed (SQS hands out at most 10
+        per receive)."""
+        messages: list[dict[str, Any]] = []
+        deadline = 0.0
+        while len(messages) < self._batch_size:
+            wanted = min(self._batch_size - len(messages), 10)
+            out = self._sqs.receive_message(
+                QueueUrl=self._url,
+                MaxNumberOfMessages=wanted,
+                WaitTimeSeconds=0 if messages else wait_s,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+            received = out.get("Messages", [])
+            if not messages:
+                if not received:
+                    return 0
+                deadline = time.monotonic() + self._window_s
+            messages += received
+            if len(received) < wanted:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                time.sleep(min(_WINDOW_POLL_S, left))  # the queue is empty for now: wait for more within the window
         event = {"Records": [self._record(m) for m in messages]}
         result = self._router.invoke(self._function, event)
         if result.failed:
             return len(messages)  # the whole batch becomes visible again after the visibility timeout
         failed_ids = {f.get("itemIdentifier") for f in (json.loads(result.payload) or {}).get("batchItemFailures", [])}
         done = [m for m in messages if m["MessageId"] not in failed_ids]
-        if done:
+        for start in range(0, len(done), 10):  # DeleteMessageBatch takes 10 entries
             self._sqs.delete_message_batch(
                 QueueUrl=self._url,
-                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
+                Entries=[
+                    {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
+                ],
             )
         return len(messages)
 

@@ -169,6 +169,7 @@ class LocalRuntime:
                 physical_name(s.prefix, mapping.function),
                 mapping.batch_size,
                 s.region,
+                window_s=mapping.max_batching_window_s,
             )
             poller.start()
             self._pollers.append(poller)

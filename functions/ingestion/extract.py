@@ -14,6 +14,7 @@ from __future__ import annotations
 import codecs
 import io
 import re
+import threading
 import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -482,7 +483,17 @@ _PDFIUM_LINE_END_HYPHEN = "\x02"
 _HYPHENATED = re.compile(r"(?<=[a-z])-\n(?=[a-z])")
 
 
+# PDFium is not thread-safe: one document at a time per process. A Lambda container runs one invocation at a time
+# anyway; the local runtime runs every function's invocations, and the extract stage's readers, in one process.
+_PDFIUM = threading.Lock()
+
+
 def _read_pdf(data: bytes, name: str) -> Extracted:
+    with _PDFIUM:
+        return _read_pdf_alone(data, name)
+
+
+def _read_pdf_alone(data: bytes, name: str) -> Extracted:
     try:
         pdf = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as error:

@@ -11,6 +11,7 @@ from infra.cdk.auth import TENANT_CLAIM_TRIGGER, Auth, protected_routes
 from infra.cdk.bundling import Assets, build_assets
 from infra.cdk.edge import Edge
 from infra.cdk.endpoints import ModelEndpoints
+from infra.cdk.event_sources import EventSources
 from infra.cdk.events import Rules
 from infra.cdk.firewall import UserPoolFirewall
 from infra.cdk.functions import Functions
@@ -81,6 +82,8 @@ class PlatformStack(Stack):
             log_retention=settings.log_retention,
             network=self.network,
         )
+        # The queues' pollers: each mapping's function polls its queue with exactly the consume actions.
+        self.event_sources = EventSources(self, "EventSources", topology=topology, registry=self.registry)
         if self.search:
             self.search.admit(topology)  # the domains' access policies name the function roles
         self.workflows = Workflows(

@@ -92,6 +92,14 @@ def test_object_store_head_has_metadata_and_size_without_the_body(object_store):
     assert (head.body, head.size, head.metadata, head.version) == (b"", 7, {"title": "Hello"}, stored.version)
 
 
+def test_object_store_lists_one_folder_level_up_to_a_limit(object_store):
+    for key in ["t1/docs/b.md", "t1/docs/a.md", "t1/docs/a.md.meta.json", "t1/docs/sub/c.md", "t1/docsx.md"]:
+        object_store.put(key, b"x")
+    assert object_store.list_folder("t1/docs/", limit=10) == ["t1/docs/a.md", "t1/docs/a.md.meta.json", "t1/docs/b.md"]
+    assert object_store.list_folder("t1/docs/", limit=2) is None  # more than the limit: not listed
+    assert object_store.list_folder("t1/none/", limit=10) == []
+
+
 def test_missing_bucket_is_dependency_unavailable(aws):
     with pytest.raises(DependencyUnavailable, match="does not exist"):
         S3ObjectStore("missing", client("s3")).check()

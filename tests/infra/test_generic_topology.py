@@ -1,6 +1,6 @@
 """The constructs are generic over the topology: a richer one (every grant kind, GSIs, TTL, every target kind,
-placeholders inside strings, a model endpoint, a search domain, Lambda-authorized and JWT routes with several
-scopes) still synthesizes cdk-nag clean, and mistakes in a topology fail the synth.
+placeholders inside strings, a queue event source, a model endpoint, a search domain, Lambda-authorized and JWT
+routes with several scopes) still synthesizes cdk-nag clean, and mistakes in a topology fail the synth.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from agentplatform.topology import (
     Access,
     Bucket,
     EventBus,
+    EventSourceMapping,
     Function,
     Grant,
     InputTransformer,
@@ -82,7 +83,8 @@ def _topology(**overrides: Any) -> Topology:
                 name="worker",
                 service="api",
                 handler=HANDLER,
-                purpose="Invoked by the flow.",
+                purpose="Invoked by the flow, and fed by the work queue.",
+                timeout_s=20,  # the work queue's visibility timeout (120 s) is six times this
                 uses=[
                     Grant(ref="statemachine:flow", access=Access.DESCRIBE),
                     Grant(ref="search:docs", access=Access.DESCRIBE),
@@ -131,7 +133,7 @@ def _topology(**overrides: Any) -> Topology:
                 targets=[Target(ref="queue:work")],
             ),
         ],
-        "event_sources": [],
+        "event_sources": [EventSourceMapping(queue="work", function="worker", batch_size=20, max_batching_window_s=5)],
         "routes": [
             Route(method="GET", path="/health", function="reader", public=True),
             Route(method="POST", path="/v1/things", function="reader", scopes=["things"]),
@@ -184,6 +186,22 @@ def test_table_read_covers_its_indexes_and_nothing_wider(rich: Synth) -> None:
     assert ("dynamodb:Query", index) in pairs
     assert ("dynamodb:PutItem", index) not in pairs
     assert not [r for _, r in pairs if isinstance(r, str) and r != "*"]
+
+
+def test_event_source_maps_the_queue_to_its_function_with_consume_on_that_queue_only(rich: Synth) -> None:
+    queue_arn = {"Fn::GetAtt": [rich.logical_id("queue:work"), "Arn"]}
+    (mapping,) = rich.of_type("AWS::Lambda::EventSourceMapping").values()
+    assert mapping["Properties"] == {
+        "EventSourceArn": queue_arn,
+        "FunctionName": {"Ref": rich.logical_id("function:worker")},
+        "BatchSize": 20,
+        "MaximumBatchingWindowInSeconds": 5,
+        "FunctionResponseTypes": ["ReportBatchItemFailures"],
+    }
+    worker, _ = rich.target(rich.props("function:worker")["Role"])
+    sqs = {(a, json.dumps(r)) for a, r in statement_pairs(rich.role_statements(worker)) if a.startswith("sqs:")}
+    consume = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes")
+    assert sqs == {(a, json.dumps(queue_arn)) for a in consume}
 
 
 def test_function_env_names_every_grant(rich: Synth) -> None:

@@ -1,4 +1,5 @@
-"""Each role's policy covers exactly its topology grants (plus its own logs and X-Ray), and nothing else."""
+"""Each role's policy covers exactly its topology grants (plus its own logs and X-Ray, and for a function fed by a
+queue, consuming that queue), and nothing else."""
 
 from __future__ import annotations
 
@@ -149,7 +150,13 @@ def test_function_role_is_exactly_its_grants(synth: Synth, function: Any) -> Non
             return True
         return False
 
-    _check_exact(synth, statement_pairs(synth.role_statements(role_lid)), function.uses, baseline)
+    # A function fed by a queue (topology event source) polls it with its own role: consume on that queue.
+    polled = [
+        Grant(ref=f"queue:{s.queue}", access=Access.CONSUME)
+        for s in PLATFORM.event_sources
+        if s.function == function.name
+    ]
+    _check_exact(synth, statement_pairs(synth.role_statements(role_lid)), function.uses + polled, baseline)
 
 
 @pytest.mark.parametrize("machine", [pytest.param(m, id=m.name) for m in PLATFORM.state_machines])

@@ -281,3 +281,15 @@ def test_empty_documents_have_no_text(data: bytes, filename: str) -> None:
 def test_documents_with_only_boilerplate_have_no_text() -> None:
     page = b"<html><body><nav>Home</nav><script>x()</script><footer>Legal</footer></body></html>"
     assert rejected(page, "menu.html").context["reason"] == "no_text"
+
+
+def test_pdfs_extracted_from_many_threads_at_once_are_read_one_at_a_time() -> None:
+    # PDFium is not thread-safe: concurrent use from threads (the local runtime, the extract stage's readers)
+    # crashed the process before extraction took its lock.
+    from concurrent.futures import ThreadPoolExecutor
+
+    documents = [text_pdf(3, title=f"Bulletin {n}") for n in range(16)]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda data: extract(data, "bulletin.pdf"), documents))
+    assert [r.title for r in results] == [f"Bulletin {n}" for n in range(16)]
+    assert all(r.pages == 3 for r in results)

@@ -2,9 +2,10 @@
 ingestion pipeline, and the tenants whose drop folders are accepted. Backed by the `documents` table (one
 partition per tenant, so a tenant's listing is one query and never touches another tenant's rows).
 
-A pipeline run owns a document by its `claim` (the run's execution name). The newest run to claim a document
-wins: every later write of an older run is conditional on its claim and is refused, so out-of-order runs for
-one path cannot overwrite the newest one's result.
+A pipeline run owns a document by its `claim`: the idempotency key of the object change it is processing (one run
+may process many documents, each under its own claim). The newest claim on a document wins: every later write of
+an older run is conditional on its claim and is refused, so out-of-order runs for one path cannot overwrite the
+newest one's result.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -19,7 +22,7 @@ from urllib.parse import quote, unquote
 
 from pydantic import BaseModel, Field
 
-from agentplatform.ports import KeyValueTable
+from agentplatform.ports import KeyValueTable, Update
 
 SIDECAR_SUFFIX = ".meta.json"  # `<file>.meta.json` beside a file carries its title, tags and ACL groups
 
@@ -97,6 +100,27 @@ def locate(key: str) -> tuple[str, str]:
     return tenant, path.removesuffix(SIDECAR_SUFFIX)
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A run taking ownership of a document (see `DocumentRegistry.claim`)."""
+
+    tenant: str
+    path: str
+    claim: str
+    stage: Stage
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Advance:
+    """A run writing progress on a document it owns (see `DocumentRegistry.advance`)."""
+
+    tenant: str
+    doc_id: str
+    claim: str | None
+    values: Mapping[str, Any]
+
+
 class DocumentRegistry:
     def __init__(self, table: KeyValueTable) -> None:
         self._table = table
@@ -123,6 +147,11 @@ class DocumentRegistry:
         next_cursor = base64.urlsafe_b64encode(json.dumps(after).encode()).decode() if after else None
         return records[:limit], next_cursor
 
+    def get_many(self, documents: Sequence[tuple[str, str]]) -> list[DocumentRecord | None]:
+        """The rows of these (tenant, doc_id) pairs, in order; None where there is none."""
+        items = self._table.get_many([self._key(tenant, doc_id) for tenant, doc_id in documents])
+        return [DocumentRecord.model_validate(item) if item else None for item in items]
+
     def enqueue(self, tenant: str, path: str, **values: Any) -> DocumentRecord:
         """A document the API has just written to the drop folder: queued until its pipeline run claims it."""
         return self._write(tenant, path, DocumentStatus.QUEUED, Stage.QUEUED, values)
@@ -131,40 +160,64 @@ class DocumentRegistry:
         """Make `claim` the document's owner (the newest run wins) and mark it processing."""
         return self._write(tenant, path, DocumentStatus.PROCESSING, stage, {"claim": claim, **values})
 
+    def claim_many(self, claims: Sequence[Claim]) -> list[DocumentRecord | None]:
+        """`claim` for many (distinct) documents in two calls; returns each one's row as it was before (None for a
+        new document), which tells a run what is indexed now."""
+        before = self.get_many([(c.tenant, document_id(c.tenant, c.path)) for c in claims])
+        updates = []
+        for c, current in zip(claims, before, strict=True):
+            row = self._row(c.tenant, c.path, DocumentStatus.PROCESSING, c.stage, {"claim": c.claim, **c.values})
+            if current is None:  # an update creates a missing row whole: a reader never sees half of it
+                row["created_at"] = row["updated_at"]
+            updates.append(Update(self._key(c.tenant, row["doc_id"]), row))
+        self._table.update_many(updates)
+        return before
+
     def _write(
         self, tenant: str, path: str, status: DocumentStatus, stage: Stage, values: dict[str, Any]
     ) -> DocumentRecord:
-        doc_id = document_id(tenant, path)
-        key = self._key(tenant, doc_id)
-        current = self.get(tenant, doc_id)
-        stamp = now()
-        row = {
+        row = self._row(tenant, path, status, stage, values)
+        key = self._key(tenant, row["doc_id"])
+        current = self.get(tenant, row["doc_id"])
+        if current is None:  # a whole new row in one put: a reader never sees half of it
+            row["created_at"] = row["updated_at"]
+            self._table.put({**key, **row})
+            return DocumentRecord.model_validate(row)
+        self._table.update(key, row)
+        return DocumentRecord.model_validate({**current.model_dump(), **row})
+
+    @staticmethod
+    def _row(tenant: str, path: str, status: DocumentStatus, stage: Stage, values: dict[str, Any]) -> dict[str, Any]:
+        return {
             "tenant": tenant,
-            "doc_id": doc_id,
+            "doc_id": document_id(tenant, path),
             "path": path,
             "status": status.value,
             "stage": stage.value,
             "progress": PROGRESS[stage],
             "error": None,
             "reason": None,
-            "updated_at": stamp,
+            "updated_at": now(),
             **values,
         }
-        if current is None:  # a whole new row in one put: a reader never sees half of it
-            row["created_at"] = stamp
-            self._table.put({**key, **row})
-            return DocumentRecord.model_validate(row)
-        self._table.update(key, row)
-        return DocumentRecord.model_validate({**current.model_dump(), **row})
 
     def advance(self, tenant: str, doc_id: str, claim: str | None, **values: Any) -> bool:
         """Write `values` if `claim` still owns the document (None: whoever owns it); False if superseded."""
-        values = {k: v.value if isinstance(v, StrEnum) else v for k, v in values.items()}
-        if "stage" in values and "progress" not in values:
-            values["progress"] = PROGRESS[Stage(values["stage"])]
-        values["updated_at"] = now()
-        expect = {"claim": claim} if claim is not None else None
-        return self._table.update(self._key(tenant, doc_id), values, expect=expect)
+        return self.advance_many([Advance(tenant, doc_id, claim, values)])[0]
+
+    def advance_many(self, advances: Sequence[Advance]) -> list[bool]:
+        """`advance` for many (distinct) documents, in as few calls as the table allows; each written only while
+        its own claim owns it."""
+        stamp = now()
+        updates = []
+        for a in advances:
+            values = {k: v.value if isinstance(v, StrEnum) else v for k, v in a.values.items()}
+            if "stage" in values and "progress" not in values:
+                values["progress"] = PROGRESS[Stage(values["stage"])]
+            values["updated_at"] = stamp
+            expect = {"claim": a.claim} if a.claim is not None else None
+            updates.append(Update(self._key(a.tenant, a.doc_id), values, expect))
+        return self._table.update_many(updates)
 
     # -- tenants
 

@@ -43,6 +43,11 @@ class ObjectStore(HealthCheck, Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def list_folder(self, folder: str, *, limit: int) -> list[str] | None:
+        """The keys directly in `folder` (a prefix ending in "/"; not those in its subfolders), in key order; None
+        when there are more than `limit`."""
+        ...
+
 
 class Queue(HealthCheck, Protocol):
     def send(self, body: Mapping[str, Any]) -> str:
@@ -93,8 +98,8 @@ class KeyValueTable(HealthCheck, Protocol):
         ...
 
     def update_many(self, updates: Sequence[Update]) -> list[bool]:
-        """`update` for many (distinct) items, in as few calls as the store allows; each one written or not on its
-        own expectation, as `update` would. Return, in order, whether each was written."""
+        """`update` for many (distinct) items, as fast as the store allows; each one written or not on its own
+        expectation, as `update` would. Return, in order, whether each was written."""
         ...
 
     def increment(

@@ -322,6 +322,9 @@ _HEALTH_DESCRIBE = [
     Grant(ref="statemachine:canary", access=Access.DESCRIBE),
 ]
 
+# The ingestion state machine's Lambda tasks (function `ingest_<stage>`, ASL placeholder `<Stage>FunctionArn`).
+INGESTION_STAGES = ("extract", "chunk", "embed", "index", "finalize", "delete", "fail")
+
 _INGEST_STATE = [
     Grant(ref="table:documents", access=Access.READ_WRITE),
     Grant(ref="bucket:artifacts", access=Access.READ_WRITE),
@@ -345,27 +348,21 @@ _INGESTION_FUNCTIONS = [
         name="ingest_starter",
         service="ingestion",
         handler="functions.ingestion.handler.starter",
-        purpose="Drop-folder events (SQS) -> one ingestion run per object change, idempotently.",
+        purpose="Drop-folder events (SQS) -> ingestion runs of up to 50 object changes each, idempotently.",
         timeout_s=30,
         uses=[Grant(ref="statemachine:ingestion", access=Access.START)],
     ),
     _stage(
-        "prepare",
-        "Which document an event is about, whether its tenant is known, and whether to ingest or delete it.",
-        [Grant(ref="table:documents", access=Access.READ_WRITE), Grant(ref="bucket:drop", access=Access.READ)],
-        memory_mb=256,
-        timeout_s=30,
-    ),
-    _stage(
         "extract",
-        "Text, sections, pages and metadata of a dropped file.",
+        "Which documents a run's changes are about: claimed, read from the drop bucket (or found deleted), turned "
+        "into text, sections, pages and metadata.",
         [*_INGEST_STATE, Grant(ref="bucket:drop", access=Access.READ)],
         memory_mb=2048,
     ),
-    _stage("chunk", "Token-aware chunks of the extracted text.", _INGEST_STATE),
+    _stage("chunk", "Token-aware chunks of the run's extracted texts.", _INGEST_STATE),
     _stage(
         "embed",
-        "Embeddings of the chunks, in batches.",
+        "Embeddings of the run's chunks, in endpoint calls shared across its documents.",
         [
             *_INGEST_STATE,
             Grant(ref="endpoint:embedding", access=Access.INVOKE),
@@ -375,13 +372,13 @@ _INGESTION_FUNCTIONS = [
     ),
     _stage(
         "index",
-        "The document's chunks into the search index, replacing its previous version.",
+        "The run's chunks into the search index at once, each document replacing its previous version.",
         [*_INGEST_STATE, Grant(ref="search:knowledge", access=Access.READ_WRITE)],
     ),
-    _stage("finalize", "The registry row of a document that is indexed.", _INGEST_STATE, memory_mb=256, timeout_s=30),
+    _stage("finalize", "The registry rows of the run's indexed documents.", _INGEST_STATE, memory_mb=256, timeout_s=30),
     _stage(
         "delete",
-        "A deleted file's chunks out of the index.",
+        "Deleted files' chunks out of the index.",
         [
             Grant(ref="table:documents", access=Access.READ_WRITE),
             Grant(ref="search:knowledge", access=Access.READ_WRITE),
@@ -391,7 +388,7 @@ _INGESTION_FUNCTIONS = [
     ),
     _stage(
         "fail",
-        "A failed run's reason on the document's registry row.",
+        "A failed run's reason on the registry row of each document it held.",
         [Grant(ref="table:documents", access=Access.READ_WRITE)],
         memory_mb=256,
         timeout_s=30,
@@ -493,16 +490,10 @@ PLATFORM = Topology(
     state_machines=[
         StateMachine(
             name="ingestion",
-            purpose="One file change in the drop folder -> prepare, extract, chunk, embed, index, finalize.",
+            purpose="A batch of drop-folder changes -> extract, chunk, embed, index, finalize (or delete).",
             definition="ingestion.asl.json",
-            substitutions={
-                f"{stage.title()}FunctionArn": f"function:ingest_{stage}"
-                for stage in ("prepare", "extract", "chunk", "embed", "index", "finalize", "delete", "fail")
-            },
-            uses=[
-                Grant(ref=f"function:ingest_{stage}", access=Access.INVOKE)
-                for stage in ("prepare", "extract", "chunk", "embed", "index", "finalize", "delete", "fail")
-            ],
+            substitutions={f"{stage.title()}FunctionArn": f"function:ingest_{stage}" for stage in INGESTION_STAGES},
+            uses=[Grant(ref=f"function:ingest_{stage}", access=Access.INVOKE) for stage in INGESTION_STAGES],
         ),
         StateMachine(
             name="canary",

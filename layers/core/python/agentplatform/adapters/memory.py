@@ -69,6 +69,11 @@ class MemoryObjectStore(_Fake):
         self.check()
         self.objects.pop(key, None)
 
+    def list_folder(self, folder: str, *, limit: int) -> list[str] | None:
+        self.check()
+        keys = sorted(k for k in self.objects if k.startswith(folder) and "/" not in k[len(folder) :])
+        return keys if len(keys) <= limit else None
+
 
 class MemoryQueue(_Fake):
     resource = "memory queue"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from agentplatform.adapters.aws.errors import aws_call, probe
@@ -12,9 +13,9 @@ from agentplatform.errors import DependencyUnavailable, PlatformError, UpstreamT
 from agentplatform.observability import sqs_correlation_attribute, with_correlation
 from agentplatform.ports import StoredObject, Update
 
-_BATCH_GET = 100  # DynamoDB's limits: keys per BatchGetItem, items per TransactWriteItems
-_TRANSACTION_ITEMS = 100
+_BATCH_GET = 100  # DynamoDB's limit of keys per BatchGetItem
 _UNPROCESSED_TRIES = 5
+_PARALLEL_WRITES = 8
 
 
 class S3ObjectStore:
@@ -45,6 +46,19 @@ class S3ObjectStore:
     def delete(self, key: str) -> None:
         with aws_call(f"{self._resource}/{key}"):
             self._s3.delete_object(Bucket=self._bucket, Key=key)
+
+    def list_folder(self, folder: str, *, limit: int) -> list[str] | None:
+        keys: list[str] = []
+        request: dict[str, Any] = {"Bucket": self._bucket, "Prefix": folder, "Delimiter": "/"}
+        while True:
+            with aws_call(f"{self._resource}/{folder}"):
+                out = self._s3.list_objects_v2(**request, MaxKeys=min(1000, limit + 1 - len(keys)))
+            keys += [o["Key"] for o in out.get("Contents", [])]
+            if len(keys) > limit:
+                return None
+            if not out.get("IsTruncated"):
+                return keys
+            request["ContinuationToken"] = out["NextContinuationToken"]
 
 
 class SqsQueue:
@@ -179,22 +193,13 @@ class DynamoTable:
         return [found.get(tuple(k[n] for n in names)) for k in keys]
 
     def update_many(self, updates: Sequence[Update]) -> list[bool]:
-        """Up to 100 updates per TransactWriteItems call. A transaction is all or nothing, so when one of them is
-        cancelled (an item's expectation failed, or a concurrent write) its updates go one by one, each on its
-        own expectation: the outcome is what `update` gives, in far fewer calls when nothing conflicts."""
-        written: list[bool] = []
-        for start in range(0, len(updates), _TRANSACTION_ITEMS):
-            group = updates[start : start + _TRANSACTION_ITEMS]
-            try:
-                with aws_call(self._resource):
-                    self._ddb.transact_write_items(TransactItems=[{"Update": self._update_request(u)} for u in group])
-            except PlatformError as exc:
-                if exc.context.get("aws_code") != "TransactionCanceledException":
-                    raise
-                written += [self.update(u.key, u.values, expect=u.expect) for u in group]
-            else:
-                written += [True] * len(group)
-        return written
+        """One UpdateItem per item, a few at a time. DynamoDB's only multi-item conditional write is a transaction,
+        which is all or nothing (one superseded document would cancel the rest), costs twice the write capacity,
+        and which moto emulates by copying the whole table for every item."""
+        if len(updates) <= 1:
+            return [self.update(u.key, u.values, expect=u.expect) for u in updates]
+        with ThreadPoolExecutor(max_workers=min(_PARALLEL_WRITES, len(updates))) as pool:
+            return list(pool.map(lambda u: self.update(u.key, u.values, expect=u.expect), updates))
 
     def _update_request(self, update: Update) -> dict[str, Any]:
         values, expect = update.values, update.expect
