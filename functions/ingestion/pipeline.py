@@ -57,7 +57,6 @@ ARTIFACTS = "artifacts"
 INLINE_ARTIFACT_BYTES = 48_000
 MAX_GROUPS = 50
 READERS = 8  # documents read from the drop bucket at once by the extract stage
-SIDECAR_LISTING_LIMIT = 2_000  # a folder with more keys than this is not listed: its documents probe for sidecars
 
 Sidecars = dict[str, set[str]]  # folder -> the sidecar keys a listing found in it
 
@@ -144,11 +143,13 @@ class Stages:
 
     def _sidecars(self, documents: list[dict[str, Any]]) -> Sidecars:
         """Which documents have a sidecar, by one listing of each folder holding several of the run's documents
-        (instead of a probe per document); a folder too big to list is left to per-document probes."""
+        (instead of a probe per document); a folder with many other files is left to per-document probes."""
         folders = Counter(d["key"].rpartition("/")[0] + "/" for d in documents)
         found: dict[str, set[str]] = {}
         for folder, count in folders.items():
-            keys = self.drop.list_folder(folder, limit=SIDECAR_LISTING_LIMIT) if count > 1 else None
+            # Worth it while the folder is not much bigger than the run's share of it (a listing's cost grows
+            # with the keys it returns): each document and its sidecar, at most.
+            keys = self.drop.list_folder(folder, limit=2 * count) if count > 1 else None
             if keys is not None:
                 found[folder] = {k for k in keys if k.endswith(SIDECAR_SUFFIX)}
         return found

@@ -267,6 +267,14 @@ def test_table_get_many_answers_in_key_order_across_calls(table):
     assert table.get_many([]) == []
 
 
+def test_table_put_many_writes_whole_items_across_calls(table):
+    items = [{"pk": "tenant#t1", "sk": f"doc#{n:03d}", "n": n, "tags": ["a"]} for n in range(60)]  # > 25: 3 calls
+    table.update({"pk": "tenant#t1", "sk": "doc#000"}, {"stale": True})
+    table.put_many(items)
+    assert table.get_many([{"pk": i["pk"], "sk": i["sk"]} for i in items]) == items  # replaced whole
+    table.put_many([])
+
+
 def test_table_update_many_writes_each_on_its_own_expectation(table):
     keys = [{"pk": "tenant#t1", "sk": f"doc#{n:03d}"} for n in range(120)]  # > 100: two transactions
     assert table.update_many([Update(k, {"claim": "run-1", "n": i}) for i, k in enumerate(keys)]) == [True] * 120

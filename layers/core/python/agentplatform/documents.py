@@ -164,12 +164,15 @@ class DocumentRegistry:
         """`claim` for many (distinct) documents in two calls; returns each one's row as it was before (None for a
         new document), which tells a run what is indexed now."""
         before = self.get_many([(c.tenant, document_id(c.tenant, c.path)) for c in claims])
-        updates = []
+        created, updates = [], []
         for c, current in zip(claims, before, strict=True):
             row = self._row(c.tenant, c.path, DocumentStatus.PROCESSING, c.stage, {"claim": c.claim, **c.values})
-            if current is None:  # an update creates a missing row whole: a reader never sees half of it
-                row["created_at"] = row["updated_at"]
-            updates.append(Update(self._key(c.tenant, row["doc_id"]), row))
+            key = self._key(c.tenant, row["doc_id"])
+            if current is None:  # a new row whole, in a batch write: a reader never sees half of it
+                created.append({**key, **row, "created_at": row["updated_at"]})
+            else:  # an existing row keeps what it says of the indexed version until the run replaces it
+                updates.append(Update(key, row))
+        self._table.put_many(created)
         self._table.update_many(updates)
         return before
 

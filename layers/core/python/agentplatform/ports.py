@@ -97,6 +97,10 @@ class KeyValueTable(HealthCheck, Protocol):
         store allows; strongly consistent, as `get` is."""
         ...
 
+    def put_many(self, items: Sequence[Mapping[str, Any]]) -> None:
+        """`put` of many (distinct) items, in as few calls as the store allows (not atomic as a whole)."""
+        ...
+
     def update_many(self, updates: Sequence[Update]) -> list[bool]:
         """`update` for many (distinct) items, as fast as the store allows; each one written or not on its own
         expectation, as `update` would. Return, in order, whether each was written."""

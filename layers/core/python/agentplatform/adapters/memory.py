@@ -146,6 +146,10 @@ class MemoryTable(_Fake):
     def get_many(self, keys: Sequence[Mapping[str, str]]) -> list[dict[str, Any] | None]:
         return [self.get(key) for key in keys]
 
+    def put_many(self, items: Sequence[Mapping[str, Any]]) -> None:
+        for item in items:
+            self.put(item)
+
     def update_many(self, updates: Sequence[Update]) -> list[bool]:
         return [self.update(u.key, u.values, expect=u.expect) for u in updates]
 

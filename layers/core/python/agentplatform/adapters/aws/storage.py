@@ -13,7 +13,8 @@ from agentplatform.errors import DependencyUnavailable, PlatformError, UpstreamT
 from agentplatform.observability import sqs_correlation_attribute, with_correlation
 from agentplatform.ports import StoredObject, Update
 
-_BATCH_GET = 100  # DynamoDB's limit of keys per BatchGetItem
+_BATCH_GET = 100  # DynamoDB's limits: keys per BatchGetItem, items per BatchWriteItem
+_BATCH_WRITE = 25
 _UNPROCESSED_TRIES = 5
 _PARALLEL_WRITES = 8
 
@@ -191,6 +192,22 @@ class DynamoTable:
             else:
                 raise UpstreamThrottled(f"{self._resource} left keys unprocessed", resource=self._resource)
         return [found.get(tuple(k[n] for n in names)) for k in keys]
+
+    def put_many(self, items: Sequence[Mapping[str, Any]]) -> None:
+        for start in range(0, len(items), _BATCH_WRITE):
+            request = {
+                self._name: [{"PutRequest": {"Item": _to_attributes(i)}} for i in items[start : start + _BATCH_WRITE]]
+            }
+            for attempt in range(_UNPROCESSED_TRIES):
+                if attempt:
+                    time.sleep(0.05 * 2**attempt)  # unprocessed items mean throttling: back off, as AWS advises
+                with aws_call(self._resource):
+                    out = self._ddb.batch_write_item(RequestItems=request)
+                request = out.get("UnprocessedItems") or {}
+                if not request:
+                    break
+            else:
+                raise UpstreamThrottled(f"{self._resource} left items unprocessed", resource=self._resource)
 
     def update_many(self, updates: Sequence[Update]) -> list[bool]:
         """One UpdateItem per item, a few at a time. DynamoDB's only multi-item conditional write is a transaction,
