@@ -78,6 +78,7 @@ class Stages:
         of an unknown tenant fails at its claim; a missing object is a delete; a sidecar names its file."""
         outcomes: Counter[str] = Counter()
         known: dict[str, bool] = {}
+        rejected: list[Claim] = []  # documents of unknown tenants: claimed as failed
         claims: list[Claim] = []
         documents: list[dict[str, Any]] = []
         for change in state["changes"]:
@@ -94,7 +95,7 @@ class Stages:
             if not known[tenant]:
                 failed = {"status": DocumentStatus.FAILED, "reason": "tenant"}
                 failed["error"] = f"DocumentRejected: unknown tenant {tenant!r}: the folder {tenant}/ is no tenant's"
-                claims.append(Claim(tenant, path, claim, Stage.QUEUED, failed))
+                rejected.append(Claim(tenant, path, claim, Stage.QUEUED, failed))
                 outcomes["failed"] += 1
                 continue
             if key != document["key"] and not self._exists(document["key"]):
@@ -102,7 +103,7 @@ class Stages:
                 continue
             claims.append(Claim(tenant, path, claim, Stage.EXTRACT))
             documents.append(document)
-        before = self.registry.claim_many(claims)[len(claims) - len(documents) :]
+        before = self.registry.claim_many(rejected + claims)[len(rejected) :]
 
         failures: list[Failure] = []
         kept, deletes = [], []

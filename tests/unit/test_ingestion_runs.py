@@ -72,7 +72,7 @@ def test_each_document_of_a_run_ends_on_its_own(stages: Stages) -> None:
     drop.put("acme/broken.pdf", b"%PDF-1.7\n" + bytes(range(256)) * 20)
     drop.put("initech/memo.txt", b"A tenant nobody registered.")
     drop.put("acme/.hidden.txt", b"not a document")
-    keys = ["acme/a.md", "acme/b.txt", "globex/c.pdf", "acme/broken.pdf", "initech/memo.txt", "acme/.hidden.txt"]
+    keys = ["initech/memo.txt", "acme/a.md", "acme/b.txt", "globex/c.pdf", "acme/broken.pdf", "acme/.hidden.txt"]
     keys += ["acme/gone.md", "acme/lonely.md.meta.json"]  # an object deleted meanwhile; a sidecar without its file
     state = run(stages, [change(k) for k in keys])
 
@@ -191,3 +191,16 @@ def test_sidecars_are_found_by_listing_a_shared_folder_or_by_a_probe(stages: Sta
     assert (a.title, a.tags) == ("Flaps", ["flaps"])
     assert (b.title, b.tags) == ("b.txt", [])
     assert c.acl_groups == ["mechanics"]
+
+
+def test_each_document_is_compared_with_its_own_row_whatever_the_order_of_changes(stages: Stages) -> None:
+    stages.drop.put("acme/a.txt", b"Alpha stays the same.")
+    stages.drop.put("acme/b.txt", b"Beta before.")
+    run(stages, [change("acme/a.txt"), change("acme/b.txt")])
+    stages.drop.put("acme/b.txt", b"Beta after.")
+    stages.drop.put("initech/x.txt", b"An unknown tenant's file between the two.")
+    calls = len(stages.embeddings.calls)
+    run(stages, [change("acme/a.txt", 2), change("initech/x.txt"), change("acme/b.txt", 2)], name="run-2")
+    embedded = [text for call in stages.embeddings.calls[calls:] for text in call]
+    assert len(embedded) == 1 and embedded[0].endswith("Beta after.")  # a is unchanged: not embedded again
+    assert row(stages, "acme", "a.txt").revision == 1 and row(stages, "acme", "b.txt").revision == 2
