@@ -14,7 +14,8 @@ from typing import Any
 from local.lambdas import LambdaRouter
 from local.loop import BackgroundLoop
 
-_WINDOW_POLL_S = 0.05  # how often a poller looks for more messages while its batching window is open
+_WINDOW_POLL_S = 0.25  # how often a poller looks for more messages while its batching window is open (each receive
+# costs moto a scan of the whole queue)
 
 log = logging.getLogger("local.delivery")
 

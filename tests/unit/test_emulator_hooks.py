@@ -4,10 +4,15 @@ share one boto3 client per region, service and server."""
 from __future__ import annotations
 
 import json
+import time
 import uuid
+from datetime import datetime
 from types import SimpleNamespace
 
+import boto3
 import pytest
+from moto import mock_aws
+from moto.sqs import models
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
@@ -64,3 +69,17 @@ def test_lambda_tasks_share_a_client_per_region_service_and_server(monkeypatch: 
     monkeypatch.setenv("MOTO_PORT", "5002")  # another local runtime's server
     other = lambda_eval_utils.boto_client_for("us-east-1", "lambda")
     assert other is not first and other.meta.endpoint_url.endswith(":5002")
+
+
+def test_sqs_reads_the_same_clock_cheaply_and_keeps_visibility() -> None:
+    _install_hooks()
+    assert abs(models.unix_time_millis() - time.time() * 1000) < 1000
+    assert models.unix_time(datetime(1970, 1, 2)) == 86400  # a given time: moto's own arithmetic
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        queue = sqs.create_queue(QueueName="q", Attributes={"VisibilityTimeout": "60"})["QueueUrl"]
+        sqs.send_message(QueueUrl=queue, MessageBody="m")
+        (message,) = sqs.receive_message(QueueUrl=queue)["Messages"]
+        assert "Messages" not in sqs.receive_message(QueueUrl=queue)  # in flight: invisible
+        sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+        assert len(sqs.receive_message(QueueUrl=queue)["Messages"]) == 1
