@@ -108,12 +108,6 @@ class DocumentRejected(PlatformError):
     code, status, title = "document_rejected", 422, "Document rejected"
 
 
-class Superseded(PlatformError):
-    """A newer run owns this work now (a document re-ingested meanwhile): the older run stops quietly."""
-
-    code, status, title = "superseded", 409, "Superseded by a newer run"
-
-
 class ConfigurationError(PlatformError):
     """A required setting is missing or invalid; a deploy problem, never the caller's."""
 
