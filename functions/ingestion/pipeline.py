@@ -81,7 +81,7 @@ class Stages:
         rejected: list[Claim] = []  # documents of unknown tenants: claimed as failed
         claims: list[Claim] = []
         documents: list[dict[str, Any]] = []
-        for change in state["changes"]:
+        for change in _one_per_document(state["changes"]):
             key, claim = change["key"], change["claim"]
             tenant, path = locate(key)
             name = path.rsplit("/", 1)[-1]
@@ -502,6 +502,13 @@ def _alone(document: dict[str, Any], work: Callable[[], None]) -> Failure | None
             raise
         return Failure(document, exc)
     return None
+
+
+def _one_per_document(changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A file and its sidecar are one document: of a run's changes to one document, the last one stands for all
+    (the document is read as it is now either way)."""
+    latest = {locate(c["key"]): c for c in changes}
+    return list(latest.values())
 
 
 def _reports(state: dict[str, Any], document: dict[str, Any]) -> bool:

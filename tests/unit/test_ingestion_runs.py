@@ -204,3 +204,13 @@ def test_each_document_is_compared_with_its_own_row_whatever_the_order_of_change
     embedded = [text for call in stages.embeddings.calls[calls:] for text in call]
     assert len(embedded) == 1 and embedded[0].endswith("Beta after.")  # a is unchanged: not embedded again
     assert row(stages, "acme", "a.txt").revision == 1 and row(stages, "acme", "b.txt").revision == 2
+
+
+def test_a_file_and_its_sidecar_changed_in_one_run_are_one_document(stages: Stages) -> None:
+    stages.drop.put("acme/s.txt", b"Slat tracks are greased monthly.")
+    stages.drop.put("acme/s.txt.meta.json", json.dumps({"title": "Slat care", "tags": ["wings"]}).encode())
+    stages.drop.put("acme/f.md", b"# Flaps\n\nThe flap actuator is overhauled every 600 hours.")
+    run(stages, [change("acme/s.txt"), change("acme/f.md"), change("acme/s.txt.meta.json")])
+    s = row(stages, "acme", "s.txt")
+    assert (s.status, s.title, s.tags, s.claim) == ("indexed", "Slat care", ["wings"], "acme/s.txt.meta.json#1")
+    assert row(stages, "acme", "f.md").status == "indexed" and stages.index.count("acme", doc_id=s.doc_id) == 1

@@ -144,14 +144,22 @@ class MemoryTable(_Fake):
         return True
 
     def get_many(self, keys: Sequence[Mapping[str, str]]) -> list[dict[str, Any] | None]:
+        self._distinct(keys)
         return [self.get(key) for key in keys]
 
     def put_many(self, items: Sequence[Mapping[str, Any]]) -> None:
+        self._distinct(items)
         for item in items:
             self.put(item)
 
     def update_many(self, updates: Sequence[Update]) -> list[bool]:
+        self._distinct([u.key for u in updates])
         return [self.update(u.key, u.values, expect=u.expect) for u in updates]
+
+    def _distinct(self, keys: Sequence[Mapping[str, Any]]) -> None:
+        """DynamoDB refuses a batch naming one item twice (ValidationException): so does the fake."""
+        if len({self._key(k) for k in keys}) < len(keys):
+            raise ValidationFailed(f"{self.resource}: a batch names one item twice")
 
     def increment(
         self, key: Mapping[str, str], field: str, amount: int, values: Mapping[str, Any] | None = None
