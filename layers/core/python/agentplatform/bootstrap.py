@@ -172,6 +172,30 @@ class Container:
         return EndpointReranker(SageMakerEndpoint(name, self.client("sagemaker-runtime")))
 
     @cached_property
+    def llm_gateway_function(self) -> Function:
+        from agentplatform.adapters.aws.functions import LambdaFunction
+
+        return LambdaFunction(self.settings.require("llm_gateway_function_name"), self.client("lambda"))
+
+    @cached_property
+    def llm_state_table(self) -> KeyValueTable:
+        from agentplatform.adapters.aws.storage import DynamoTable
+
+        return DynamoTable(self.settings.require("llm_state_table_name"), self.client("dynamodb"))
+
+    @cached_property
+    def llm_cache_table(self) -> KeyValueTable:
+        from agentplatform.adapters.aws.storage import DynamoTable
+
+        return DynamoTable(self.settings.require("llm_cache_table_name"), self.client("dynamodb"))
+
+    @cached_property
+    def llm_usage_table(self) -> KeyValueTable:
+        from agentplatform.adapters.aws.storage import DynamoTable
+
+        return DynamoTable(self.settings.require("llm_usage_table_name"), self.client("dynamodb"))
+
+    @cached_property
     def retrieval_function(self) -> Function:
         from agentplatform.adapters.aws.functions import LambdaFunction
 

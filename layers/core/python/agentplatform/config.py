@@ -50,6 +50,16 @@ class Settings(BaseSettings):
     search_index: str = Field(default="chunks", alias="SEARCH_INDEX")
     api_keys_table_name: str | None = Field(default=None, alias="API_KEYS_TABLE_NAME")
     limits_table_name: str | None = Field(default=None, alias="LIMITS_TABLE_NAME")
+    # The LLM gateway (functions/llm_gateway) and its tables.
+    llm_gateway_function_name: str | None = Field(default=None, alias="LLM_GATEWAY_FUNCTION_NAME")
+    llm_state_table_name: str | None = Field(default=None, alias="LLM_STATE_TABLE_NAME")
+    llm_cache_table_name: str | None = Field(default=None, alias="LLM_CACHE_TABLE_NAME")
+    llm_usage_table_name: str | None = Field(default=None, alias="LLM_USAGE_TABLE_NAME")
+    # The gateway's routing policy: an SSM parameter in AWS (its name), a file locally (its path; the repo's
+    # policies/llm_gateway.json when neither is set).
+    llm_policy_parameter: str | None = Field(default=None, alias="LLM_POLICY_PARAMETER")
+    llm_policy_path: str | None = Field(default=None, alias="LLM_POLICY_PATH")
+    # The agent loop (functions/orchestrator).
 
     # Users' JWTs, as the Lambda authorizer verifies them: the issuer, the audiences a token's `aud` (or, for
     # Cognito access tokens, `client_id`) must name (comma-separated), and where the issuer's keys are.

@@ -101,6 +101,13 @@ class QuotaExceeded(Throttled):
     code, title = "quota_exceeded", "Token quota exceeded"
 
 
+class BudgetExceeded(QuotaExceeded):
+    """The tenant's model budget (tokens or money) for the period cannot cover the request's maximum cost;
+    Retry-After is the period's end."""
+
+    code, title = "budget_exceeded", "Model budget exceeded"
+
+
 class DocumentRejected(PlatformError):
     """A document cannot be ingested as it is (unsupported format, corrupt file, no text, unknown tenant): the
     document fails with this reason; retrying will not help."""
@@ -136,6 +143,21 @@ class UpstreamThrottled(PlatformError):
     """A backing service throttled us; retry later with backoff."""
 
     code, status, title, retryable = "upstream_throttled", 503, "Upstream throttled", True
+
+
+class UpstreamUnavailable(PlatformError):
+    """Every model target the policy allows for a call failed, was skipped or has its breaker open; retry after
+    `retry_after_s` (the soonest a breaker half-opens, or a short backoff)."""
+
+    code, status, title, retryable = "upstream_unavailable", 503, "No model target available", True
+
+    def __init__(self, detail: str, *, retry_after_s: int = 5, **context: Any) -> None:
+        super().__init__(detail, **context)
+        self.retry_after_s = retry_after_s
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}
 
 
 def error_names() -> set[str]:

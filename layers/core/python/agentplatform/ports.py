@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from agentplatform.inference import ChatRequest, ChatResponse
+    from agentplatform.inference import ChatRequest, ChatResponse, Usage
+    from agentplatform.llm import ChatCall
     from agentplatform.search import Chunk, SearchHit, SearchRequest
 
 
@@ -147,6 +148,20 @@ class RerankModel(Protocol):
 
 class ChatModel(Protocol):
     def chat(self, request: ChatRequest) -> ChatResponse: ...
+
+
+class LlmProvider(Protocol):
+    """One kind of model behind the LLM gateway (SageMaker, Bedrock Converse, an OpenAI-compatible URL, the
+    extractive answerer). `model` is the target's model id at that provider; `timeout_s` bounds the whole call.
+    Providers never retry (the gateway does, in one place) and raise the platform's errors only:
+    UpstreamThrottled (throttling), DependencyUnavailable (5xx, timeouts, unreachable), ModelInputRejected (4xx),
+    ModelOutputInvalid (an answer that breaks the contract)."""
+
+    name: str
+
+    def chat(self, call: ChatCall, *, model: str, timeout_s: float) -> ChatResponse: ...
+
+    def embed(self, texts: Sequence[str], *, model: str, timeout_s: float) -> tuple[list[list[float]], Usage]: ...
 
 
 class Function(Protocol):

@@ -395,6 +395,58 @@ _INGESTION_FUNCTIONS = [
     ),
 ]
 
+# The LLM gateway: every model call of the platform (functions/llm_gateway).
+_GATEWAY_TABLES = [
+    Table(
+        name="llm_state",
+        purpose="The gateway's shared state: each target's circuit breaker, read and written by every container.",
+        ttl_attribute="expires_at",
+    ),
+    Table(
+        name="llm_cache",
+        purpose="Tenant-scoped exact and semantic answer cache of the gateway, with TTL and per-document index.",
+        ttl_attribute="expires_at",
+    ),
+    Table(
+        name="llm_usage",
+        purpose="One record per gateway call: tenant, task, target, tokens, cost, latency, cache, outcome.",
+        ttl_attribute="expires_at",
+    ),
+]
+
+_GATEWAY_FUNCTIONS = [
+    Function(
+        name="llm_gateway",
+        service="llm_gateway",
+        handler="functions.llm_gateway.handler.handler",
+        purpose="One call shape for every model: routing by policy, retries, fallbacks, breakers, budgets, cache.",
+        memory_mb=1024,
+        timeout_s=60,
+        uses=[
+            Grant(ref="endpoint:generation", access=Access.INVOKE),
+            Grant(ref="endpoint:embedding", access=Access.INVOKE),
+            Grant(ref="table:llm_state", access=Access.READ_WRITE),
+            Grant(ref="table:llm_cache", access=Access.READ_WRITE),
+            Grant(ref="table:llm_usage", access=Access.READ_WRITE),
+            Grant(ref="table:limits", access=Access.READ_WRITE),
+        ],
+    ),
+]
+
+_GATEWAY_ROUTES = [
+    Route(method="POST", path="/v1/chat/completions", function="api", scopes=["llm"]),
+    Route(method="POST", path="/v1/embeddings", function="api", scopes=["llm"]),
+    Route(method="GET", path="/v1/usage", function="api", scopes=["usage"]),
+]
+
+# The agent loop: conversations answered from the tenant's documents (functions/orchestrator,
+# statemachines/agent_loop.asl.json).
+_AGENT_TABLES: list[Table] = []
+_AGENT_FUNCTIONS: list[Function] = []
+_AGENT_STATE_MACHINES: list[StateMachine] = []
+_AGENT_RULES: list[Rule] = []
+_AGENT_ROUTES: list[Route] = []
+
 PLATFORM = Topology(
     buckets=[
         Bucket(
@@ -428,6 +480,8 @@ PLATFORM = Topology(
             purpose="Per-tenant request-rate buckets and model-token counters, shared by every Lambda container.",
             ttl_attribute="expires_at",
         ),
+        *_GATEWAY_TABLES,
+        *_AGENT_TABLES,
     ],
     buses=[EventBus(name="platform", purpose="The platform's own events (turn.completed, canary, alerts).")],
     functions=[
@@ -445,6 +499,8 @@ PLATFORM = Topology(
                 Grant(ref="table:documents", access=Access.READ_WRITE),
                 Grant(ref="table:api_keys", access=Access.READ_WRITE),
                 Grant(ref="table:limits", access=Access.READ_WRITE),
+                Grant(ref="function:llm_gateway", access=Access.INVOKE),
+                Grant(ref="table:llm_usage", access=Access.READ),
             ],
         ),
         Function(
@@ -486,6 +542,8 @@ PLATFORM = Topology(
                 Grant(ref="table:limits", access=Access.READ_WRITE),
             ],
         ),
+        *_GATEWAY_FUNCTIONS,
+        *_AGENT_FUNCTIONS,
     ],
     state_machines=[
         StateMachine(
@@ -508,6 +566,7 @@ PLATFORM = Topology(
                 Grant(ref="bus:platform", access=Access.PUBLISH),
             ],
         ),
+        *_AGENT_STATE_MACHINES,
     ],
     rules=[
         Rule(
@@ -542,6 +601,7 @@ PLATFORM = Topology(
             },
             targets=[Target(ref="queue:alerts")],
         ),
+        *_AGENT_RULES,
     ],
     event_sources=[
         # Up to 50 object changes per starter call: the starter packs them into few ingestion runs (batched
@@ -577,6 +637,8 @@ PLATFORM = Topology(
         Route(method="POST", path="/v1/admin/api-keys", function="api", scopes=["admin"], authorizer="jwt"),
         Route(method="GET", path="/v1/admin/api-keys", function="api", scopes=["admin"], authorizer="jwt"),
         Route(method="DELETE", path="/v1/admin/api-keys/{key_id}", function="api", scopes=["admin"], authorizer="jwt"),
+        *_GATEWAY_ROUTES,
+        *_AGENT_ROUTES,
         Route(method="GET", path="/openapi.json", function="api", public=True),
         Route(method="GET", path="/docs", function="api", public=True),
         # Anything else: authenticated first (no scope), then the function's 404 problem.
