@@ -1,0 +1,490 @@
+"""The agent loop's steps (statemachines/agent_loop.asl.json), one method each, over ports.
+
+Each step takes the run's state and returns it changed. The state stays small: the turn's identity and limits
+(`ctx`), the recent history, the step counter and the current decision; tool results live on their own rows in
+the conversations table (one per call, keyed by step and call id) and each model step reads them from there.
+
+    state = {ctx: {tenant, user, groups, conversation_id, turn, max_steps, deadline_ms, escalation_timeout_s},
+             history: [...], step, decision: {has_tools, tool_calls}, next, cut_off, notes, escalation, final}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import re
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agentplatform import grounding
+from agentplatform.conversations import (
+    AnswerKind,
+    ConversationStore,
+    EscalationStatus,
+    ToolRun,
+    TurnCitation,
+    TurnStatus,
+)
+from agentplatform.errors import PlatformError
+from agentplatform.inference import ChatMessage
+from agentplatform.llm import ChatAnswer, ChatCall, Passage
+from agentplatform.observability import telemetry
+from agentplatform.ports import EventBus, Function
+from agentplatform.retrieval import Citation
+from functions.orchestrator.tools import ToolContext, ToolRegistry
+
+HISTORY_TURNS = 6  # recent turns sent to the model as messages
+HISTORY_CHARS = 1_500  # per message of the history
+MAX_CALLS_PER_STEP = 8
+MAX_PASSAGES = 8
+TOOL_RESULT_CHARS = 4_000  # a tool result as the model reads it
+
+SYSTEM_TOOLS = (
+    "You are the organization's assistant. Use the tools to find facts in the organization's documents before "
+    "answering. Call knowledge_search with a focused query; call it again with another query if the passages do "
+    "not answer the question. Call escalate_to_human when the user asks for a person. When the passages answer "
+    "the question, reply without calling a tool."
+)
+SYSTEM_ANSWER = (
+    "Answer the question only from the numbered passages. Cite every sentence with the passage's marker, like "
+    "[1]. If the passages do not answer the question, say that you do not know."
+)
+ABSTAIN = "I could not find the answer in your documents, so I don't know."
+REFUSAL = "An operator declined this request, so I can't help with it here."
+
+# The user asking for a person: a policy, not the model's call (small local models miss it).
+_WANTS_HUMAN = re.compile(
+    r"\b(talk|speak|chat|connect|escalate|transfer|hand)\b[^.?!]{0,40}\b(human|person|operator|agent|someone|"
+    r"representative|somebody)\b|\b(human|real person|operator)\s+please\b",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Clock:
+    now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+
+
+class AgentLoop:
+    def __init__(
+        self,
+        store: ConversationStore,
+        gateway: Function,
+        registry: ToolRegistry,
+        *,
+        bus: EventBus | None = None,
+        functions: Mapping[str, Function] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self.gateway = gateway
+        self.registry = registry
+        self.bus = bus
+        self.functions = dict(functions or {})
+        self.clock = clock or Clock()
+
+    # LoadContext ----------------------------------------------------------------------------------------------
+
+    def load(self, state: dict[str, Any], execution: str) -> dict[str, Any]:
+        ctx = state["ctx"]
+        item = self.store.turn_item(ctx["tenant"], ctx["conversation_id"], ctx["turn"])
+        self.store.update_turn(
+            ctx["tenant"], ctx["conversation_id"], ctx["turn"], {"execution_arn": execution, "status": "running"}
+        )
+        history: list[dict[str, Any]] = []
+        # The seam where memory plugs in: summaries, preferences and facts would join these messages.
+        for past in self.store.recent_turns(
+            ctx["tenant"], ctx["conversation_id"], limit=HISTORY_TURNS, before=ctx["turn"]
+        ):
+            if past.status != TurnStatus.ANSWERED or not past.answer:
+                continue
+            history.append({"role": "user", "content": past.question[:HISTORY_CHARS]})
+            history.append({"role": "assistant", "content": past.answer[:HISTORY_CHARS]})
+        ctx = {
+            **ctx,
+            "question": item["question"],
+            "deadline_ms": int(item.get("created_ms") or self.clock.now_ms()) + int(ctx["wall_clock_s"]) * 1000,
+        }
+        return {"ctx": ctx, "history": history, "step": 0, "cut_off": False, "notes": [], "next": "model"}
+
+    # CallModel ------------------------------------------------------------------------------------------------
+
+    def call_model(self, state: dict[str, Any]) -> dict[str, Any]:
+        ctx, step = state["ctx"], int(state["step"])
+        runs = self.store.runs(ctx["tenant"], ctx["conversation_id"], ctx["turn"])
+        searched = any(r.name == "knowledge_search" and r.status == "ok" for r in runs)
+        if not runs and _WANTS_HUMAN.search(ctx["question"]):
+            calls = [_call(step, 0, "escalate_to_human", {"reason": "the user asked for a person"})]
+            return {**state, "decision": {"has_tools": True, "tool_calls": calls, "planned": "policy"}}
+        if not searched and not runs:
+            # Retrieval first: the question itself is the first search (docs/agent-loop.md says why).
+            calls = [_call(step, 0, "knowledge_search", {"query": ctx["question"][:500]})]
+            return {**state, "decision": {"has_tools": True, "tool_calls": calls, "planned": "retrieval_first"}}
+        call = ChatCall(
+            tenant=ctx["tenant"],
+            task="tool_use",
+            messages=self._messages(state, runs),
+            tools=self.registry.schemas(),
+            tool_choice="auto",
+            max_tokens=192,
+            deadline_ms=self._left_ms(ctx),
+        )
+        try:
+            answer = self._chat(ctx, call)
+        except PlatformError as exc:
+            if not searched:
+                raise  # nothing to answer from: the ASL's catch gives the safe answer naming the failure
+            # The router model is down but the passages are in: answer from them, and say so on the turn.
+            notes = [*state.get("notes", []), f"tool_use step {step}: {type(exc).__name__}"]
+            return {**state, "notes": notes, "decision": {"has_tools": False, "tool_calls": []}}
+        calls: list[dict[str, Any]] = []
+        for i, tool_call in enumerate((answer.message.tool_calls or [])[:MAX_CALLS_PER_STEP]):
+            try:
+                arguments: Any = tool_call.function.parsed_arguments()
+            except ValueError:
+                arguments = tool_call.function.arguments  # the registry refuses it; the model sees why
+            taken = {c["id"] for c in calls}
+            call_id = tool_call.id if tool_call.id not in taken else None
+            calls.append(_call(step, i, tool_call.function.name, arguments, call_id))
+        return {**state, "decision": {"has_tools": bool(calls), "tool_calls": calls, "planned": "model"}}
+
+    def _messages(self, state: dict[str, Any], runs: list[ToolRun]) -> list[ChatMessage]:
+        ctx = state["ctx"]
+        messages = [ChatMessage(role="system", content=SYSTEM_TOOLS)]
+        messages += [ChatMessage(**m) for m in state.get("history", [])]
+        messages.append(ChatMessage(role="user", content=ctx["question"]))
+        by_step: dict[int, list[ToolRun]] = {}
+        for run in runs:
+            by_step.setdefault(run.step, []).append(run)
+        for step in sorted(by_step):
+            steps = by_step[step]
+            messages.append(
+                ChatMessage(
+                    role="assistant",
+                    tool_calls=[
+                        {"id": r.call_id, "function": {"name": r.name, "arguments": json.dumps(r.arguments)}}
+                        for r in steps
+                    ],
+                )
+            )
+            for r in steps:
+                content = json.dumps(r.result) if r.status == "ok" else json.dumps({"error": r.error})
+                messages.append(ChatMessage(role="tool", tool_call_id=r.call_id, content=content[:TOOL_RESULT_CHARS]))
+        return messages
+
+    def _chat(self, ctx: dict[str, Any], call: ChatCall) -> ChatAnswer:
+        answer = ChatAnswer.model_validate(self.gateway.invoke(call.model_dump(mode="json", exclude_none=True)))
+        provider_ms = max(0.0, answer.gateway.latency_ms - answer.gateway.overhead_ms)
+        self.store.add_model_ms(ctx["tenant"], ctx["conversation_id"], ctx["turn"], provider_ms)
+        return answer
+
+    def _left_ms(self, ctx: dict[str, Any]) -> int:
+        return max(1_000, int(ctx["deadline_ms"]) - self.clock.now_ms())
+
+    # RunTool (one Map iteration) ------------------------------------------------------------------------------
+
+    def run_tool(self, item: dict[str, Any], execution: str) -> dict[str, Any]:
+        ctx, step, call = item["ctx"], int(item["step"]), item["call"]
+        tenant, conversation_id, turn = ctx["tenant"], ctx["conversation_id"], ctx["turn"]
+        done = self.store.run(tenant, conversation_id, turn, step, call["id"])
+        approved = call.get("approved", False)
+        if done is not None and done.status != "needs_approval":
+            return _summary(done)  # a retried or resumed step: the tool never runs twice for one key
+        key = hashlib.sha256(f"{execution}|{step}|{call['id']}".encode()).hexdigest()[:32]
+        tool_ctx = ToolContext(
+            tenant=tenant,
+            user=ctx["user"],
+            groups=tuple(ctx.get("groups") or ()),
+            conversation_id=conversation_id,
+            turn=turn,
+            step=step,
+            call_id=call["id"],
+            idempotency_key=key,
+            functions=self.functions,
+        )
+        outcome = self.registry.call(call["name"], call["arguments"], tool_ctx, approved=approved)
+        run = ToolRun(
+            call_id=call["id"],
+            name=call["name"],
+            step=step,
+            arguments=call["arguments"] if isinstance(call["arguments"], dict) else {"raw": str(call["arguments"])},
+            status=outcome.status,
+            result=outcome.result,
+            error=outcome.error,
+            duration_ms=outcome.duration_ms,
+            idempotency_key=key,
+        )
+        self.store.save_run(tenant, conversation_id, turn, run)
+        telemetry("orchestrator").logger.info(
+            "tool ran", extra={"tool": run.name, "status": run.status, "duration_ms": run.duration_ms, "tenant": tenant}
+        )
+        return _summary(run)
+
+    # AppendResults --------------------------------------------------------------------------------------------
+
+    def append(self, state: dict[str, Any], execution: str) -> dict[str, Any]:
+        ctx, step = state["ctx"], int(state["step"])
+        results = state.pop("tool_results", None) or []
+        for result in results:
+            if result.get("crashed"):  # the RunTool task itself failed (the ASL caught it): the model sees it
+                call = next(c for c in state["decision"]["tool_calls"] if c["id"] == result["call_id"])
+                crash = ToolRun(
+                    call_id=call["id"],
+                    name=call["name"],
+                    step=step,
+                    arguments=call["arguments"] if isinstance(call["arguments"], dict) else {},
+                    status="error",
+                    error=f"{call['name']} failed: {result.get('error') or 'the tool crashed'}",
+                    idempotency_key=hashlib.sha256(f"{execution}|{step}|{call['id']}".encode()).hexdigest()[:32],
+                )
+                self.store.save_run(ctx["tenant"], ctx["conversation_id"], ctx["turn"], crash)
+        runs = [r for r in self.store.runs(ctx["tenant"], ctx["conversation_id"], ctx["turn"]) if r.step == step]
+        pending = [r for r in runs if r.status == "needs_approval"]
+        asked = [r for r in runs if r.name == "escalate_to_human" and r.status == "ok"]
+        if pending or asked:
+            reason = (
+                f"approval needed for {', '.join(r.name for r in pending)}"
+                if pending
+                else str((asked[0].result or {}).get("reason") or "the agent asked for a person")
+            )
+            escalation = {
+                "id": "e_" + hashlib.sha256(f"{execution}|{step}".encode()).hexdigest()[:24],
+                "reason": reason[:500],
+                "pending": [c for c in state["decision"]["tool_calls"] if c["id"] in {r.call_id for r in pending}],
+            }
+            return {**state, "escalation": escalation, "next": "escalate"}
+        step += 1
+        over_time = self.clock.now_ms() >= int(ctx["deadline_ms"])
+        if step >= int(ctx["max_steps"]) or over_time:
+            return {**state, "step": step, "cut_off": True, "next": "answer"}
+        return {**state, "step": step, "next": "model"}
+
+    # Escalate (.waitForTaskToken) and Resume -----------------------------------------------------------------
+
+    def escalate(self, state: dict[str, Any], token: str) -> dict[str, Any]:
+        ctx, escalation = state["ctx"], state["escalation"]
+        self.store.open_escalation(
+            ctx["tenant"],
+            escalation_id=escalation["id"],
+            conversation_id=ctx["conversation_id"],
+            turn=ctx["turn"],
+            user=ctx["user"],
+            question=ctx["question"],
+            reason=escalation["reason"],
+            token=token,
+            pending_tools=[c["name"] for c in escalation.get("pending", [])],
+        )
+        self.store.update_turn(
+            ctx["tenant"], ctx["conversation_id"], ctx["turn"], {"status": "waiting", "escalation_id": escalation["id"]}
+        )
+        return {"escalation_id": escalation["id"]}
+
+    def resume(self, state: dict[str, Any]) -> dict[str, Any]:
+        ctx, escalation = state["ctx"], state["escalation"]
+        resolution = state.pop("resolution", None) or {}
+        self.store.update_turn(ctx["tenant"], ctx["conversation_id"], ctx["turn"], {"status": "running"})
+        action = resolution.get("action", "timeout")
+        if action == "timeout":
+            # Resolved in the same moment: the timeout's outcome still stands, the run moved on.
+            with contextlib.suppress(PlatformError):
+                self.store.close_escalation(
+                    ctx["tenant"], escalation["id"], EscalationStatus.TIMED_OUT, by="timeout", resolution=None
+                )
+            minutes = max(1, round(int(ctx["escalation_timeout_s"]) / 60))
+            text = (
+                f"No operator answered within {minutes} minute{'s' if minutes != 1 else ''}, so this request was not "
+                "completed. Please try again later or contact support."
+            )
+            return {**state, "final": {"answer": text, "kind": AnswerKind.TIMEOUT.value}, "next": "finalize"}
+        if action == "reject":
+            return {**state, "final": {"answer": REFUSAL, "kind": AnswerKind.REFUSAL.value}, "next": "finalize"}
+        if action == "answer":
+            final = {"answer": str(resolution.get("text") or ""), "kind": AnswerKind.OPERATOR.value}
+            return {**state, "final": final, "next": "finalize"}
+        # approve: run the calls that waited for it, or go on with the loop.
+        pending = [{**c, "approved": True} for c in escalation.get("pending", [])]
+        if pending:
+            return {**state, "decision": {"has_tools": True, "tool_calls": pending}, "next": "tools"}
+        return {**state, "step": int(state["step"]) + 1, "next": "model"}
+
+    # Answer (with the grounding check) ------------------------------------------------------------------------
+
+    def answer(self, state: dict[str, Any]) -> dict[str, Any]:
+        ctx = state["ctx"]
+        passages = self._passages(ctx)
+        if not passages:
+            final = {"answer": ABSTAIN, "kind": AnswerKind.ABSTAINED.value, "grounded": True, "refs": []}
+            return {**state, "final": final, "next": "finalize"}
+        first = self._answer_once(ctx, state, passages, quoted=False)
+        report = grounding.check(first, passages)
+        kind, text, notes = AnswerKind.GENERATED, first, list(state.get("notes", []))
+        if not report.supported:
+            notes.append("grounding: first answer unsupported, retried with the passages quoted")
+            text = self._answer_once(ctx, state, passages, quoted=True)
+            report = grounding.check(text, passages)
+            if not report.supported:
+                notes.append("grounding: retry unsupported, extractive answer")
+                text = self._extractive(ctx, passages)
+                report = grounding.check(text, passages)
+                kind = AnswerKind.EXTRACTIVE
+        if report.abstained:
+            kind = AnswerKind.ABSTAINED
+        if kind == AnswerKind.EXTRACTIVE and not report.abstained:
+            text = f"I could not verify a written answer, so here is what your documents say: {text}"
+        refs = [r for r in grounding.citation_refs(text) if any(p.ref == r for p in passages)]
+        final = {
+            "answer": text,
+            "kind": kind.value,
+            "grounded": report.supported,
+            "refs": refs,
+            "citations": [_citation(p) for p in passages if p.ref in refs],
+        }
+        return {**state, "notes": notes, "final": final, "next": "finalize"}
+
+    def _passages(self, ctx: dict[str, Any]) -> list[Passage]:
+        seen: set[tuple[str, str]] = set()
+        out: list[Passage] = []
+        for run in self.store.runs(ctx["tenant"], ctx["conversation_id"], ctx["turn"]):
+            if run.name != "knowledge_search" or run.status != "ok" or not run.result:
+                continue
+            for p in run.result.get("passages", []):
+                key = (p["citation"]["doc_id"], p["text"][:200])
+                if key in seen or len(out) >= MAX_PASSAGES:
+                    continue
+                seen.add(key)
+                out.append(Passage(ref=len(out) + 1, text=p["text"], citation=Citation(**p["citation"])))
+        return out
+
+    def _answer_once(self, ctx: dict[str, Any], state: dict[str, Any], passages: list[Passage], *, quoted: bool) -> str:
+        question = ctx["question"]
+        if quoted:  # the retry shows the passages verbatim in the prompt as well
+            quotes = "\n".join(f"[{p.ref}] {p.text}" for p in passages)
+            question = f"Passages:\n{quotes}\n\nQuestion: {question}\nAnswer only with facts quoted from them, cited."
+        call = ChatCall(
+            tenant=ctx["tenant"],
+            task="chat",
+            messages=[
+                ChatMessage(role="system", content=SYSTEM_ANSWER),
+                *[ChatMessage(**m) for m in state.get("history", [])],
+                ChatMessage(role="user", content=question),
+            ],
+            passages=passages,
+            max_tokens=256,
+            deadline_ms=self._left_ms(ctx),
+        )
+        return self._chat(ctx, call).message.content or ""
+
+    def _extractive(self, ctx: dict[str, Any], passages: list[Passage]) -> str:
+        call = ChatCall(
+            tenant=ctx["tenant"],
+            task="chat",
+            model="extractive",
+            messages=[ChatMessage(role="user", content=ctx["question"])],
+            passages=passages,
+            deadline_ms=self._left_ms(ctx),
+        )
+        try:
+            return self._chat(ctx, call).message.content or ABSTAIN
+        except PlatformError:
+            return ABSTAIN  # no quote we can vouch for: say so rather than guess
+
+    # Finalize and MarkFailed ----------------------------------------------------------------------------------
+
+    def finalize(self, state: dict[str, Any]) -> dict[str, Any]:
+        ctx, final = state["ctx"], state["final"]
+        item = self.store.turn_item(ctx["tenant"], ctx["conversation_id"], ctx["turn"])
+        answer = final["answer"]
+        if state.get("cut_off") and final.get("kind") in ("generated", "extractive", "abstained"):
+            answer = f"{answer}\n\n(I stopped after {state['step']} tool steps, the limit for one question.)"
+        total_ms = max(0, self.clock.now_ms() - int(item.get("created_ms") or self.clock.now_ms()))
+        citations = [TurnCitation(**c).model_dump(mode="json") for c in final.get("citations", [])]
+        values = {
+            "status": TurnStatus.ANSWERED.value,
+            "answer": answer,
+            "answer_kind": final["kind"],
+            "citations": citations,
+            "grounded": final.get("grounded"),
+            "steps": int(state.get("step", 0)),
+            "cut_off": bool(state.get("cut_off")),
+            "notes": state.get("notes", []),
+            "total_ms": total_ms,
+        }
+        self.store.update_turn(ctx["tenant"], ctx["conversation_id"], ctx["turn"], values)
+        model_ms = float(
+            self.store.turn_item(ctx["tenant"], ctx["conversation_id"], ctx["turn"]).get("model_ms_total") or 0
+        )
+        self._completed(ctx, values, model_ms)
+        return {"status": "answered", "turn": ctx["turn"], "answer_kind": final["kind"]}
+
+    def fail(self, state: dict[str, Any]) -> dict[str, Any]:
+        ctx = state["ctx"]
+        failure = state.get("failure") or {}
+        error = str(failure.get("Error") or "States.Runtime")
+        what = "the language model" if error in _MODEL_ERRORS else "a step of the agent"
+        text = (
+            f"I could not answer this because {what} failed ({error}). Your message is saved; please try again in a "
+            "moment."
+        )
+        item = self.store.turn_item(ctx["tenant"], ctx["conversation_id"], ctx["turn"])
+        total_ms = max(0, self.clock.now_ms() - int(item.get("created_ms") or self.clock.now_ms()))
+        values = {
+            "status": TurnStatus.FAILED.value,
+            "answer": text,
+            "answer_kind": AnswerKind.SAFE.value,
+            "failure": error,
+            "total_ms": total_ms,
+            "notes": state.get("notes", []),
+        }
+        self.store.update_turn(ctx["tenant"], ctx["conversation_id"], ctx["turn"], values)
+        self._completed(ctx, values, float(item.get("model_ms_total") or 0))
+        return {"status": "failed", "turn": ctx["turn"], "failure": error}
+
+    def _completed(self, ctx: dict[str, Any], values: dict[str, Any], model_ms: float) -> None:
+        if self.bus is None:
+            return
+        self.bus.publish(
+            "agentplatform.orchestrator",
+            "turn.completed",
+            {
+                "tenant": ctx["tenant"],
+                "conversation_id": ctx["conversation_id"],
+                "turn": ctx["turn"],
+                "status": values["status"],
+                "answer_kind": values.get("answer_kind"),
+                "failure": values.get("failure"),
+                "question": ctx.get("question", ""),
+                "answer": values.get("answer", ""),
+                "citations": values.get("citations", []),
+                "model_ms": model_ms,
+                "total_ms": values.get("total_ms"),
+            },
+        )
+
+
+_MODEL_ERRORS = {
+    "UpstreamUnavailable",
+    "UpstreamThrottled",
+    "ModelOutputInvalid",
+    "ModelInputRejected",
+    "BudgetExceeded",
+    "QuotaExceeded",
+}
+_CALL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def _call(step: int, index: int, name: str, arguments: Any, call_id: str | None = None) -> dict[str, Any]:
+    # The id keys the call's run row: the model's own when it is usable, else one made from the step.
+    usable = call_id if call_id and _CALL_ID.match(call_id) else None
+    return {"id": usable or f"s{step}c{index}", "name": name, "arguments": arguments}
+
+
+def _summary(run: ToolRun) -> dict[str, Any]:
+    """What a Map iteration returns: small (the result itself stays on its row)."""
+    return {"call_id": run.call_id, "name": run.name, "status": run.status, "error": run.error}
+
+
+def _citation(p: Passage) -> dict[str, Any]:
+    return {"ref": p.ref, **p.citation.model_dump()}
