@@ -17,7 +17,9 @@ from agentplatform.observability import lambda_entry
 from agentplatform.topology import PLATFORM
 from functions.api.admin import router as admin_router
 from functions.api.app import build_resolver, refused_early, response_headers
+from functions.api.conversations import router as conversations_router
 from functions.api.documents import router as documents_router
+from functions.api.escalations import router as escalations_router
 from functions.api.health import VERSION, Component, HealthReport, check_health
 from functions.api.openapi import describe
 from functions.api.search import router as search_router
@@ -97,6 +99,8 @@ def api() -> APIGatewayHttpResolver:
     resolver.include_router(search_router)
     resolver.include_router(documents_router)
     resolver.include_router(admin_router)
+    resolver.include_router(conversations_router)
+    resolver.include_router(escalations_router)
     return resolver
 
 

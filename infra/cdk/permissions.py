@@ -35,6 +35,7 @@ EVENTS_PUBLISH = ("events:PutEvents",)
 SFN_DESCRIBE = ("states:DescribeStateMachine",)
 SFN_START = ("states:StartExecution",)
 SFN_READ_EXECUTIONS = ("states:DescribeExecution", "states:GetExecutionHistory")
+SFN_RESUME = ("states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat")
 
 LAMBDA_DESCRIBE = ("lambda:GetFunctionConfiguration",)
 LAMBDA_INVOKE = ("lambda:InvokeFunction",)
@@ -83,6 +84,12 @@ def _executions(r: Registry, ref: str) -> list[Permission]:
     return [Permission(SFN_READ_EXECUTIONS, (r.state_machine_executions_arn(split_ref(ref)[1]),), _EXECUTIONS_REASON)]
 
 
+def _resume(r: Registry, ref: str) -> list[Permission]:
+    # IAM scopes task-token actions to activities only: a callback task's token names no resource, so "*" is the
+    # only resource these actions take. The token itself is the capability (only the escalation row holds it).
+    return [Permission(SFN_RESUME, ("*",), _RESUME_REASON)]
+
+
 def _search_read(r: Registry, ref: str) -> list[Permission]:
     index = r.search_indexes[split_ref(ref)[1]]
     return [Permission(ES_READ, (f"{r.arn(ref)}/{index}*",), _INDEX_REASON)]
@@ -98,6 +105,10 @@ def _on_arn(*actions: str) -> Rule:
 
 _OBJECTS_REASON = (
     "Object-level S3 actions need the object ARN pattern: scoped to this one bucket's objects (<bucket ARN>/*)."
+)
+_RESUME_REASON = (
+    "SendTaskSuccess/Failure/Heartbeat for callback tasks take no resource-level scope (IAM: resource '*'); the "
+    "task token, held only on the tenant's escalation row, is what names the paused execution."
 )
 _EXECUTIONS_REASON = (
     "Execution ARNs carry a runtime-generated execution name: scoped to this one state machine's executions "
@@ -138,6 +149,7 @@ RULES: dict[tuple[str, Access], Rule] = {
     ("statemachine", Access.START): _on_arn(*SFN_START),
     ("statemachine", Access.WRITE): _on_arn(*SFN_START),
     ("statemachine", Access.READ): _executions,
+    ("statemachine", Access.RESUME): _resume,
     ("statemachine", Access.READ_WRITE): lambda r, ref: _on_arn(*SFN_START)(r, ref) + _executions(r, ref),
     ("function", Access.DESCRIBE): _on_arn(*LAMBDA_DESCRIBE),
     ("function", Access.INVOKE): _on_arn(*LAMBDA_INVOKE),

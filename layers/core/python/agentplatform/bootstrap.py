@@ -21,11 +21,13 @@ from agentplatform.ports import (
     Queue,
     RerankModel,
     SearchIndex,
+    TaskTokens,
     Workflow,
 )
 
 if TYPE_CHECKING:
     from agentplatform.api_keys import ApiKeyStore
+    from agentplatform.conversations import ConversationStore
     from agentplatform.documents import DocumentRegistry
     from agentplatform.limits import RateLimiter, TokenMeter
 
@@ -194,6 +196,26 @@ class Container:
         from agentplatform.adapters.aws.storage import DynamoTable
 
         return DynamoTable(self.settings.require("llm_usage_table_name"), self.client("dynamodb"))
+
+    @cached_property
+    def conversations(self) -> ConversationStore:
+        from agentplatform.adapters.aws.storage import DynamoTable
+        from agentplatform.conversations import ConversationStore
+
+        return ConversationStore(DynamoTable(self.settings.require("conversations_table_name"), self.client("dynamodb")))
+
+    @cached_property
+    def agent_workflow(self) -> Workflow:
+        from agentplatform.adapters.aws.storage import StepFunctionsWorkflow
+
+        arn = self.settings.require("agent_loop_state_machine_arn")
+        return StepFunctionsWorkflow(arn, self.client("stepfunctions"))
+
+    @cached_property
+    def task_tokens(self) -> TaskTokens:
+        from agentplatform.adapters.aws.task_tokens import StepFunctionsTaskTokens
+
+        return StepFunctionsTaskTokens(self.client("stepfunctions"))
 
     @cached_property
     def retrieval_function(self) -> Function:

@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     llm_policy_parameter: str | None = Field(default=None, alias="LLM_POLICY_PARAMETER")
     llm_policy_path: str | None = Field(default=None, alias="LLM_POLICY_PATH")
     # The agent loop (functions/orchestrator).
+    conversations_table_name: str | None = Field(default=None, alias="CONVERSATIONS_TABLE_NAME")
+    agent_loop_state_machine_arn: str | None = Field(default=None, alias="AGENT_LOOP_STATE_MACHINE_ARN")
+    # Model steps before the loop is cut off, and the wall clock of a turn's tool loop (escalation waits aside).
+    agent_max_steps: int = Field(default=4, alias="AGENT_MAX_STEPS", ge=1, le=20)
+    agent_wall_clock_s: int = Field(default=90, alias="AGENT_WALL_CLOCK_S", ge=5)
+    # How long a paused turn waits for an operator before it resumes with the timeout outcome.
+    escalation_timeout_s: int = Field(default=3600, alias="ESCALATION_TIMEOUT_S", ge=1, le=86_400 * 7)
+    # How long POST /v1/conversations/{id}/messages waits for the answer before 202 (under API Gateway's 29 s).
+    conversation_wait_s: float = Field(default=25.0, alias="CONVERSATION_WAIT_S", ge=0, le=28)
 
     # Users' JWTs, as the Lambda authorizer verifies them: the issuer, the audiences a token's `aud` (or, for
     # Cognito access tokens, `client_id`) must name (comma-separated), and where the issuer's keys are.

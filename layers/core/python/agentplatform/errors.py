@@ -63,6 +63,12 @@ class NotFound(PlatformError):
     code, status, title = "not_found", 404, "Not found"
 
 
+class Conflict(PlatformError):
+    """The resource is not in a state that allows the operation (an escalation resolved already)."""
+
+    code, status, title = "conflict", 409, "Conflict"
+
+
 class MethodNotAllowed(PlatformError):
     code, status, title = "method_not_allowed", 405, "Method not allowed"
 

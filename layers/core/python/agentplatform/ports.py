@@ -69,6 +69,15 @@ class Workflow(HealthCheck, Protocol):
         ...
 
 
+class TaskTokens(Protocol):
+    """Resuming a workflow paused on a task token (Step Functions' callback pattern)."""
+
+    def succeed(self, token: str, output: Mapping[str, Any]) -> None:
+        """Resume the paused task with this output; raise Conflict when the token is no longer waiting (it timed
+        out, or was resumed already)."""
+        ...
+
+
 @dataclass(frozen=True)
 class Update:
     """One item's `KeyValueTable.update`: set `values` on `key`, only if the item matches `expect` (when given)."""

@@ -31,6 +31,7 @@ class Access(StrEnum):
     DESCRIBE = "describe"  # metadata only (health checks): HeadBucket, GetQueueAttributes, DescribeTable, ...
     INVOKE = "invoke"  # functions, model endpoints
     START = "start"  # state machines
+    RESUME = "resume"  # state machines: SendTaskSuccess/Failure/Heartbeat on a paused execution's task token
     PUBLISH = "publish"  # event buses
     SEND = "send"  # queues
     CONSUME = "consume"  # queues
@@ -441,11 +442,73 @@ _GATEWAY_ROUTES = [
 
 # The agent loop: conversations answered from the tenant's documents (functions/orchestrator,
 # statemachines/agent_loop.asl.json).
-_AGENT_TABLES: list[Table] = []
-_AGENT_FUNCTIONS: list[Function] = []
-_AGENT_STATE_MACHINES: list[StateMachine] = []
+_AGENT_TABLES: list[Table] = [
+    Table(
+        name="conversations",
+        purpose="Conversations (a header per tenant+user), one item per turn and per tool run, and escalations.",
+        ttl_attribute="expires_at",
+    ),
+]
+
+# The agent loop's Lambda tasks (function `agent_<step>`, ASL placeholder `Agent<Step>FunctionArn`).
+AGENT_STEPS = ("load", "model", "tool", "append", "escalate", "resume", "answer", "finalize", "fail")
+
+_AGENT_STATE = [Grant(ref="table:conversations", access=Access.READ_WRITE)]
+_AGENT_STEP_USES: dict[str, list[Grant]] = {
+    "model": [Grant(ref="function:llm_gateway", access=Access.INVOKE)],
+    "tool": [Grant(ref="function:retrieval", access=Access.INVOKE)],
+    "answer": [Grant(ref="function:llm_gateway", access=Access.INVOKE)],
+    "finalize": [Grant(ref="bus:platform", access=Access.PUBLISH)],
+}
+_AGENT_STEP_PURPOSE = {
+    "load": "The turn and the conversation's recent turns (the seam where memory plugs in).",
+    "model": "One model step through the gateway with the registry's tool schemas: tool calls or a final answer.",
+    "tool": "One tool call of the Map: arguments and result validated, idempotent per execution+step+call.",
+    "append": "The Map's results recorded; the next move: another model step, an escalation or the answer.",
+    "escalate": "An escalation row holding the paused loop's task token, for an operator to resolve.",
+    "resume": "An operator's decision (approve, reject, answer) or the escalation's timeout applied to the turn.",
+    "answer": "The grounded final answer from the gathered passages, retried once, else the extractive answer.",
+    "finalize": "The turn answered with its citations and timings; turn.completed on the platform bus.",
+    "fail": "A run that failed anywhere: the turn failed with its reason and a safe answer, never stuck.",
+}
+_AGENT_FUNCTIONS: list[Function] = [
+    Function(
+        name=f"agent_{step}",
+        service="orchestrator",
+        handler=f"functions.orchestrator.handler.{step}",
+        purpose=_AGENT_STEP_PURPOSE[step],
+        memory_mb=512,
+        timeout_s=60 if step in ("model", "answer", "tool") else 20,
+        uses=[*_AGENT_STATE, *_AGENT_STEP_USES.get(step, [])],
+    )
+    for step in AGENT_STEPS
+]
+_AGENT_STATE_MACHINES: list[StateMachine] = [
+    StateMachine(
+        name="agent_loop",
+        purpose="One conversation turn: context -> model -> tools (Map) -> ... -> grounded answer, or a human.",
+        definition="agent_loop.asl.json",
+        substitutions={f"Agent{step.title()}FunctionArn": f"function:agent_{step}" for step in AGENT_STEPS},
+        uses=[Grant(ref=f"function:agent_{step}", access=Access.INVOKE) for step in AGENT_STEPS],
+    ),
+]
 _AGENT_RULES: list[Rule] = []
-_AGENT_ROUTES: list[Route] = []
+_AGENT_ROUTES: list[Route] = [
+    Route(method="POST", path="/v1/conversations", function="api", scopes=["conversations"]),
+    Route(method="GET", path="/v1/conversations", function="api", scopes=["conversations"]),
+    Route(method="GET", path="/v1/conversations/{conversation_id}", function="api", scopes=["conversations"]),
+    Route(
+        method="POST", path="/v1/conversations/{conversation_id}/messages", function="api", scopes=["conversations"]
+    ),
+    Route(
+        method="GET",
+        path="/v1/conversations/{conversation_id}/turns/{turn}",
+        function="api",
+        scopes=["conversations"],
+    ),
+    Route(method="GET", path="/v1/escalations", function="api", scopes=["escalations"]),
+    Route(method="POST", path="/v1/escalations/{escalation_id}/resolve", function="api", scopes=["escalations"]),
+]
 
 PLATFORM = Topology(
     buckets=[
@@ -501,6 +564,9 @@ PLATFORM = Topology(
                 Grant(ref="table:limits", access=Access.READ_WRITE),
                 Grant(ref="function:llm_gateway", access=Access.INVOKE),
                 Grant(ref="table:llm_usage", access=Access.READ),
+                Grant(ref="table:conversations", access=Access.READ_WRITE),
+                Grant(ref="statemachine:agent_loop", access=Access.START),
+                Grant(ref="statemachine:agent_loop", access=Access.RESUME),
             ],
         ),
         Function(
