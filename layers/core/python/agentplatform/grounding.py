@@ -45,6 +45,7 @@ _HEADER = re.compile(r"^\s*\[\d{1,3}\][^\n]*\n")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])|\n+")
 # A token: letters and digits, joined by inner `-`, `.`, `,`, `/`, `:` or `%` so that identifiers, decimals,
 # thousands and times stay whole (`BRK-220-S`, `0.67`, `3,800`, `07:00`, `s3://nw-sec-evidence`).
+_BULLET = re.compile(r"^([-*\u2022]|\d{1,2}[.)])\s")
 _TOKEN = re.compile(r"[^\W_]+(?:(?:[-.,/:]|://)[^\W_]+)*%?")
 _STOP = frozenset(STOPWORDS) | frozenset(["also", "may", "must", "per", "please", "shall", "via"])
 
@@ -106,8 +107,10 @@ def passage_body(text: str) -> str:
 
 
 def split_sentences(text: str) -> list[str]:
-    """Sentences in order; a marker that follows the full stop (`... 30 days. [2]`) stays with its sentence."""
-    parts = [p.strip() for p in _SENTENCE_END.split(text) if p and p.strip()]
+    """Sentences in order; a marker that follows the full stop (`... 30 days. [2]`) stays with its sentence.
+    A line break ends a sentence only where a line is complete (a heading, a bullet, a finished sentence): the
+    hard-wrapped lines of text files and PDFs are joined first."""
+    parts = [p.strip() for p in _SENTENCE_END.split(unwrap(text)) if p and p.strip()]
     out: list[str] = []
     for part in parts:
         lead = re.match(r"^((?:\[\d{1,3}\]\s*)+)(.*)$", part, re.S)
@@ -117,6 +120,28 @@ def split_sentences(text: str) -> list[str]:
         if part:
             out.append(part)
     return out
+
+
+def unwrap(text: str) -> str:
+    """Join hard-wrapped lines: a line continues the previous one when that one is not finished (no closing
+    punctuation) and is either long (a wrapped sentence, not a heading) or followed by a lowercase word."""
+    out: list[str] = []
+    for raw in text.split("\n"):
+        line = raw.strip()
+        if not line:
+            out.append("")
+            continue
+        prev = out[-1] if out else ""
+        if (
+            prev
+            and not _BULLET.match(line)
+            and not prev.endswith((".", "!", "?", ":", ";"))
+            and (len(prev.split()) >= 8 or line[0].islower())
+        ):
+            out[-1] = f"{prev} {line}"
+        else:
+            out.append(line)
+    return "\n".join(out)
 
 
 def citation_refs(text: str) -> list[int]:
@@ -151,6 +176,14 @@ def _stemmer() -> Callable[[str], str]:
     import Stemmer  # PyStemmer: the Snowball English stemmer the search engines use
 
     return Stemmer.Stemmer("english").stemWord
+
+
+def stem(word: str) -> str:
+    return _stemmer()(word)
+
+
+def is_stopword(token: str) -> bool:
+    return token in _STOP
 
 
 def content_terms(text: str) -> list[str]:
