@@ -119,7 +119,7 @@ class AgentLoop:
         if not runs and _WANTS_HUMAN.search(ctx["question"]):
             calls = [_call(step, 0, "escalate_to_human", {"reason": "the user asked for a person"})]
             return {**state, "decision": {"has_tools": True, "tool_calls": calls, "planned": "policy"}}
-        if not searched and not runs:
+        if not any(r.name == "knowledge_search" for r in runs):
             # Retrieval first: the question itself is the first search (docs/agent-loop.md says why).
             calls = [_call(step, 0, "knowledge_search", {"query": ctx["question"][:500]})]
             return {**state, "decision": {"has_tools": True, "tool_calls": calls, "planned": "retrieval_first"}}

@@ -17,9 +17,12 @@ reads as missing.
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -165,13 +168,76 @@ def _public(item: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in item.items() if k not in _PRIVATE}
 
 
+# Structured attributes travel as JSON text: DynamoDB has no floats (tool results carry scores) and a JSON
+# document reads back as it was written, whatever the adapter.
+_JSON_FIELDS = {"citations", "notes", "arguments", "result", "pending_tools"}
+
+
+def _pack(values: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in values.items():
+        if k in _JSON_FIELDS:
+            out[k] = json.dumps(v)
+        elif isinstance(v, float):
+            out[k] = Decimal(str(v))
+        else:
+            out[k] = v
+    return out
+
+
+def _unpack(item: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if item is None:
+        return None
+    out: dict[str, Any] = {}
+    for k, v in item.items():
+        if k in _JSON_FIELDS and isinstance(v, str):
+            out[k] = json.loads(v)
+        elif isinstance(v, Decimal):
+            out[k] = int(v) if v == v.to_integral_value() else float(v)
+        else:
+            out[k] = v
+    return out
+
+
+class _Table:
+    """The KeyValueTable with values packed on the way in and unpacked on the way out."""
+
+    def __init__(self, table: KeyValueTable) -> None:
+        self.raw = table
+
+    def get(self, key: Mapping[str, str]) -> dict[str, Any] | None:
+        return _unpack(self.raw.get(key))
+
+    def get_many(self, keys: list[dict[str, str]]) -> list[dict[str, Any] | None]:
+        return [_unpack(i) for i in self.raw.get_many(keys)] if keys else []
+
+    def put(self, item: Mapping[str, Any]) -> None:
+        self.raw.put(_pack(item))
+
+    def update(
+        self, key: Mapping[str, str], values: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    ) -> bool:
+        return self.raw.update(key, _pack(values), expect=expect)
+
+    def increment(
+        self, key: Mapping[str, str], field: str, amount: int, values: Mapping[str, Any] | None = None
+    ) -> int:
+        return self.raw.increment(key, field, amount, _pack(values or {}))
+
+    def query(
+        self, partition: Mapping[str, str], *, limit: int = 100, after: Mapping[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+        rows, last = self.raw.query(partition, limit=limit, after=after)
+        return [r for r in (_unpack(i) for i in rows) if r is not None], last
+
+
 class ConversationStore:
     def __init__(self, table: KeyValueTable) -> None:
-        self._table = table
+        self._table = _Table(table)
 
     @property
     def table(self) -> KeyValueTable:
-        return self._table
+        return self._table.raw
 
     # Conversations --------------------------------------------------------------------------------------------
 
