@@ -270,6 +270,7 @@ def run_offline(split: str, generation: bool, cache_dir: Path) -> dict[str, Any]
                 extract.text,
                 citations,
                 set(by_ref),
+                grounded=grounding.check(extract.text, passages).supported,
                 retrieved_docs=sorted({p.citation.path for p in passages}),
                 retrieved_right_doc=bool(q.doc) and any(p.citation.path == q.doc for p in passages),
                 best={

@@ -235,7 +235,8 @@ def _candidates(passages: Sequence[Passage]) -> tuple[list[Candidate], dict[int,
             text = grounding.strip_markers(sentence).lstrip("-*• ").strip()
             # Headings and labels ("Hotels", "2. Installation", "VPN SETUP GUIDE") state nothing; their words
             # count for the passage.
-            if not text.endswith((".", "?", "!")) and len(text.split()) < 8:
+            words = len(text.split())
+            if words < 8 and not (text.endswith((".", "?", "!")) or (text.endswith(":") and words >= 4)):
                 continue
             if len(grounding.content_terms(text)) < 2:
                 continue
@@ -250,7 +251,7 @@ def _quote(chosen: list[Candidate]) -> str:
     parts = []
     for c in chosen:
         text = c.text.rstrip()
-        end = text[-1] if text[-1] in ".!?" else "."
-        body = text[:-1].rstrip() if text[-1] in ".!?" else text.rstrip(":; ")
+        end = text[-1] if text[-1] in ".!?:" else "."
+        body = text[:-1].rstrip() if text[-1] in ".!?:" else text.rstrip("; ")
         parts.append(f"{body} [{c.ref}]{end}")
     return " ".join(parts)
