@@ -295,6 +295,19 @@ def test_table_increment_adds_atomically_from_zero_and_sets_values(table):
     assert table.get(key) == {**key, "used": 150, "expires_at": 100}
 
 
+def test_table_add_within_adds_only_while_every_ceiling_holds(table):
+    key = {"pk": "budget#t1", "sk": "2026-11"}
+    assert table.add_within(key, {"tokens": 60, "usd": 5}, {"tokens": 100, "usd": 10}, {"expires_at": 7})
+    assert table.add_within(key, {"tokens": 40, "usd": 1}, {"tokens": 100, "usd": 10})  # exactly at the ceiling
+    assert not table.add_within(key, {"tokens": 1, "usd": 0}, {"tokens": 100})  # one over: nothing written
+    assert not table.add_within(key, {"tokens": 0, "usd": 5}, {"tokens": 100, "usd": 10})
+    assert table.add_within(key, {"tokens": -30, "usd": -2})  # no ceilings: a plain atomic add (a settlement)
+    assert table.get(key) == {**key, "tokens": 70, "usd": 4, "expires_at": 7}
+    fresh = {"pk": "budget#t2", "sk": "2026-11"}
+    assert not table.add_within(fresh, {"tokens": 11}, {"tokens": 10})
+    assert table.get(fresh) is None
+
+
 def test_table_query_pages_one_partition_in_key_order(table):
     for n in range(5):
         table.put({"pk": "tenant#t1", "sk": f"doc#{n}", "n": n})

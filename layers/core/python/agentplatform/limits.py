@@ -5,9 +5,9 @@ The rate limit is the token bucket in its GCRA form (one timestamp per tenant, t
 a request is admitted when the bucket, refilled at `rate_per_s` up to `burst`, still holds a token. One consistent
 read and one conditional write per request; a lost race re-reads, so two containers never spend the same token.
 
-The token quota counts model tokens per tenant and period (a UTC day or month). Whatever spends model tokens
-calls `TokenMeter.spend` (search's query embeddings today; the LLM gateway later); the API calls `check` before
-work that spends them. Spending is counted after the fact, so a tenant can overshoot by one request's tokens.
+The token quota is the tenant's model budget (agentplatform.budget): the LLM gateway reserves against it before
+each call; `TokenMeter` is that budget for the tokens spent outside the gateway (query and ingestion embeddings),
+counted after the fact.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from agentplatform.errors import QuotaExceeded, Throttled
+from agentplatform.errors import Throttled
 from agentplatform.ports import KeyValueTable
 
 Clock = Callable[[], float]  # seconds since the epoch
@@ -54,7 +53,10 @@ class RateLimiter:
 
 
 class TokenMeter:
-    """The one interface for model-token spend: `check` before work, `spend` after it."""
+    """Model-token spend outside the LLM gateway (search's and ingestion's embeddings): `check` before work,
+    `spend` after it. A thin use of the one per-tenant budget (agentplatform.budget), so these tokens and the
+    gateway's count against the same row and the same limit; spending here is counted after the fact, so such a
+    call can overshoot by its own tokens (the gateway reserves before its calls instead)."""
 
     def __init__(
         self,
@@ -63,40 +65,18 @@ class TokenMeter:
         period: Literal["day", "month"] = "month",
         clock: Clock = time.time,
     ) -> None:
-        self._table = table
-        self._quota = quota
-        self._period = period
-        self._clock = clock
+        from agentplatform.budget import Budget, Limit
+
+        self._budget = Budget(table, period, clock)
+        self._limit = Limit(tokens=quota, usd_micro=None)
 
     def used(self, tenant: str) -> int:
-        item = self._table.get(self._key(tenant, self._now()))
-        return int(item.get("used", 0)) if item else 0
+        return self._budget.spent(tenant).tokens
 
     def check(self, tenant: str) -> None:
-        """Raise QuotaExceeded (Retry-After: the period's end) when the tenant has no tokens left."""
-        now = self._now()
-        used = self.used(tenant)
-        if used >= self._quota:
-            retry = math.ceil((self._period_end(now) - now).total_seconds())
-            raise QuotaExceeded(
-                f"tenant {tenant!r} has used {used} of its {self._quota} model tokens this {self._period}",
-                retry_after_s=max(1, retry),
-            )
+        """Raise QuotaExceeded (a BudgetExceeded; Retry-After: the period's end) when no tokens are left."""
+        self._budget.check(tenant, self._limit)
 
     def spend(self, tenant: str, tokens: int) -> int:
-        """Count `tokens` against the tenant's quota; return the period's total."""
-        now = self._now()
-        expires_at = int((self._period_end(now) + timedelta(days=35)).timestamp())  # kept a while for reports
-        return self._table.increment(self._key(tenant, now), "used", max(0, tokens), {"expires_at": expires_at})
-
-    def _now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock(), UTC)
-
-    def _key(self, tenant: str, now: datetime) -> dict[str, str]:
-        period = now.strftime("%Y-%m-%d" if self._period == "day" else "%Y-%m")
-        return {"pk": f"tokens#{tenant}", "sk": period}
-
-    def _period_end(self, now: datetime) -> datetime:
-        if self._period == "day":
-            return datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=1)
-        return datetime(now.year + now.month // 12, now.month % 12 + 1, 1, tzinfo=UTC)
+        """Count `tokens` against the tenant's budget; return the period's total."""
+        return self._budget.spend(tenant, tokens)

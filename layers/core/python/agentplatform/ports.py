@@ -123,6 +123,18 @@ class KeyValueTable(HealthCheck, Protocol):
         the new total."""
         ...
 
+    def add_within(
+        self,
+        key: Mapping[str, str],
+        deltas: Mapping[str, int],
+        ceilings: Mapping[str, int] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> bool:
+        """Add each delta to its number attribute (missing counts as 0) and set `values`, atomically, only if
+        every attribute named in `ceilings` stays at or under its ceiling after the addition; return whether
+        it was written (a budget's reservation: parallel callers can never pass the ceiling together)."""
+        ...
+
     def query(
         self, partition: Mapping[str, str], *, limit: int = 100, after: Mapping[str, Any] | None = None
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:

@@ -11,6 +11,7 @@ import json
 import math
 import random
 import re
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -118,6 +119,9 @@ class MemoryWorkflow(_Fake):
         return execution_id
 
 
+_ADD_LOCK = threading.Lock()
+
+
 class MemoryTable(_Fake):
     resource = "memory table"
 
@@ -169,6 +173,22 @@ class MemoryTable(_Fake):
         item[field] = int(item.get(field, 0)) + amount
         item.update(values or {})
         return int(item[field])
+
+    def add_within(
+        self,
+        key: Mapping[str, str],
+        deltas: Mapping[str, int],
+        ceilings: Mapping[str, int] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> bool:
+        self.check()
+        with _ADD_LOCK:  # the check and the add are one step, as DynamoDB's conditional update is
+            current = self.items.get(self._key(key)) or {}
+            after = {name: int(current.get(name, 0)) + amount for name, amount in deltas.items()}
+            if any(after.get(name, int(current.get(name, 0))) > c for name, c in (ceilings or {}).items()):
+                return False
+            self.items[self._key(key)] = {**(current or dict(key)), **after, **(values or {})}
+            return True
 
     def query(
         self, partition: Mapping[str, str], *, limit: int = 100, after: Mapping[str, Any] | None = None
@@ -391,3 +411,52 @@ class MemoryFunction(_Fake):
         request = json.loads(json.dumps(with_correlation(payload)))
         self.payloads.append(request)
         return json.loads(json.dumps(self._handler(request)))
+
+
+class ScriptedProvider(_Fake):
+    """An LlmProvider that answers from a script: each item is a ChatResponse (or its dict) to return, an
+    exception to raise, or a callable of (call, model, timeout_s); when the script runs out it echoes the last
+    user message. Records every call (the call, model, timeout) for assertions."""
+
+    def __init__(self, name: str = "scripted", script: list[Any] | None = None, dimension: int = 8) -> None:
+        self.name = name
+        self.resource = f"provider {name}"
+        self.script = list(script or [])
+        self.dimension = dimension
+        self.calls: list[tuple[Any, str, float]] = []
+        self._lock = threading.Lock()
+
+    def chat(self, call: Any, *, model: str, timeout_s: float) -> Any:
+        from agentplatform.inference import ChatResponse
+
+        self.check()
+        with self._lock:
+            self.calls.append((call, model, timeout_s))
+            item = self.script.pop(0) if self.script else None
+        if isinstance(item, BaseException):
+            raise item
+        if callable(item):
+            item = item(call, model, timeout_s)
+        if item is None:
+            text = next((m.content for m in reversed(call.messages) if m.role == "user"), "") or ""
+            item = {
+                "id": f"scripted-{len(self.calls)}",
+                "created": 0,
+                "model": model,
+                "choices": [{"message": {"content": f"echo: {text}"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+            }
+        return item if isinstance(item, ChatResponse) else ChatResponse.model_validate(item)
+
+    def embed(self, texts: Sequence[str], *, model: str, timeout_s: float) -> Any:
+        from agentplatform.inference import Usage
+
+        self.check()
+        with self._lock:
+            self.calls.append((list(texts), model, timeout_s))
+            item = self.script.pop(0) if self.script else None
+        if isinstance(item, BaseException):
+            raise item
+        vectors = [[float(len(t) % 7), *([0.0] * (self.dimension - 1))] for t in texts]
+        tokens = sum(max(1, len(t) // 4) for t in texts)
+        return vectors, Usage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens)

@@ -257,6 +257,46 @@ class DynamoTable:
             )
         return int(_from_attributes(out["Attributes"])[field])
 
+    def add_within(
+        self,
+        key: Mapping[str, str],
+        deltas: Mapping[str, int],
+        ceilings: Mapping[str, int] | None = None,
+        values: Mapping[str, Any] | None = None,
+    ) -> bool:
+        # DynamoDB conditions cannot add: `used + delta <= ceiling` is written `used <= ceiling - delta`.
+        names = {f"#a{i}": name for i, name in enumerate(deltas)}
+        attributes: dict[str, Any] = {f":a{i}": amount for i, amount in enumerate(deltas.values())}
+        expression = "ADD " + ", ".join(f"#a{i} :a{i}" for i in range(len(deltas)))
+        sets = dict(values or {})
+        if sets:
+            names |= {f"#v{i}": name for i, name in enumerate(sets)}
+            attributes |= {f":v{i}": value for i, value in enumerate(sets.values())}
+            expression += " SET " + ", ".join(f"#v{i} = :v{i}" for i in range(len(sets)))
+        conditions = []
+        for i, (name, ceiling) in enumerate((ceilings or {}).items()):
+            names[f"#c{i}"] = name
+            attributes[f":c{i}"] = ceiling - int(deltas.get(name, 0))
+            attributes.setdefault(":zero", 0)
+            conditions.append(f"(attribute_not_exists(#c{i}) AND :zero <= :c{i}) OR #c{i} <= :c{i}")
+        request: dict[str, Any] = {
+            "TableName": self._name,
+            "Key": _to_attributes(key),
+            "UpdateExpression": expression,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": _to_attributes(attributes),
+        }
+        if conditions:
+            request["ConditionExpression"] = " AND ".join(f"({c})" for c in conditions)
+        try:
+            with aws_call(self._resource):
+                self._ddb.update_item(**request)
+        except PlatformError as exc:
+            if exc.context.get("aws_code") == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def query(
         self, partition: Mapping[str, str], *, limit: int = 100, after: Mapping[str, Any] | None = None
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
