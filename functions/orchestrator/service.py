@@ -251,7 +251,10 @@ class AgentLoop:
                 else str((asked[0].result or {}).get("reason") or "the agent asked for a person")
             )
             escalation = {
-                "id": "e_" + hashlib.sha256(f"{execution}|{step}".encode()).hexdigest()[:24],
+                "id": "e_"
+                + hashlib.sha256(f"{execution}|{ctx['conversation_id']}|{ctx['turn']}|{step}".encode()).hexdigest()[
+                    :24
+                ],
                 "reason": reason[:500],
                 "pending": [c for c in state["decision"]["tool_calls"] if c["id"] in {r.call_id for r in pending}],
             }
