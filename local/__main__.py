@@ -1,7 +1,8 @@
 """`python -m local up` runs the platform locally until Ctrl-C; `python -m local invoke FUNCTION EVENT.json`
 runs one handler with a sample event against a freshly started local stack; `python -m local token` mints a
 bearer token of the local dev issuer for a tenant and user; `python -m local status [--watch]` shows ingestion
-progress and `python -m local tenant NAME` accepts a new tenant, both against the running stack."""
+progress and `python -m local tenant NAME` accepts a new tenant, both against the running stack; `python -m local
+chat` is a conversation with it at the terminal (local/chat.py)."""
 
 from __future__ import annotations
 
@@ -46,12 +47,20 @@ def main(argv: list[str] | None = None) -> int:
     mint.add_argument("--admin", action="store_true", help=f"add the {ADMIN_SCOPE!r} scope (the tenant's admin)")
     mint.add_argument("--groups", nargs="*", default=[], help="ACL groups (document visibility)")
     mint.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default: %(default)s)")
+    chat = commands.add_parser("chat", help="a conversation with the running stack at this terminal")
+    chat.add_argument("--url", default="http://127.0.0.1:8080", help="the API (default: %(default)s)")
+    chat.add_argument("--tenant", default="acme")
+    chat.add_argument("--user", default="alice")
     args = parser.parse_args(argv)
 
     if args.command == "status":
         return show(args.tenant, args.watch)
     if args.command == "tenant":
         return add_tenant(args.name)
+    if args.command == "chat":
+        from local.chat import main as chat_main
+
+        return chat_main(args.url, args.tenant, args.user)
     if args.command == "token":
         issuer = DevIssuer(RuntimeSettings().data_dir / "auth")
         print(
