@@ -21,6 +21,7 @@ from functions.api.conversations import router as conversations_router
 from functions.api.documents import router as documents_router
 from functions.api.escalations import router as escalations_router
 from functions.api.health import VERSION, Component, HealthReport, check_health
+from functions.api.llm import router as llm_router
 from functions.api.openapi import describe
 from functions.api.search import router as search_router
 
@@ -101,6 +102,7 @@ def api() -> APIGatewayHttpResolver:
     resolver.include_router(admin_router)
     resolver.include_router(conversations_router)
     resolver.include_router(escalations_router)
+    resolver.include_router(llm_router)
     return resolver
 
 

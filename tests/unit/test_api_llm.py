@@ -1,0 +1,287 @@
+"""The OpenAI-compatible routes through the api handler: the tenant from the credentials, the gateway (here a fake
+function speaking its contract) reached with a ChatCall / EmbedCall, OpenAI's shapes back with the x-gateway-*
+headers, and problem+json naming the field for every bad request."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from agentplatform.adapters.memory import MemoryFunction
+from agentplatform.bootstrap import Container
+from agentplatform.errors import BudgetExceeded, ValidationFailed
+from agentplatform.inference import AssistantMessage, FunctionCall, ToolCall, Usage
+from agentplatform.llm import ChatAnswer, ChatCall, EmbedAnswer, EmbedCall, GatewayInfo, UsageLine, UsageReport
+from agentplatform.observability import CORRELATION_KEY
+from functions.api.handler import handler, openapi_document
+from tests.conftest import sample_event
+
+TARGETS = {"small-local": 3, "big-remote": 5}  # target -> its embedding size
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+def info(target: str) -> GatewayInfo:
+    return GatewayInfo(
+        target=target,
+        provider="scripted",
+        cache="miss",
+        attempts=2,
+        overhead_ms=0.4567,
+        latency_ms=12.0,
+        cost_usd=0.0001,
+        policy_version=3,
+    )
+
+
+def gateway(payload: dict[str, Any]) -> dict[str, Any]:
+    """The gateway function's contract, answered from the call itself; errors as Lambda Invoke re-raises them
+    (by class and message: field errors do not cross)."""
+    payload = {k: v for k, v in payload.items() if k != CORRELATION_KEY}
+    if payload.get("op") == "usage":
+        line = UsageLine(task="chat", target="small-local", calls=2, prompt_tokens=30, completion_tokens=10, cost_usd=0)
+        return UsageReport(
+            tenant=payload["tenant"],
+            period="2026-12",
+            resets_at="2027-01-01T00:00:00Z",
+            lines=[line],
+            tokens_used=40,
+            tokens_limit=1000,
+            tokens_left=960,
+            cost_used_usd=0,
+            cost_limit_usd=5,
+            cost_left_usd=5,
+            records=2,
+        ).model_dump(mode="json")
+    if payload.get("tenant") == "broke":
+        raise BudgetExceeded("tenant 'broke' has spent its model budget until 2027-01-01", retry_after_s=3600)
+    if "texts" in payload:
+        embed = EmbedCall.model_validate(payload)
+        target = embed.model or "small-local"
+        if target not in TARGETS:
+            raise ValidationFailed(f"unknown model {target!r}")
+        vectors = [[float(len(t)), 0.5, -1.0, 2.0, 0.0][: TARGETS[target]] for t in embed.texts]
+        tokens = sum(len(t.split()) for t in embed.texts)
+        usage = Usage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens)
+        return EmbedAnswer(vectors=vectors, usage=usage, gateway=info(target)).model_dump(mode="json")
+    call = ChatCall.model_validate(payload)
+    target = call.model or ("big-remote" if call.task == "tool_use" else "small-local")
+    if target not in TARGETS:
+        raise ValidationFailed(f"unknown model {target!r}")
+    if call.tools and call.tool_choice == "required":
+        arguments = FunctionCall(name=call.tools[0].function.name, arguments='{"city": "Paris"}')
+        message = AssistantMessage(tool_calls=[ToolCall(id="call_1", function=arguments)])
+        finish = "tool_calls"
+    else:
+        message = AssistantMessage(content=f"[{call.tenant}] {call.messages[-1].content}")
+        finish = "stop"
+    usage = Usage(prompt_tokens=11, completion_tokens=4, total_tokens=15)
+    return ChatAnswer(message=message, finish_reason=finish, usage=usage, gateway=info(target)).model_dump(mode="json")
+
+
+@pytest.fixture
+def llm_fakes(fakes: Container) -> Iterator[Container]:
+    fakes.__dict__["llm_gateway_function"] = MemoryFunction("llm_gateway", gateway)
+    yield fakes
+
+
+def event(path: str, body: Any = None, *, tenant: str = "acme", scopes: str = "llm usage", method: str = "POST"):
+    e = copy.deepcopy(sample_event("api/chat_completions.json"))
+    e["rawPath"] = e["requestContext"]["http"]["path"] = path
+    e["requestContext"]["http"]["method"] = method
+    e["routeKey"] = e["requestContext"]["routeKey"] = f"{method} {path}"
+    e["body"] = None if body is None else body if isinstance(body, str) else json.dumps(body)
+    e["requestContext"]["authorizer"]["lambda"].update(tenant=tenant, scopes=scopes)
+    return e
+
+
+def call(e: dict[str, Any], lambda_context: Any) -> tuple[int, dict[str, str], Any]:
+    response = handler(e, lambda_context)
+    return response["statusCode"], response["headers"], json.loads(response["body"])
+
+
+def chat(body: dict[str, Any], lambda_context: Any, **kwargs: Any) -> tuple[int, dict[str, str], Any]:
+    return call(event("/v1/chat/completions", body, **kwargs), lambda_context)
+
+
+def hello(**extra: Any) -> dict[str, Any]:
+    return {"model": "auto", "messages": [{"role": "user", "content": "hello"}], **extra}
+
+
+def test_sample_event_answers_a_chat_completion(llm_fakes: Container, lambda_context: Any) -> None:
+    status, headers, body = call(sample_event("api/chat_completions.json"), lambda_context)
+    assert status == 200, body
+    assert body["object"] == "chat.completion" and body["id"].startswith("chatcmpl-")
+    assert body["model"] == "small-local" and isinstance(body["created"], int)
+    assert body["choices"] == [
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "[acme] What is a boundary layer?"},
+            "finish_reason": "stop",
+            "logprobs": None,
+        }
+    ]
+    assert body["usage"] == {"prompt_tokens": 11, "completion_tokens": 4, "total_tokens": 15}
+    assert headers["x-gateway-target"] == "small-local" and headers["x-gateway-cache"] == "miss"
+    assert headers["x-gateway-attempts"] == "2" and float(headers["x-gateway-overhead-ms"]) == pytest.approx(0.457)
+    sent = llm_fakes.llm_gateway_function.payloads[0]
+    assert sent["tenant"] == "acme" and sent["task"] == "chat" and "model" not in sent
+    assert sent["max_tokens"] == 64 and sent["messages"][0]["role"] == "system"
+    assert 0 < sent["deadline_ms"] < 10_000  # the API's own remaining time, less a margin
+
+
+def test_the_tenant_comes_from_the_credentials_never_the_body(llm_fakes: Container, lambda_context: Any) -> None:
+    status, _, body = chat(hello(), lambda_context, tenant="globex")
+    assert status == 200 and body["choices"][0]["message"]["content"] == "[globex] hello"
+    status, _, problem = chat(hello(tenant="acme"), lambda_context, tenant="globex")
+    assert status == 422 and "body.tenant" in [e["field"] for e in problem["errors"]]
+
+
+def test_tools_route_to_tool_use_and_answer_tool_calls(llm_fakes: Container, lambda_context: Any) -> None:
+    status, headers, body = chat(hello(tools=[WEATHER], tool_choice="required"), lambda_context)
+    assert status == 200, body
+    choice = body["choices"][0]
+    assert choice["finish_reason"] == "tool_calls" and choice["message"].get("content") is None
+    (tool_call,) = choice["message"]["tool_calls"]
+    assert tool_call["function"] == {"name": "get_weather", "arguments": '{"city": "Paris"}'}
+    assert body["model"] == headers["x-gateway-target"] == "big-remote"
+    sent = llm_fakes.llm_gateway_function.payloads[0]
+    assert (
+        sent["task"] == "tool_use" and sent["tools"][0]["function"]["parameters"] == WEATHER["function"]["parameters"]
+    )
+
+
+def test_a_pinned_model_goes_to_the_gateway(llm_fakes: Container, lambda_context: Any) -> None:
+    status, headers, _ = chat(hello(model="big-remote", max_completion_tokens=9, stop="END"), lambda_context)
+    assert status == 200 and headers["x-gateway-target"] == "big-remote"
+    sent = llm_fakes.llm_gateway_function.payloads[0]
+    assert (sent["model"], sent["max_tokens"], sent["stop"]) == ("big-remote", 9, ["END"])
+
+
+def test_unknown_model_is_a_problem_naming_model(llm_fakes: Container, lambda_context: Any) -> None:
+    status, headers, problem = chat(hello(model="gpt-17"), lambda_context)
+    assert status == 422 and headers["Content-Type"] == "application/problem+json"
+    assert [e["field"] for e in problem["errors"]] == ["body.model"]
+    status, _, problem = call(event("/v1/embeddings", {"input": "x", "model": "gpt-17"}), lambda_context)
+    assert status == 422 and [e["field"] for e in problem["errors"]] == ["body.model"]
+
+
+def test_stream_and_several_choices_are_a_clear_400(llm_fakes: Container, lambda_context: Any) -> None:
+    for extra, field in (({"stream": True}, "body.stream"), ({"n": 3}, "body.n")):
+        status, headers, problem = chat(hello(**extra), lambda_context)
+        assert status == 400 and headers["Content-Type"] == "application/problem+json"
+        assert problem["code"] == "unsupported_parameter" and problem["errors"][0]["field"] == field
+    assert llm_fakes.llm_gateway_function.payloads == []  # refused before any model work
+
+
+NOT_A_SCHEMA = {"type": "function", "function": {"name": "f", "parameters": {"type": "objekt"}}}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"messages": []}, "body.messages"),
+        ({}, "body.messages"),
+        (hello(max_tokens=10**9), "body.max_tokens"),
+        (hello(max_completion_tokens=0), "body.max_completion_tokens"),
+        (hello(tools=[NOT_A_SCHEMA]), "body.tools.0.function.parameters"),
+        (
+            hello(tools=[{"type": "function", "function": {"name": "f", "parameters": {"required": "x"}}}]),
+            "body.tools.0.function.parameters",
+        ),
+        (hello(tools=[{"type": "function", "function": {"name": "bad name!"}}]), "body.tools.0.function.name"),
+        (hello(temperature=3), "body.temperature"),
+        (hello(tool_choice="required"), "body"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, "body.messages.0.role"),
+        ("not json", "body"),
+    ],
+)
+def test_bad_chat_input_is_a_problem_naming_the_field(
+    llm_fakes: Container, lambda_context: Any, body: Any, field: str
+) -> None:
+    status, headers, problem = chat(body, lambda_context)
+    assert status == 422, problem
+    assert headers["Content-Type"] == "application/problem+json"
+    assert any(e["field"] == field or e["field"].startswith(field + ".") for e in problem["errors"]), problem
+
+
+def test_embeddings_in_openai_shape(llm_fakes: Container, lambda_context: Any) -> None:
+    status, headers, body = call(
+        event("/v1/embeddings", {"input": ["one two", "three"], "model": "auto"}), lambda_context
+    )
+    assert status == 200, body
+    assert body["object"] == "list" and body["model"] == "small-local"
+    assert body["data"] == [
+        {"object": "embedding", "index": 0, "embedding": [7.0, 0.5, -1.0]},
+        {"object": "embedding", "index": 1, "embedding": [5.0, 0.5, -1.0]},
+    ]
+    assert body["usage"] == {"prompt_tokens": 3, "total_tokens": 3}
+    assert headers["x-gateway-target"] == "small-local"
+    assert llm_fakes.llm_gateway_function.payloads[0]["texts"] == ["one two", "three"]
+
+
+def test_embeddings_as_base64_float32(llm_fakes: Container, lambda_context: Any) -> None:
+    status, _, body = call(event("/v1/embeddings", {"input": "abc", "encoding_format": "base64"}), lambda_context)
+    assert status == 200
+    assert list(struct.unpack("<3f", base64.b64decode(body["data"][0]["embedding"]))) == [3.0, 0.5, -1.0]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"input": []}, "body.input"),
+        ({"input": ""}, "body.input"),
+        ({"input": ["ok", ""]}, "body.input"),
+        ({"input": ["x"] * 300}, "body.input"),
+        ({"input": "x", "encoding_format": "int8"}, "body.encoding_format"),
+        ({"input": "x", "dimensions": 3, "model": "big-remote"}, "body.dimensions"),
+        ({"input": "x", "tenant": "globex"}, "body.tenant"),
+    ],
+)
+def test_bad_embeddings_input_is_a_problem_naming_the_field(
+    llm_fakes: Container, lambda_context: Any, body: Any, field: str
+) -> None:
+    status, _, problem = call(event("/v1/embeddings", body), lambda_context)
+    assert status == 422, problem
+    assert any(e["field"].startswith(field) for e in problem["errors"]), problem
+
+
+def test_over_budget_is_429_with_retry_after(llm_fakes: Container, lambda_context: Any) -> None:
+    status, headers, problem = chat(hello(), lambda_context, tenant="broke")
+    assert status == 429 and headers["Retry-After"] == "3600"
+    assert problem["code"] == "budget_exceeded" and "2027-01-01" in problem["detail"]
+
+
+def test_scopes(llm_fakes: Container, lambda_context: Any) -> None:
+    status, _, problem = chat(hello(), lambda_context, scopes="search usage")
+    assert status == 403 and problem["code"] == "forbidden"
+    status, _, problem = call(event("/v1/usage", method="GET", scopes="llm"), lambda_context)
+    assert status == 403
+    e = event("/v1/chat/completions", hello())
+    del e["requestContext"]["authorizer"]
+    assert call(e, lambda_context)[0] == 401
+
+
+def test_usage_is_the_gateways_report_for_the_callers_tenant(llm_fakes: Container, lambda_context: Any) -> None:
+    status, _, report = call(event("/v1/usage", method="GET", tenant="globex", scopes="usage"), lambda_context)
+    assert status == 200, report
+    assert report["tenant"] == "globex" and report["tokens_left"] == 960 and report["records"] == 2
+    assert llm_fakes.llm_gateway_function.payloads[0]["op"] == "usage"
+
+
+def test_openapi_documents_the_routes() -> None:
+    paths = json.loads(openapi_document())["paths"]
+    assert {"/v1/chat/completions", "/v1/embeddings", "/v1/usage"} <= set(paths)
+    assert "requestBody" in paths["/v1/chat/completions"]["post"]
