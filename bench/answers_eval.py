@@ -37,9 +37,9 @@ from bench.common import RESULTS, ROOT, machine
 GOLDEN = ROOT / "eval" / "golden"
 TENANT = "acme"
 TARGETS = {"key_fact_rate": 0.60, "abstention_rate": 0.80, "citation_validity": 1.0}
-# What the agent loop retrieves for an answer (knowledge_search): hits and the context budget.
-TOP_K = 6
-CONTEXT_TOKENS = 1_500
+# What the agent loop retrieves for an answer (functions/orchestrator/tools_knowledge.py): hits, their length.
+TOP_K = 5
+PASSAGE_CHARS = 1_500
 
 
 @dataclass(frozen=True)
@@ -71,15 +71,11 @@ def key_fact_hit(answer: str, facts: Sequence[str]) -> bool:
     return all(_norm(f) in text for f in facts)
 
 
-def score(q: Question, answer: str, citations: list[dict[str, Any]], retrieved_refs: set[int] | None, **extra: Any):
-    """One question's result. `retrieved_refs`: the refs of the passages the turn retrieved (None: unknown,
-    the citations are then checked for the fields a citation must carry)."""
+def score(q: Question, answer: str, citations: list[dict[str, Any]], retrieved_refs: set[int], **extra: Any):
+    """One question's result. `retrieved_refs`: the refs of the passages the turn retrieved."""
     abstained = grounding.is_abstention(answer)
     refs = grounding.citation_refs(answer)
-    if retrieved_refs is not None:
-        valid = all(r in retrieved_refs for r in refs) and all(c.get("ref") in retrieved_refs for c in citations)
-    else:
-        valid = all(c.get("doc_id") and c.get("path") for c in citations) and len(citations) >= len(refs)
+    valid = all(r in retrieved_refs for r in refs) and all(c.get("ref") in retrieved_refs for c in citations)
     cited_docs = sorted({c.get("path", "") for c in citations})
     return {
         "id": q.id,
@@ -234,12 +230,15 @@ def index_golden(embeddings: Any) -> Any:
 
 
 def retrieve(service: Any, question: str) -> list[Any]:
-    """The passages the agent loop would give the model: the assembled context's pieces."""
+    """The passages the agent loop gives the model: knowledge_search's hits (top 5, each cut to 1,500
+    characters), numbered in order, as functions/orchestrator numbers them."""
     from agentplatform.llm import Passage
     from agentplatform.retrieval import RetrievalRequest
 
-    result = service.search(RetrievalRequest(tenant=TENANT, query=question, top_k=TOP_K, context_tokens=CONTEXT_TOKENS))
-    return [Passage(ref=p.ref, text=p.text, citation=p.citation) for p in result.context.pieces]
+    result = service.search(RetrievalRequest(tenant=TENANT, query=question, top_k=TOP_K, context_tokens=0))
+    return [
+        Passage(ref=i + 1, text=hit.text[:PASSAGE_CHARS], citation=hit.citation) for i, hit in enumerate(result.hits)
+    ]
 
 
 def run_offline(split: str, generation: bool, cache_dir: Path) -> dict[str, Any]:
@@ -314,7 +313,7 @@ def run_generation(qs: list[Question], passages_for: Callable[[str], list[Any]],
     t0 = time.perf_counter()
     engine = GenerationService(ChatEngine.load(cache_dir=cache_dir, threads=2))
     load_s = time.perf_counter() - t0
-    hits, grounded, took = 0, 0, []
+    hits, cited, grounded, took = 0, 0, 0, []
     rows = []
     for q in qs:
         passages = passages_for(q.question)
@@ -334,13 +333,17 @@ def run_generation(qs: list[Question], passages_for: Callable[[str], list[Any]],
         hit = key_fact_hit(text, q.key_facts)
         supported = grounding.check(text, {p.ref: p.text for p in passages}).supported
         hits += hit
-        grounded += supported and not grounding.is_abstention(text)
-        rows.append({"id": q.id, "answer": text, "key_fact_hit": hit, "grounded": supported})
+        cites = not grounding.is_abstention(text)
+        cited += cites
+        grounded += supported and cites
+        rows.append({"id": q.id, "answer": text, "key_fact_hit": hit, "cites": cites, "grounded": supported and cites})
     return {
         "model": "SmolLM2-135M-Instruct (model server's generation engine)",
         "questions": len(qs),
         "key_fact_rate": round(hits / len(qs), 3) if qs else None,
-        "grounded_rate": round(grounded / len(qs), 3) if qs else None,
+        # An answer without a [n] marker cites nothing: the agent loop cannot vouch for it (grounding.is_abstention).
+        "cited_rate": round(cited / len(qs), 3) if qs else None,
+        "cited_and_supported_rate": round(grounded / len(qs), 3) if qs else None,
         "p50_ms": _percentile(took, 50),
         "load_s": round(load_s, 1),
         "results": rows,
@@ -421,7 +424,7 @@ def _wait_indexed(session: Any, url: str, wait_s: float) -> float:
 
 def _ask(session: Any, url: str, q: Question) -> dict[str, Any]:
     started = time.perf_counter()
-    conversation = session.post(f"{url}/v1/conversations", json={}, timeout=30)
+    conversation = session.post(f"{url}/v1/conversations", json={"title": q.id}, timeout=30)
     conversation.raise_for_status()
     cid = conversation.json()["id"]
     t0 = time.perf_counter()
@@ -440,14 +443,19 @@ def _ask(session: Any, url: str, q: Question) -> dict[str, Any]:
     wall_ms = (time.perf_counter() - t0) * 1000
     answer = turn.get("answer") or ""
     citations = turn.get("citations") or []
-    retrieved = _retrieved_refs(turn)
+    retrieved = _retrieved(turn)
+    # A citation is valid when its ref is a passage the turn retrieved and names that passage's document.
+    valid_docs = all(retrieved.get(c.get("ref")) == c.get("doc_id") for c in citations)
     return score(
         q,
         answer,
-        citations,
-        retrieved,
+        citations if valid_docs else [*citations, {"ref": -1}],
+        set(retrieved),
         status=turn.get("status"),
-        tool_calls=[c.get("name") for c in turn.get("tool_calls") or []],
+        answer_kind=turn.get("answer_kind"),
+        grounded=turn.get("grounded"),
+        notes=turn.get("notes"),
+        tool_calls=[r.get("name") for r in turn.get("tool_runs") or []],
         model_ms=turn.get("model_ms"),
         total_ms=turn.get("total_ms") if turn.get("total_ms") is not None else round(wall_ms, 1),
         wall_ms=round(wall_ms, 1),
@@ -455,18 +463,20 @@ def _ask(session: Any, url: str, q: Question) -> dict[str, Any]:
     )
 
 
-def _retrieved_refs(turn: dict[str, Any]) -> set[int] | None:
-    """The refs of the passages the turn's knowledge_search calls returned, where the turn shows them."""
-    refs: set[int] = set()
-    seen = False
-    for call in turn.get("tool_calls") or []:
-        result = call.get("result")
-        if isinstance(result, dict):
-            for passage in result.get("passages") or []:
-                if isinstance(passage, dict) and "ref" in passage:
-                    refs.add(int(passage["ref"]))
-                    seen = True
-    return refs if seen else None
+def _retrieved(turn: dict[str, Any]) -> dict[int, str]:
+    """ref -> doc_id of the passages the turn's knowledge_search runs returned, numbered as the agent loop
+    numbers them for the model (in order, repeats of a document's same text once)."""
+    out: dict[int, str] = {}
+    seen: set[tuple[str, str]] = set()
+    for run in turn.get("tool_runs") or []:
+        if run.get("name") != "knowledge_search" or run.get("status") != "ok" or not run.get("result"):
+            continue
+        for passage in run["result"].get("passages") or []:
+            key = (passage["citation"]["doc_id"], passage["text"][:200])
+            if key not in seen:
+                seen.add(key)
+                out[len(out) + 1] = passage["citation"]["doc_id"]
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
