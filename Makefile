@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install up test test-fast lint format synth invoke token bench eval clean
+.PHONY: install up test test-fast lint format synth invoke token bench eval clean eval-answers
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,3 +61,7 @@ bench: $(PY_STAMP)  ## Benchmarks, each beside its baseline; results in bench-re
 
 eval: $(PY_STAMP)  ## Retrieval quality on Cranfield (nDCG@10, recall@100); results in bench-results/
 	$(PY) -m bench.retrieval_eval
+
+EVAL_ARGS ?=
+eval-answers: $(PY_STAMP)  ## Answer quality on eval/golden through the conversation API (EVAL_ARGS="--url http://127.0.0.1:8080" for make up, "--offline" without a stack)
+	$(PY) -m bench.answers_eval $(EVAL_ARGS)

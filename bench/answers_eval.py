@@ -399,12 +399,16 @@ def run_online(split: str, url: str | None, wait_s: float) -> dict[str, Any]:
 
 
 def _models_needed() -> str:
-    """The embedding model always; the generation model only when the local routing policy sends a task to it."""
+    """The embedding model always; the generation model when a route of the local policy (policies/
+    llm_gateway.json) lists a target on the generation endpoint (the agent loop's tool_use step does)."""
     try:
-        policy = (ROOT / "functions" / "llm_gateway" / "policy.local.json").read_text()
-    except OSError:
-        policy = ""
-    return "embedding,generation" if '"local-generation"' in policy or '"sagemaker"' in policy else "embedding"
+        policy = json.loads((ROOT / "policies" / "llm_gateway.json").read_text())
+    except (OSError, ValueError):
+        return "embedding,generation"
+    targets = policy.get("targets", {})
+    routed = {name for route in policy.get("routes", []) for name in route.get("targets", [])}
+    uses_generation = any(targets.get(name, {}).get("endpoint") == "endpoint:generation" for name in routed)
+    return "embedding,generation" if uses_generation else "embedding"
 
 
 def _wait_indexed(session: Any, url: str, wait_s: float) -> float:
