@@ -6,7 +6,7 @@ carrying the container's own status and message, or a 400 ValidationError for an
 `GET /health` reports each model's readiness, load time and the process's peak memory.
 
 The same port also answers OpenAI's `POST /v1/chat/completions` and `POST /v1/embeddings` over the same hosted
-models: `model` names the hosted endpoint; omitted, the only
+models: `model` names the hosted endpoint; omitted or the task's name (`generation`, `embedding`), the only
 endpoint of that task serves. So any OpenAI-compatible client, the gateway's OpenAICompatibleProvider included,
 talks to a real model locally. Errors are OpenAI's `{"error": {"message", "type", "param", "code"}}`.
 """
@@ -138,7 +138,9 @@ class ModelServer:
         hosted = sorted(m.name for m in self.models.values() if m.task == task)
         if name is not None and not isinstance(name, str):
             raise OpenAIError(400, "model must be a string", param="model")
-        if name:
+        if name == task and len(hosted) == 1:  # the task's own name ("generation"): whatever serves it here
+            model = self.models[hosted[0]]
+        elif name:
             model = self.models.get(name)
             if model is None or model.task != task:
                 raise OpenAIError(

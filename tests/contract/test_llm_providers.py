@@ -341,6 +341,14 @@ def test_more_inputs_than_one_endpoint_batch(embedding_server: ModelServer) -> N
     assert len(vectors) == 70 and cosine(vectors[3], vectors[3]) == pytest.approx(1.0)
 
 
+def test_the_tasks_name_selects_its_only_endpoint(embedding_server: ModelServer) -> None:
+    by_name, _ = OpenAICompatibleProvider(embedding_server.url + "/v1").embed(["x"], model="emb", timeout_s=30)
+    by_task, _ = OpenAICompatibleProvider(embedding_server.url + "/v1").embed(["x"], model="embedding", timeout_s=30)
+    assert by_name == by_task
+    with pytest.raises(ModelInputRejected):  # a generation route with no generation model hosted: 404
+        OpenAICompatibleProvider(embedding_server.url + "/v1").chat(chat_call(), model="generation", timeout_s=5)
+
+
 def test_unknown_models_are_refused(embedding_server: ModelServer) -> None:
     with pytest.raises(ModelInputRejected):  # 404 model_not_found
         OpenAICompatibleProvider(embedding_server.url + "/v1").embed(["x"], model="nope", timeout_s=5)
