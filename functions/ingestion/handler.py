@@ -29,6 +29,7 @@ def stages() -> Stages:
         index=c.search_index if settings.knowledge_search_url else None,
         embeddings=c.embedding_model if settings.embedding_endpoint_name else None,
         meter=c.token_meter if settings.embedding_endpoint_name else None,
+        events=c.event_bus if settings.platform_event_bus_name else None,
     )
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -38,12 +39,14 @@ from agentplatform.documents import (
 )
 from agentplatform.errors import DocumentRejected, NotFound, PlatformError
 from agentplatform.inference import EMBEDDING_MAX_BATCH
-from agentplatform.ports import EmbeddingModel, ObjectStore, SearchIndex
+from agentplatform.ports import EmbeddingModel, EventBus, ObjectStore, SearchIndex
 from agentplatform.search import Chunk
 
 if TYPE_CHECKING:
     from agentplatform.limits import TokenMeter
     from functions.ingestion.chunking import ChunkSpec
+
+log = logging.getLogger("ingestion")
 
 # The extraction and chunking libraries (PDFium, lxml, python-docx, tokenizers: ~0.3 s to import) are imported
 # by the stages that use them, not by every ingestion function that imports this module.
@@ -70,6 +73,8 @@ class Stages:
     embeddings: EmbeddingModel | None = None
     # Counts the embedding tokens against the tenant's quota (counted, never refused: a dropped file is indexed).
     meter: TokenMeter | None = None
+    # Where Document Changed goes (the LLM gateway drops cached answers citing a changed document).
+    events: EventBus | None = None
 
     # -- extract: which documents the changes are about, claimed, read and turned into text
 
@@ -368,6 +373,7 @@ class Stages:
                 }
             advances.append(Advance(document["tenant"], document["doc_id"], document["claim"], values))
         indexed = self._advance_many(advances)
+        self._changed([d for d in state["documents"] if not d["unchanged"] and d["doc_id"] in indexed], "indexed")
         return {**_keep(state, indexed), "finalized": len(indexed)}
 
     def delete(self, state: dict[str, Any], run: str) -> dict[str, Any]:
@@ -393,7 +399,20 @@ class Stages:
                 for d in deletes
             ]
         )
+        self._changed([d for d in deletes if d["doc_id"] in deleted], "deleted")
         return {**state, "deletes": [d for d in deletes if d["doc_id"] in deleted]}
+
+    def _changed(self, documents: list[dict[str, Any]], change: str) -> None:
+        """Publish Document Changed per document. After the registry moved on, so a lost event is logged, not
+        retried: the stage must not redo its work for it, and cached answers expire by TTL anyway."""
+        if self.events is None:
+            return
+        for d in documents:
+            try:
+                detail = {"tenant": d["tenant"], "doc_id": d["doc_id"], "change": change}
+                self.events.publish("agentplatform.ingestion", "Document Changed", detail)
+            except PlatformError as exc:
+                log.warning("document changed event lost", extra={"tenant": d["tenant"], "error": exc.code})
 
     def fail(self, state: dict[str, Any], run: str) -> dict[str, Any]:
         """The run failed (`failure` is what the ASL's Catch put in the state): every document it still holds

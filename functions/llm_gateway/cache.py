@@ -112,10 +112,12 @@ class AnswerCache:
 
     def embed_question(self, call: ChatCall, settings: CacheSettings) -> np.ndarray | None:
         text = last_user_text(call)
-        embedder = self._embedder() if settings.semantic and settings.semantic_max_entries else None
-        if text is None or embedder is None:
+        if text is None or not (settings.semantic and settings.semantic_max_entries):
             return None
         try:
+            embedder = self._embedder()
+            if embedder is None:
+                return None
             return np.asarray(embedder.embed([text])[0], dtype=np.float32)
         except PlatformError as exc:  # the cache is an optimisation: without embeddings, exact only
             log.warning("semantic cache skipped", extra={"error": exc.code})

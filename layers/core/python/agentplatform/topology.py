@@ -376,13 +376,20 @@ _INGESTION_FUNCTIONS = [
         "The run's chunks into the search index at once, each document replacing its previous version.",
         [*_INGEST_STATE, Grant(ref="search:knowledge", access=Access.READ_WRITE)],
     ),
-    _stage("finalize", "The registry rows of the run's indexed documents.", _INGEST_STATE, memory_mb=256, timeout_s=30),
+    _stage(
+        "finalize",
+        "The registry rows of the run's indexed documents; a Document Changed event for each.",
+        [*_INGEST_STATE, Grant(ref="bus:platform", access=Access.PUBLISH)],
+        memory_mb=256,
+        timeout_s=30,
+    ),
     _stage(
         "delete",
-        "Deleted files' chunks out of the index.",
+        "Deleted files' chunks out of the index; a Document Changed event for each.",
         [
             Grant(ref="table:documents", access=Access.READ_WRITE),
             Grant(ref="search:knowledge", access=Access.READ_WRITE),
+            Grant(ref="bus:platform", access=Access.PUBLISH),
         ],
         memory_mb=256,
         timeout_s=60,
@@ -432,6 +439,29 @@ _GATEWAY_FUNCTIONS = [
             Grant(ref="table:limits", access=Access.READ_WRITE),
         ],
     ),
+]
+
+_GATEWAY_FUNCTIONS.append(
+    Function(
+        name="llm_cache_invalidate",
+        service="llm_gateway",
+        handler="functions.llm_gateway.handler.document_changed",
+        purpose="Document Changed events -> drops the tenant's gateway cache entries that cite the document.",
+        memory_mb=256,
+        timeout_s=60,
+        uses=[Grant(ref="table:llm_cache", access=Access.READ_WRITE)],
+    )
+)
+
+# Ingestion publishes Document Changed (finalize: a new version indexed; delete: a document removed).
+_GATEWAY_RULES = [
+    Rule(
+        name="document_changed",
+        purpose="A document's new version or deletion -> the gateway drops cached answers citing it.",
+        bus="platform",
+        event_pattern={"source": ["agentplatform.ingestion"], "detail-type": ["Document Changed"]},
+        targets=[Target(ref="function:llm_cache_invalidate")],
+    )
 ]
 
 _GATEWAY_ROUTES = [
@@ -668,6 +698,7 @@ PLATFORM = Topology(
             targets=[Target(ref="queue:alerts")],
         ),
         *_AGENT_RULES,
+        *_GATEWAY_RULES,
     ],
     event_sources=[
         # Up to 50 object changes per starter call: the starter packs them into few ingestion runs (batched

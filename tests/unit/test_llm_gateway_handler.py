@@ -1,0 +1,73 @@
+"""The llm_gateway function's edge: parsing calls into typed errors, errors that keep their Retry-After and field
+errors across the Lambda hop, and the Document Changed handler."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from agentplatform.adapters.aws.functions import _raised, lambda_error_message
+from agentplatform.errors import BudgetExceeded, FieldError, UpstreamUnavailable, ValidationFailed
+from agentplatform.llm import ChatCall, EmbedCall
+from functions.llm_gateway.handler import parse_call
+
+
+def test_chat_and_embed_calls_are_told_apart_by_their_fields():
+    assert isinstance(parse_call({"tenant": "acme", "texts": ["a"]}), EmbedCall)
+    assert isinstance(parse_call({"tenant": "acme", "messages": [{"role": "user", "content": "hi"}]}), ChatCall)
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"tenant": "acme", "messages": []}, "messages"),
+        ({"tenant": "acme", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 10**9}, "max_tokens"),
+        ({"tenant": "acme", "messages": [{"role": "user", "content": "hi"}], "surprise": 1}, "surprise"),
+        ({"tenant": "acme", "texts": []}, "texts"),
+    ],
+)
+def test_a_bad_call_is_validation_failed_naming_the_field(payload, field):
+    with pytest.raises(ValidationFailed) as caught:
+        parse_call(payload)
+    assert field in [str(e.loc[0]) for e in caught.value.errors]
+
+
+def _across(exc):
+    """What a caller sees after Lambda carried the raised error back (errorType, errorMessage)."""
+    exc.args = (lambda_error_message(exc),)
+    payload = json.loads(json.dumps({"errorType": type(exc).__name__, "errorMessage": str(exc)}))
+    return _raised(payload, "llm_gateway")
+
+
+def test_retry_after_and_field_errors_survive_the_lambda_hop():
+    budget = _across(BudgetExceeded("over budget", retry_after_s=3600))
+    assert isinstance(budget, BudgetExceeded) and budget.retry_after_s == 3600 and budget.detail == "over budget"
+    upstream = _across(UpstreamUnavailable("all down", retry_after_s=17))
+    assert upstream.retry_after_s == 17 and upstream.headers == {"Retry-After": "17"}
+    invalid = _across(ValidationFailed("bad", errors=[FieldError(("messages", 0, "content"), "required")]))
+    assert invalid.errors == [FieldError(("messages", 0, "content"), "required")]
+    plain = _raised({"errorType": "BudgetExceeded", "errorMessage": "no data"}, "f")
+    assert plain.retry_after_s == 1 and plain.detail == "no data"  # an error without the data still crosses
+    crash = _raised({"errorType": "KeyError", "errorMessage": "x"}, "f")
+    assert crash.code == "dependency_unavailable"
+
+
+def test_document_changed_drops_only_that_tenants_entries(fakes, lambda_context):
+    from agentplatform.adapters.memory import MemoryTable
+    from functions.llm_gateway.handler import document_changed
+
+    table = MemoryTable()
+    fakes.__dict__["llm_cache_table"] = table
+    for tenant in ("acme", "globex"):
+        table.put({"pk": f"x#{tenant}", "sk": "h1", "answer": "{}"})
+        table.put({"pk": f"d#{tenant}#doc-1", "sk": f"x#{tenant}|h1"})
+    event = {
+        "detail-type": "Document Changed",
+        "source": "agentplatform.ingestion",
+        "detail": {"tenant": "acme", "doc_id": "doc-1"},
+    }
+    assert document_changed(event, lambda_context)["dropped"] == 1
+    assert table.get({"pk": "x#acme", "sk": "h1"}) is None and table.get({"pk": "x#globex", "sk": "h1"}) is not None
+    with pytest.raises(ValidationFailed):
+        document_changed({"detail": {"tenant": "acme"}}, lambda_context)
