@@ -312,12 +312,17 @@ def _invoke(payload: dict[str, Any], pinned: str | None) -> Any:
     try:
         return container().llm_gateway_function.invoke(payload)
     except ValidationFailed as exc:
-        # The call was validated here against the same contract, so what the gateway can still refuse is the
-        # pinned model (a name its policy does not know); its field errors do not cross Lambda Invoke.
-        if pinned is None or exc.errors:
-            raise
-        error = FieldError(("body", "model"), f"{pinned!r} is not a model of this platform", "unknown_model")
-        raise ValidationFailed(exc.detail, errors=[error]) from exc
+        # The call was validated here against the same contract, so what the gateway still refuses is what only
+        # its policy knows: the pinned model. Its fields are the call's; the caller's are in the body.
+        errors = [FieldError(("body", *_body_loc(e.loc)), e.message, e.type) for e in exc.errors]
+        if not errors and pinned is not None:  # the error crossed without its fields
+            errors = [FieldError(("body", "model"), f"{pinned!r} is not a model of this platform", "unknown_model")]
+        raise ValidationFailed(exc.detail, errors=errors) from exc
+
+
+def _body_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:
+    """A gateway call's field as the OpenAI body names it (EmbedCall's `texts` is the body's `input`)."""
+    return ("input", *loc[1:]) if loc[:1] == ("texts",) else loc
 
 
 def _answer(body: BaseModel, info: GatewayInfo) -> Response[Any]:

@@ -15,7 +15,7 @@ import pytest
 
 from agentplatform.adapters.memory import MemoryFunction
 from agentplatform.bootstrap import Container
-from agentplatform.errors import BudgetExceeded, ValidationFailed
+from agentplatform.errors import BudgetExceeded, FieldError, ValidationFailed
 from agentplatform.inference import AssistantMessage, FunctionCall, ToolCall, Usage
 from agentplatform.llm import ChatAnswer, ChatCall, EmbedAnswer, EmbedCall, GatewayInfo, UsageLine, UsageReport
 from agentplatform.observability import CORRELATION_KEY
@@ -70,8 +70,8 @@ def gateway(payload: dict[str, Any]) -> dict[str, Any]:
     if "texts" in payload:
         embed = EmbedCall.model_validate(payload)
         target = embed.model or "small-local"
-        if target not in TARGETS:
-            raise ValidationFailed(f"unknown model {target!r}")
+        if target not in TARGETS:  # with its field errors, as the gateway's handler sends them across
+            raise ValidationFailed(f"unknown model {target!r}", errors=[FieldError(("model",), "unknown")])
         vectors = [[float(len(t)), 0.5, -1.0, 2.0, 0.0][: TARGETS[target]] for t in embed.texts]
         tokens = sum(len(t.split()) for t in embed.texts)
         usage = Usage(prompt_tokens=tokens, completion_tokens=0, total_tokens=tokens)
