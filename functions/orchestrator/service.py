@@ -321,16 +321,16 @@ class AgentLoop:
         if not passages:
             final = {"answer": ABSTAIN, "kind": AnswerKind.ABSTAINED.value, "grounded": True, "refs": []}
             return {**state, "final": final, "next": "finalize"}
-        first = self._answer_once(ctx, state, passages, quoted=False)
-        report = grounding.check(first, passages)
-        kind, text, notes = AnswerKind.GENERATED, first, list(state.get("notes", []))
+        text, target = self._answer_once(ctx, state, passages, quoted=False)
+        report = grounding.check(text, passages)
+        kind, notes = AnswerKind.GENERATED, list(state.get("notes", []))
         if not report.supported:
             notes.append("grounding: first answer unsupported, retried with the passages quoted")
-            text = self._answer_once(ctx, state, passages, quoted=True)
+            text, target = self._answer_once(ctx, state, passages, quoted=True)
             report = grounding.check(text, passages)
             if not report.supported:
                 notes.append("grounding: retry unsupported, extractive answer")
-                text = self._extractive(ctx, passages)
+                text, target = self._extractive(ctx, passages)
                 report = grounding.check(text, passages)
                 kind = AnswerKind.EXTRACTIVE
         if report.abstained:
@@ -342,6 +342,7 @@ class AgentLoop:
             "answer": text,
             "kind": kind.value,
             "grounded": report.supported,
+            "answered_by": target,
             "refs": refs,
             "citations": [_citation(p) for p in passages if p.ref in refs],
         }
@@ -361,7 +362,9 @@ class AgentLoop:
                 out.append(Passage(ref=len(out) + 1, text=p["text"], citation=Citation(**p["citation"])))
         return out
 
-    def _answer_once(self, ctx: dict[str, Any], state: dict[str, Any], passages: list[Passage], *, quoted: bool) -> str:
+    def _answer_once(
+        self, ctx: dict[str, Any], state: dict[str, Any], passages: list[Passage], *, quoted: bool
+    ) -> tuple[str, str]:
         question = ctx["question"]
         if quoted:  # the retry shows the passages verbatim in the prompt as well
             quotes = "\n".join(f"[{p.ref}] {p.text}" for p in passages)
@@ -378,9 +381,10 @@ class AgentLoop:
             max_tokens=256,
             deadline_ms=self._left_ms(ctx),
         )
-        return self._chat(ctx, call).message.content or ""
+        answer = self._chat(ctx, call)
+        return answer.message.content or "", answer.gateway.target
 
-    def _extractive(self, ctx: dict[str, Any], passages: list[Passage]) -> str:
+    def _extractive(self, ctx: dict[str, Any], passages: list[Passage]) -> tuple[str, str]:
         call = ChatCall(
             tenant=ctx["tenant"],
             task="chat",
@@ -390,9 +394,10 @@ class AgentLoop:
             deadline_ms=self._left_ms(ctx),
         )
         try:
-            return self._chat(ctx, call).message.content or ABSTAIN
+            answer = self._chat(ctx, call)
         except PlatformError:
-            return ABSTAIN  # no quote we can vouch for: say so rather than guess
+            return ABSTAIN, "none"  # no quote we can vouch for: say so rather than guess
+        return answer.message.content or ABSTAIN, answer.gateway.target
 
     # Finalize and MarkFailed ----------------------------------------------------------------------------------
 
@@ -410,6 +415,7 @@ class AgentLoop:
             "answer_kind": final["kind"],
             "citations": citations,
             "grounded": final.get("grounded"),
+            "answered_by": final.get("answered_by"),
             "steps": int(state.get("step", 0)),
             "cut_off": bool(state.get("cut_off")),
             "notes": state.get("notes", []),

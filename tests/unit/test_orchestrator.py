@@ -163,6 +163,7 @@ def test_retrieval_first_then_a_grounded_cited_answer(world):
     state = drive(loop, start(world, "How often are the turbine blades inspected?"))
     turn = turn_of(world, state)
     assert turn.status == "answered" and turn.answer_kind == "generated" and turn.grounded is True
+    assert turn.answered_by == "t"
     assert turn.answer.endswith("[1]") and "hundred hours" in turn.answer
     assert [(c.ref, c.doc_id, c.path, c.page) for c in turn.citations] == [(1, "d0", "d0.md", 2)]
     assert [r.name for r in turn.tool_runs] == ["knowledge_search"]

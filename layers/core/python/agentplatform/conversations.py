@@ -102,6 +102,7 @@ class Turn(BaseModel):
     steps: int = Field(default=0, description="Model steps the loop took.")
     cut_off: bool = Field(default=False, description="The loop reached its step or time limit.")
     grounded: bool | None = None
+    answered_by: str | None = Field(default=None, description="The gateway target that wrote the answer.")
     escalation_id: str | None = None
     execution_arn: str | None = None
     failure: str | None = Field(default=None, description="Why the turn failed, as an error name.")

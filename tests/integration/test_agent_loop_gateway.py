@@ -1,0 +1,75 @@
+"""The agent loop with the real gateway, as `make up` runs it without a generation model: a file dropped into
+the folder is ingested, a question in a conversation is answered by the gateway's extractive provider from the
+knowledge_search passages, cited to the document. The tool_use step's target (the generation endpoint) is not
+hosted here, so the loop answers from the passages and notes the fallback on the turn."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from agentplatform.bootstrap import container
+from agentplatform.documents import DocumentStatus, document_id
+from tests.integration.conftest import bearer, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+MANUAL = """# Engine maintenance
+
+## Turbine blades
+
+Inspect the turbine blades for cracks after every 100 hours of flight. Replace a blade with a crack longer than
+2 mm.
+
+## Oil
+
+Change the engine oil every 50 hours.
+"""
+
+
+@pytest.fixture(scope="module")
+def runtime_overrides():
+    return {"LOCAL_MODELS": "embedding"}
+
+
+@pytest.fixture(scope="module")
+def ingested(runtime):
+    assert runtime.model_server.wait_ready(), runtime.model_server.health()
+    target = runtime.settings.drop_dir / "acme" / "manuals" / "engine.md"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(MANUAL)
+    doc = document_id("acme", "manuals/engine.md")
+    wait_for(lambda: (r := container().registry.get("acme", doc)) and r.status == DocumentStatus.INDEXED, 120)
+    return runtime, doc
+
+
+def test_a_dropped_document_answers_a_question_with_its_citation(ingested):
+    rt, doc = ingested
+    headers = bearer(rt, "acme", ("conversations",))
+    cid = requests.post(f"{rt.http_url}/v1/conversations", json={}, headers=headers, timeout=30).json()["id"]
+    response = requests.post(
+        f"{rt.http_url}/v1/conversations/{cid}/messages",
+        json={"content": "How often should the turbine blades be inspected?"},
+        headers=headers,
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+    turn = response.json()
+    assert turn["status"] == "answered", turn
+    assert "100 hours" in turn["answer"], turn["answer"]
+    cited = turn["citations"]
+    assert cited and cited[0]["doc_id"] == doc and cited[0]["path"] == "manuals/engine.md"
+    assert cited[0]["section"]  # the heading the passage came from
+    assert turn["tool_runs"][0]["name"] == "knowledge_search" and turn["tool_runs"][0]["status"] == "ok"
+    assert turn["answered_by"] == "extractive" and turn["total_ms"] >= turn["model_ms"] >= 0
+
+    other = bearer(rt, "globex", ("conversations",))
+    cid = requests.post(f"{rt.http_url}/v1/conversations", json={}, headers=other, timeout=30).json()["id"]
+    response = requests.post(
+        f"{rt.http_url}/v1/conversations/{cid}/messages",
+        json={"content": "How often should the turbine blades be inspected?"},
+        headers=other,
+        timeout=60,
+    )
+    turn = response.json()
+    assert turn["status"] == "answered" and turn["citations"] == [] and "100 hours" not in turn["answer"], turn
