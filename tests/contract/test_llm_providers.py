@@ -287,6 +287,88 @@ def test_timed_clients_have_the_calls_timeout_and_no_sdk_retries() -> None:
     assert clients.get(0.2).meta.config.connect_timeout == 1
 
 
+# --- SageMaker chat over the Stubber -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def sagemaker_stub() -> Iterator[tuple[SageMakerChatProvider, Stubber]]:
+    client = boto3.client(
+        "sagemaker-runtime", region_name="us-east-1", aws_access_key_id="t", aws_secret_access_key="t"
+    )
+    with Stubber(client) as stubber:
+        yield SageMakerChatProvider(TimedClients("sagemaker-runtime", client=client)), stubber
+        stubber.assert_no_pending_responses()
+
+
+def streaming(payload: Any) -> StreamingBody:
+    data = json.dumps(payload).encode() if not isinstance(payload, bytes) else payload
+    return StreamingBody(io.BytesIO(data), len(data))
+
+
+CHAT_ANSWER = {
+    "id": "chatcmpl-1",
+    "object": "chat.completion",
+    "created": 1,
+    "model": "SmolLM2",
+    "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": '{"a": 1}'}}],
+    "usage": {"prompt_tokens": 9, "completion_tokens": 3, "total_tokens": 12},
+}
+
+
+def test_sagemaker_chat_passes_a_json_schema_to_the_endpoint(sagemaker_stub) -> None:
+    provider, stubber = sagemaker_stub
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
+    call = chat_call(response_format={"type": "json_schema", "json_schema": {"name": "r", "schema": schema}})
+    expected = {
+        "messages": [{"role": "user", "content": "What is the boundary layer?"}],
+        "max_tokens": 256,
+        "temperature": 0.0,
+        "top_p": 1.0,
+        "response_format": {"type": "json_schema", "json_schema": {"name": "r", "schema": schema}},
+    }
+    stubber.add_response(
+        "invoke_endpoint",
+        {"Body": streaming(CHAT_ANSWER), "ContentType": "application/json"},
+        expected_params={
+            "EndpointName": "gen-endpoint",
+            "ContentType": "application/json",
+            "Accept": "application/json",
+            "Body": json.dumps(expected).encode(),
+        },
+    )
+    response = provider.chat(call, model="gen-endpoint", timeout_s=5)
+    assert response.choices[0].message.content == '{"a": 1}' and response.usage.total_tokens == 12
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            {"service_error_code": "ModelError", "http_status_code": 424, "OriginalStatusCode": 500},
+            DependencyUnavailable,
+        ),
+        ({"service_error_code": "ModelError", "http_status_code": 424, "OriginalStatusCode": 422}, ModelInputRejected),
+        ({"service_error_code": "ThrottlingException", "http_status_code": 400}, UpstreamThrottled),
+        ({"service_error_code": "ValidationError", "http_status_code": 400}, DependencyUnavailable),  # no endpoint
+    ],
+)
+def test_sagemaker_chat_errors(sagemaker_stub, error: dict[str, Any], expected: type) -> None:
+    provider, stubber = sagemaker_stub
+    original = error.pop("OriginalStatusCode", None)
+    fields = {"OriginalStatusCode": original, "OriginalMessage": '{"error": "m"}'} if original else {}
+    stubber.add_client_error("invoke_endpoint", service_message="m", modeled_fields=fields or None, **error)
+    with pytest.raises(expected):
+        provider.chat(chat_call(), model="gen-endpoint", timeout_s=5)
+
+
+def test_sagemaker_chat_broken_answer(sagemaker_stub) -> None:
+    provider, stubber = sagemaker_stub
+    broken = {**CHAT_ANSWER, "choices": []}
+    stubber.add_response("invoke_endpoint", {"Body": streaming(broken), "ContentType": "application/json"})
+    with pytest.raises(ModelOutputInvalid):
+        provider.chat(chat_call(), model="gen-endpoint", timeout_s=5)
+
+
 # --- the real local model server: SageMaker and the OpenAI-compatible provider --------------------------------------
 
 
