@@ -4,9 +4,11 @@ model server, and every provider's failures as the platform's errors."""
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import math
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,6 +17,7 @@ from typing import Any
 
 import boto3
 import pytest
+import requests
 from botocore.exceptions import ReadTimeoutError
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
@@ -436,6 +439,42 @@ def test_unknown_models_are_refused(embedding_server: ModelServer) -> None:
         OpenAICompatibleProvider(embedding_server.url + "/v1").embed(["x"], model="nope", timeout_s=5)
     with pytest.raises(DependencyUnavailable):  # no such endpoint: the target is unusable, the gateway falls back
         sagemaker(embedding_server).embed(["x"], model="nope", timeout_s=5)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "param"),
+    [
+        ("/v1/embeddings", {"model": "emb", "input": []}, 400, "input"),
+        ("/v1/embeddings", {"model": "emb", "input": [1, 2]}, 400, "input"),
+        ("/v1/embeddings", {"model": "emb", "input": "x", "encoding_format": "int8"}, 400, "encoding_format"),
+        ("/v1/embeddings", {"model": "emb", "input": "x", "dimensions": 1024}, 400, "dimensions"),
+        ("/v1/embeddings", {"model": "nope", "input": "x"}, 404, "model"),
+        ("/v1/embeddings", b"{not json", 400, None),
+        ("/v1/chat/completions", {"model": "emb", "messages": []}, 404, "model"),  # emb is not a chat model
+    ],
+)
+def test_the_servers_openai_errors(
+    embedding_server: ModelServer, path: str, body: Any, status: int, param: Any
+) -> None:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    response = requests.post(
+        embedding_server.url + path, data=data, headers={"Content-Type": "application/json"}, timeout=30
+    )
+    assert response.status_code == status
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"} and error["param"] == param
+    assert error["type"] == "invalid_request_error" and error["message"]
+
+
+def test_the_servers_base64_embeddings_are_the_float32_vectors(embedding_server: ModelServer) -> None:
+    def embed(encoding: str) -> Any:
+        body = {"model": "emb", "input": ["heat transfer"], "encoding_format": encoding}
+        answer = requests.post(embedding_server.url + "/v1/embeddings", json=body, timeout=30).json()
+        assert answer["object"] == "list" and answer["model"] == "emb" and answer["usage"]["prompt_tokens"] > 0
+        return answer["data"][0]["embedding"]
+
+    decoded = struct.unpack("<384f", base64.b64decode(embed("base64")))
+    assert decoded == pytest.approx(embed("float"), abs=1e-6)
 
 
 # --- the OpenAI-compatible provider: HTTP failures and its key ---------------------------------------------------
