@@ -187,6 +187,20 @@ def test_bedrock_tool_use_round_trip(bedrock) -> None:
     assert provider.chat(follow_up, model=CLAUDE, timeout_s=5).choices[0].message.content == "Paris 18 C, Lyon 16 C."
 
 
+def test_bedrock_tool_choice_none_leaves_the_tools_out(bedrock) -> None:
+    provider, stubber = bedrock
+    stubber.add_response(
+        "converse",
+        converse_answer([{"text": "No tools needed."}], "end_turn"),
+        expected_params={
+            "modelId": CLAUDE,
+            "messages": [{"role": "user", "content": [{"text": "What is the boundary layer?"}]}],
+            "inferenceConfig": {"maxTokens": 256, "temperature": 0.0},
+        },
+    )
+    provider.chat(chat_call(tools=[WEATHER], tool_choice="none"), model=CLAUDE, timeout_s=5)
+
+
 def test_bedrock_max_tokens_stop_is_length(bedrock) -> None:
     provider, stubber = bedrock
     stubber.add_response("converse", converse_answer([{"text": "The boundary layer is"}], "max_tokens", 10, 4))
