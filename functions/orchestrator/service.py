@@ -454,7 +454,17 @@ class AgentLoop:
     def _completed(self, ctx: dict[str, Any], values: dict[str, Any], model_ms: float) -> None:
         if self.bus is None:
             return
-        self.bus.publish(
+        try:
+            self._publish(self.bus, ctx, values, model_ms)
+        except PlatformError as exc:
+            # The turn is answered and stored: a lost event costs an evaluation sample, not the user's answer.
+            telemetry("orchestrator").logger.warning(
+                "turn.completed not published", extra={"error": type(exc).__name__}
+            )
+
+    @staticmethod
+    def _publish(bus: EventBus, ctx: dict[str, Any], values: dict[str, Any], model_ms: float) -> None:
+        bus.publish(
             "agentplatform.orchestrator",
             "turn.completed",
             {

@@ -347,3 +347,10 @@ def test_history_of_earlier_turns_reaches_the_model(world):
     state = loop.load({"ctx": {**ctx, "turn": second.turn}}, EXEC)
     assert [m["role"] for m in state["history"]] == ["user", "assistant"]
     assert state["history"][0]["content"] == "blades?"
+
+
+def test_a_bus_outage_does_not_undo_the_answer(world):
+    world.bus.available = False
+    loop = world.make(Gateway(tool_use=[answer("done")], chat=[grounded_chat]))
+    state = drive(loop, start(world, "blades?"))
+    assert turn_of(world, state).status == "answered"
