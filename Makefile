@@ -58,6 +58,7 @@ bench: $(PY_STAMP)  ## Benchmarks, each beside its baseline; results in bench-re
 	$(PY) -m bench.models
 	$(PY) -m bench.search_latency
 	$(PY) -m bench.ingestion
+	$(PY) -m bench.llm_gateway
 
 eval: $(PY_STAMP)  ## Retrieval quality on Cranfield (nDCG@10, recall@100); results in bench-results/
 	$(PY) -m bench.retrieval_eval

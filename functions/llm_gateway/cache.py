@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -33,6 +34,27 @@ from functions.llm_gateway.policy import Cache as CacheSettings
 log = logging.getLogger("llm_gateway.cache")
 
 _INVERT_MS = 10**14  # newest first in sort-key order: sk = _INVERT_MS - created ms
+
+
+# Words that carry no ask of their own: whether two questions differ only in these does not matter.
+_FILLER_WORDS = (
+    "a an the is are was were be do does did i me my we our you your to of for in on at by from into with and or "
+    "there this that it its what how who whom when where which why can could should would may might will much many "
+    "long"
+)
+_FILLER = frozenset(_FILLER_WORDS.split())
+
+
+def _terms(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9$%]+", text.lower()) if w not in _FILLER}
+
+
+def one_word_swapped(question: str, cached: str) -> bool:
+    """Whether the two questions are the same but for one content word each (enable/disable, annual/monthly,
+    over/under $500). Sentence embeddings score such pairs as near-identical (0.88-0.995 with MiniLM on
+    eval/paraphrases) although they ask different things, so a semantic hit between them is refused."""
+    a, b = _terms(question), _terms(cached)
+    return len(a - b) == 1 and len(b - a) == 1
 
 
 @dataclass(frozen=True)
@@ -134,16 +156,18 @@ class AnswerCache:
         if question is None:
             return None
         page, _ = self._table.query({"pk": self.semantic_partition(call, targets)}, limit=settings.semantic_max_entries)
-        best, best_score = None, -1.0
+        asked = last_user_text(call) or ""
+        scored = []
         for row in page:
             if float(row.get("expires_at", 0)) <= now or "vector" not in row:
                 continue
-            vector = np.frombuffer(bytes(row["vector"]), dtype=np.float32)
-            score = float(vector @ question)
-            if score > best_score:
-                best, best_score = row, score
-        if best is not None and best_score >= settings.semantic_threshold:
-            return self._answer(best, "semantic", best_score)
+            score = float(np.frombuffer(bytes(row["vector"]), dtype=np.float32) @ question)
+            if score >= settings.semantic_threshold:
+                scored.append((score, row))
+        # The closest entry that is not the same question with one word swapped (a different ask).
+        for score, row in sorted(scored, key=lambda pair: -pair[0]):
+            if not one_word_swapped(asked, str(row.get("question", ""))):
+                return self._answer(row, "semantic", score)
         return None
 
     def store(
@@ -164,7 +188,13 @@ class AnswerCache:
         if question is not None:
             sk = f"{_INVERT_MS - round(now * 1000):014d}#{uuid.uuid4().hex[:8]}"
             entries.append(
-                {"pk": self.semantic_partition(call, targets), "sk": sk, **body, "vector": question.tobytes()}
+                {
+                    "pk": self.semantic_partition(call, targets),
+                    "sk": sk,
+                    **body,
+                    "vector": question.tobytes(),
+                    "question": last_user_text(call) or "",  # for the one-word-swap guard; the tenant's own data
+                }
             )
         docs = sorted({p.citation.doc_id for p in call.passages})
         index = [

@@ -93,7 +93,7 @@ class Breaker(_Strict):
 class Cache(_Strict):
     ttl_s: int = Field(default=3600, ge=0, le=30 * 86400)
     semantic: bool = True
-    semantic_threshold: float = Field(default=0.95, gt=0, le=1)
+    semantic_threshold: float = Field(default=0.88, gt=0, le=1)
     semantic_max_entries: int = Field(default=200, ge=0, le=5000)
     cache_tools: bool = False
     cache_temperature: bool = False

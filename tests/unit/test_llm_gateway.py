@@ -464,3 +464,23 @@ def test_a_bad_policy_refuses_to_load_naming_the_field(change, field):
     with pytest.raises(ConfigurationError) as caught:
         parse_policy(json.dumps(doc), "test")
     assert field in [".".join(str(p) for p in e.loc) for e in caught.value.errors]
+
+
+def test_a_one_word_swap_is_never_a_semantic_hit_however_close_its_embedding():
+    embeddings = FixedEmbeddings(
+        {
+            "How do I enable two-factor authentication?": [1.0, 0.0],
+            "How do I disable two-factor authentication?": [0.995, 0.0999],  # cosine 0.995, a different ask
+            "What are the steps to switch on two-factor authentication for my account?": [0.99, 0.141],  # a paraphrase
+        }
+    )
+    rig = Rig(embeddings=embeddings)
+    rig.chat(messages=[{"role": "user", "content": "How do I enable two-factor authentication?"}])
+    swapped = rig.chat(messages=[{"role": "user", "content": "How do I disable two-factor authentication?"}])
+    assert swapped.gateway.cache == "miss"
+    rephrased = rig.chat(
+        messages=[
+            {"role": "user", "content": "What are the steps to switch on two-factor authentication for my account?"}
+        ]
+    )
+    assert rephrased.gateway.cache == "semantic"
