@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import shutil
 import sys
 import tempfile
@@ -52,14 +53,14 @@ class Question:
     doc: str | None
 
 
-def questions(split: str | None = None) -> list[Question]:
+def questions(split: str | None = None, limit: int | None = None) -> list[Question]:
     out = []
     for line in (GOLDEN / "questions.jsonl").read_text().splitlines():
         if line.strip():
             row = json.loads(line)
             if split in (None, "all", row["split"]):
                 out.append(Question(**row))
-    return out
+    return out[:limit] if limit else out
 
 
 def _norm(text: str) -> str:
@@ -353,7 +354,7 @@ def run_generation(qs: list[Question], passages_for: Callable[[str], list[Any]],
 # --- online: the real conversation API ---------------------------------------------------------------------
 
 
-def run_online(split: str, url: str | None, wait_s: float) -> dict[str, Any]:
+def run_online(split: str, url: str | None, wait_s: float, limit: int | None = None) -> dict[str, Any]:
     import requests
 
     started = time.perf_counter()
@@ -391,7 +392,7 @@ def run_online(split: str, url: str | None, wait_s: float) -> dict[str, Any]:
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {token}"
         indexed_s = _wait_indexed(session, url, wait_s)
-        results = [_ask(session, url, q) for q in questions(split)]
+        results = [_ask(session, url, q) for q in questions(split, limit)]
         return report(results, "api", started, url=url, indexing_s=indexed_s)
     finally:
         if runtime is not None:
@@ -490,12 +491,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--generation", action="store_true", help="offline: also measure the local generator")
     parser.add_argument("--url", help="a running stack (make up) instead of an in-process one")
     parser.add_argument("--wait", type=float, default=300, help="seconds to wait for indexing")
+    parser.add_argument("--limit", type=int, help="only the first N questions of the split (a smoke run)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)  # the stack's request logs would bury the report
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
     if args.offline:
         out = run_offline(args.split, args.generation, ROOT / ".data" / "models")
         name = "answers-offline.json"
     else:
-        out = run_online(args.split, args.url, args.wait)
+        out = run_online(args.split, args.url, args.wait, args.limit)
         name = "answers.json"
     print_report(out)
     print(f"\nwritten: {write(out, name)}")
