@@ -136,6 +136,12 @@ def test_one_embedding_call_for_the_question_and_its_candidates(provider, embedd
     assert question.startswith("What is the part number") and len(candidates) >= 6
 
 
+def test_a_prompt_that_quotes_passages_is_answered_for_its_question_line(provider) -> None:
+    quoted = f"Passages:\n{MANUAL.text}\n{US.text}\n\nQuestion: What is the nightly hotel limit in Boston?\nCite."
+    response = provider.chat(call(quoted, [US, MANUAL]), model="extractive", timeout_s=5)
+    assert "USD 250" in response.choices[0].message.content
+
+
 def test_without_passages_or_a_user_message_the_call_is_refused(provider) -> None:
     with pytest.raises(ModelInputRejected):
         provider.chat(call("What is the hotel limit?", []), model="extractive", timeout_s=5)

@@ -47,6 +47,7 @@ _ASKS_NUMBER = re.compile(
     r"address|number|limit|extension)|when|by when|within how|minimum|maximum|up to what|above what)\b",
     re.I,
 )
+_QUESTION_LINE = re.compile(r"^Question:[ \t]*(\S.*)$", re.M)
 # A sentence that leans on the one before or opens a list: read the neighbour with it.
 _LEANS_BACK = re.compile(r"^(it|this|these|they|that|those|such|any|its|their|then|otherwise)\b", re.I)
 
@@ -98,6 +99,8 @@ class ExtractiveProvider:
     # --- LlmProvider -----------------------------------------------------------------------------------------
 
     def chat(self, call: ChatCall, *, model: str, timeout_s: float) -> ChatResponse:
+        # The one remote call is the embedding, bounded by the embedding client's own timeout; the rest is
+        # milliseconds of Python, so timeout_s has nothing else to bound.
         question = _last_user_message(call)
         if not call.passages:
             raise ModelInputRejected("the extractive provider answers from passages and the call has none")
@@ -196,9 +199,12 @@ class ExtractiveProvider:
 
 
 def _last_user_message(call: ChatCall) -> str:
+    """The question: the last user message, or, where that message quotes passages before a `Question:` line
+    (a caller's retry prompt), that line."""
     for message in reversed(call.messages):
         if message.role == "user" and message.content and message.content.strip():
-            return message.content
+            asked = _QUESTION_LINE.findall(message.content)
+            return asked[-1].strip() if asked else message.content
     raise ModelInputRejected("the extractive provider answers a user message and the call has none")
 
 
