@@ -120,8 +120,11 @@ class AgentLoop:
             calls = [_call(step, 0, "escalate_to_human", {"reason": "the user asked for a person"})]
             return {**state, "decision": {"has_tools": True, "tool_calls": calls, "planned": "policy"}}
         if not any(r.name == "knowledge_search" for r in runs):
-            # Retrieval first: the question itself is the first search (docs/agent-loop.md says why).
-            calls = [_call(step, 0, "knowledge_search", {"query": ctx["question"][:500]})]
+            # Retrieval first: the question itself is the first search, one per part of a compound question, all
+            # in one Map step (docs/agent-loop.md says why).
+            calls = [
+                _call(step, i, "knowledge_search", {"query": q}) for i, q in enumerate(sub_queries(ctx["question"]))
+            ]
             return {**state, "decision": {"has_tools": True, "tool_calls": calls, "planned": "retrieval_first"}}
         call = ChatCall(
             tenant=ctx["tenant"],
@@ -492,6 +495,25 @@ _MODEL_ERRORS = {
     "QuotaExceeded",
 }
 _CALL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+_QUESTION = re.compile(r"[^?]*\?")
+_JOINED = re.compile(
+    r",?\s+and\s+(?=(?:how|what|when|where|who|whom|which|why|is|are|does|do|can|should|must)\b)", re.IGNORECASE
+)
+MAX_SUB_QUERIES = 3
+
+
+def sub_queries(question: str) -> list[str]:
+    """The searches a question needs: one per question it asks ("How often ...? And who ...?", "How often ... and
+    who ...?"), at most three; the whole question when it asks one thing."""
+    text = " ".join(question.split())
+    asked = [q.strip() for q in _QUESTION.findall(text) if len(q.strip()) > 3]
+    parts = asked if len(asked) > 1 else _JOINED.split(text)
+    parts = [p.strip(" ,;") for p in parts if len(p.strip(" ,;")) > 3]
+    if len(parts) < 2:
+        return [text[:500]]
+    return [p[:500] for p in parts[:MAX_SUB_QUERIES]]
 
 
 def _call(step: int, index: int, name: str, arguments: Any, call_id: str | None = None) -> dict[str, Any]:

@@ -73,3 +73,18 @@ def test_a_dropped_document_answers_a_question_with_its_citation(ingested):
     )
     turn = response.json()
     assert turn["status"] == "answered" and turn["citations"] == [] and "100 hours" not in turn["answer"], turn
+
+
+def test_a_compound_question_searches_each_part_in_one_map_step(ingested):
+    rt, doc = ingested
+    headers = bearer(rt, "acme", ("conversations",))
+    cid = requests.post(f"{rt.http_url}/v1/conversations", json={}, headers=headers, timeout=30).json()["id"]
+    question = "How often should the turbine blades be inspected and how often is the engine oil changed?"
+    turn = requests.post(
+        f"{rt.http_url}/v1/conversations/{cid}/messages", json={"content": question}, headers=headers, timeout=60
+    ).json()
+    assert turn["status"] == "answered", turn
+    first = [r for r in turn["tool_runs"] if r["step"] == 0]
+    assert [r["name"] for r in first] == ["knowledge_search", "knowledge_search"]
+    assert all(r["status"] == "ok" and r["result"]["passages"] for r in first)
+    assert turn["citations"] and all(c["doc_id"] == doc for c in turn["citations"])

@@ -10,7 +10,7 @@ import pytest
 from agentplatform.adapters.memory import MemoryEventBus, MemoryFunction, MemoryTable
 from agentplatform.conversations import ConversationStore
 from agentplatform.errors import UpstreamUnavailable
-from functions.orchestrator.service import ABSTAIN, AgentLoop, Clock
+from functions.orchestrator.service import ABSTAIN, AgentLoop, Clock, sub_queries
 from functions.orchestrator.tools import ToolRegistry, ToolSpec, default_specs
 
 EXEC = "arn:aws:states:us-east-1:123456789012:execution:agent_loop:c_1-1"
@@ -354,3 +354,29 @@ def test_a_bus_outage_does_not_undo_the_answer(world):
     loop = world.make(Gateway(tool_use=[answer("done")], chat=[grounded_chat]))
     state = drive(loop, start(world, "blades?"))
     assert turn_of(world, state).status == "answered"
+
+
+@pytest.mark.parametrize(
+    ("question", "queries"),
+    [
+        ("How often are the blades inspected?", ["How often are the blades inspected?"]),
+        ("Salt and pepper: what goes with fish?", ["Salt and pepper: what goes with fish?"]),
+        (
+            "How often are the blades inspected and when is the oil changed?",
+            ["How often are the blades inspected", "when is the oil changed?"],
+        ),
+        ("What is the refund window? Who approves refunds?", ["What is the refund window?", "Who approves refunds?"]),
+    ],
+)
+def test_a_compound_question_is_searched_part_by_part(question, queries):
+    assert sub_queries(question) == queries
+
+
+def test_the_parts_of_a_compound_question_run_in_one_step(world):
+    loop = world.make(Gateway(tool_use=[answer("done")], chat=[grounded_chat]))
+    state = drive(loop, start(world, "How often are the blades inspected and what is the cabin pressure?"))
+    first = [r for r in turn_of(world, state).tool_runs if r.step == 0]
+    assert [r.arguments["query"] for r in first] == [
+        "How often are the blades inspected",
+        "what is the cabin pressure?",
+    ]
