@@ -55,7 +55,7 @@ class Container:
 
         if service == "sagemaker-runtime":
             # Generation is slow and not idempotent: wait past InvokeEndpoint's own 60 s limit, never resend.
-            config = Config(retries={"mode": "standard", "max_attempts": 1}, connect_timeout=3, read_timeout=70)
+            config = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=3, read_timeout=70)
         else:
             config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=20)
         if self.settings.backend == "localstack":
