@@ -3,10 +3,13 @@ run's state from the task's payload, calls one step of the AgentLoop, and return
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any
 
-from agentplatform.bootstrap import container
+from agentplatform.bootstrap import Container, container
+from agentplatform.errors import ConfigurationError
 from agentplatform.observability import lambda_entry
+from agentplatform.ports import Function
 from functions.orchestrator.service import AgentLoop
 from functions.orchestrator.tools import Breaker, ToolRegistry, default_specs
 
@@ -18,8 +21,9 @@ def loop() -> AgentLoop:
     c = container()
     settings = c.settings
     store = c.conversations
+    specs = default_specs()
     registry = ToolRegistry(
-        default_specs(),
+        specs,
         Breaker(
             is_open=lambda name: float(store.breaker(name).get("open_until") or 0) > _now(),
             record=lambda name, failed: store.record_tool_outcome(
@@ -27,10 +31,32 @@ def loop() -> AgentLoop:
             ),
         ),
     )
-    functions = {"retrieval_function": c.retrieval_function} if settings.retrieval_function_name else {}
+    functions = _Functions(c, {need for spec in specs for need in spec.needs})
     gateway = c.llm_gateway_function if settings.llm_gateway_function_name else _Unavailable()
     bus = c.event_bus if settings.platform_event_bus_name else None
     return AgentLoop(store, gateway, registry, bus=bus, functions=functions)
+
+
+class _Functions(Mapping[str, Function]):
+    """The other services' functions the tools declare (`ToolSpec.needs`), built on first use; one this deployment
+    was not granted is missing, and the tool that needs it says it is not available."""
+
+    def __init__(self, c: Container, names: set[str]) -> None:
+        self._c, self._names = c, names
+
+    def __getitem__(self, name: str) -> Function:
+        if name not in self._names:
+            raise KeyError(name)
+        try:
+            return getattr(self._c, name)
+        except ConfigurationError as exc:
+            raise KeyError(name) from exc
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 class _Unavailable:
@@ -39,8 +65,6 @@ class _Unavailable:
     name = "llm_gateway"
 
     def invoke(self, payload: Any) -> Any:
-        from agentplatform.errors import ConfigurationError
-
         raise ConfigurationError("setting LLM_GATEWAY_FUNCTION_NAME is not set", setting="LLM_GATEWAY_FUNCTION_NAME")
 
 

@@ -83,7 +83,7 @@ class AgentLoop:
         self.gateway = gateway
         self.registry = registry
         self.bus = bus
-        self.functions = dict(functions or {})
+        self.functions: Mapping[str, Function] = functions or {}
         self.clock = clock or Clock()
 
     # LoadContext ----------------------------------------------------------------------------------------------
@@ -194,9 +194,28 @@ class AgentLoop:
         tenant, conversation_id, turn = ctx["tenant"], ctx["conversation_id"], ctx["turn"]
         done = self.store.run(tenant, conversation_id, turn, step, call["id"])
         approved = call.get("approved", False)
+        key = hashlib.sha256(f"{execution}|{step}|{call['id']}".encode()).hexdigest()[:32]
+        if done is not None and done.status == "started":
+            # An attempt began this side effect and never said how it ended (a crash, a timeout): never again.
+            interrupted = done.model_copy(
+                update={"status": "error", "error": f"{done.name} was interrupted and is not repeated; it may have run"}
+            )
+            self.store.save_run(tenant, conversation_id, turn, interrupted)
+            return _summary(interrupted)
         if done is not None and done.status != "needs_approval":
             return _summary(done)  # a retried or resumed step: the tool never runs twice for one key
-        key = hashlib.sha256(f"{execution}|{step}|{call['id']}".encode()).hexdigest()[:32]
+        spec = self.registry.get(call["name"])
+        if spec is not None and spec.side_effect and (approved or not spec.requires_approval):
+            claim = ToolRun(
+                call_id=call["id"],
+                name=call["name"],
+                step=step,
+                arguments=call["arguments"] if isinstance(call["arguments"], dict) else {},
+                status="started",
+                idempotency_key=key,
+            )
+            if not self.store.claim_run(tenant, conversation_id, turn, claim, was=done.status if done else None):
+                return self.run_tool(item, execution)  # another attempt claimed it first: report what it left
         tool_ctx = ToolContext(
             tenant=tenant,
             user=ctx["user"],

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agentplatform.adapters.memory import MemoryEventBus, MemoryFunction, MemoryTable
-from agentplatform.conversations import ConversationStore
+from agentplatform.conversations import ConversationStore, ToolRun
 from agentplatform.errors import UpstreamUnavailable
 from functions.orchestrator.service import ABSTAIN, AgentLoop, Clock, sub_queries
 from functions.orchestrator.tools import ToolRegistry, ToolSpec, default_specs
@@ -380,3 +380,28 @@ def test_the_parts_of_a_compound_question_run_in_one_step(world):
         "How often are the blades inspected",
         "what is the cabin pressure?",
     ]
+
+
+def test_a_side_effect_interrupted_mid_run_is_never_repeated(world):
+    sent: list[str] = []
+    note = ToolSpec(
+        name="send_note",
+        description="Send a note.",
+        parameters={"type": "object", "properties": {"to": {"type": "string"}}, "required": ["to"]},
+        result_schema={"type": "object", "required": ["sent"]},
+        run=lambda args, ctx: sent.append(ctx.idempotency_key) or {"sent": True},
+        side_effect=True,
+    )
+    loop = world.make(Gateway(tool_use=[answer(tool_calls=[("send_note", {"to": "ops"})])]), [*default_specs(), note])
+    state = loop.call_model(loop.load(start(world, "Tell ops."), EXEC))
+    ctx = state["ctx"]
+    item = {"ctx": ctx, "step": 1, "call": {"id": "k0", "name": "send_note", "arguments": {"to": "ops"}}}
+    assert loop.run_tool(item, EXEC)["status"] == "ok" and len(sent) == 1
+    assert loop.run_tool(item, EXEC)["status"] == "ok" and len(sent) == 1  # retried: the recorded result
+
+    # An attempt that claimed the call and crashed before recording its outcome.
+    crashed = {**item, "call": {**item["call"], "id": "k1"}}
+    claim = ToolRun(call_id="k1", name="send_note", step=1, status="started", idempotency_key="x")
+    assert world.store.claim_run(ctx["tenant"], ctx["conversation_id"], ctx["turn"], claim, was=None)
+    out = loop.run_tool(crashed, EXEC)
+    assert out["status"] == "error" and "not repeated" in out["error"] and len(sent) == 1

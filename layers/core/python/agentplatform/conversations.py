@@ -73,7 +73,7 @@ class ToolRun(BaseModel):
     name: str
     step: int
     arguments: dict[str, Any] = {}
-    status: str = Field(description="`ok`, `error` or `needs_approval`.")
+    status: str = Field(description="`ok`, `error`, `needs_approval`, or `started` (a side effect under way).")
     result: dict[str, Any] | None = None
     error: str | None = None
     duration_ms: float = 0.0
@@ -349,6 +349,12 @@ class ConversationStore:
     def save_run(self, tenant: str, conversation_id: str, turn: int, run: ToolRun) -> None:
         key = {"pk": _runs_pk(tenant, conversation_id, turn), "sk": run_key(run.step, run.call_id)}
         self._table.put({**key, **run.model_dump(mode="json")})
+
+    def claim_run(self, tenant: str, conversation_id: str, turn: int, run: ToolRun, *, was: str | None) -> bool:
+        """Write the run only if its row is still as it was (absent, or waiting for approval): one attempt of a side
+        effect claims it before it runs."""
+        key = {"pk": _runs_pk(tenant, conversation_id, turn), "sk": run_key(run.step, run.call_id)}
+        return self._table.update(key, run.model_dump(mode="json"), expect={"status": was})
 
     def runs(self, tenant: str, conversation_id: str, turn: int) -> list[ToolRun]:
         rows, _ = self._table.query({"pk": _runs_pk(tenant, conversation_id, turn)}, limit=500)
