@@ -15,6 +15,7 @@ from infra.cdk.event_sources import EventSources
 from infra.cdk.events import Rules
 from infra.cdk.firewall import UserPoolFirewall
 from infra.cdk.functions import Functions
+from infra.cdk.llm_gateway import GATEWAY_FUNCTION, LlmGatewayPolicy
 from infra.cdk.network import Network, needs_network
 from infra.cdk.registry import Registry, construct_id
 from infra.cdk.search import Search
@@ -81,6 +82,13 @@ class PlatformStack(Stack):
             assets=assets,
             log_retention=settings.log_retention,
             network=self.network,
+        )
+        # The gateway's routing policy (an SSM parameter), Bedrock models and OpenAI-compatible key: not topology
+        # resources, so granted here to the gateway function alone.
+        self.llm_gateway = (
+            LlmGatewayPolicy(self, "LlmGateway", function=self.registry.functions[GATEWAY_FUNCTION])
+            if GATEWAY_FUNCTION in self.registry.functions
+            else None
         )
         # The queues' pollers: each mapping's function polls its queue with exactly the consume actions.
         self.event_sources = EventSources(self, "EventSources", topology=topology, registry=self.registry)

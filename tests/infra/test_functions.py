@@ -8,7 +8,8 @@ import pytest
 
 from agentplatform.topology import ENV_ATTRIBUTE, PLATFORM, Function, env_var, split_ref
 from infra.cdk.api import AUTHORIZER_FUNCTION
-from tests.infra.cdk_synth import INTRINSIC, Synth
+from infra.cdk.llm_gateway import GATEWAY_FUNCTION, POLICY_ENV
+from tests.infra.cdk_synth import INTRINSIC, Synth, text
 
 pytestmark = pytest.mark.infra
 
@@ -35,7 +36,9 @@ def test_function_env_is_exactly_its_grants(synth: Synth, function: Function) ->
     env = synth.props(f"function:{function.name}")["Environment"]["Variables"]
     # The Lambda authorizer also verifies the user pool's tokens (test_api_edge checks the values).
     verifier = TOKEN_VERIFIER_ENV if function.name == AUTHORIZER_FUNCTION else set()
-    assert set(env) == BASE_ENV | verifier | {env_var(g.ref) for g in function.uses}
+    # The LLM gateway also reads its routing policy from an SSM parameter (not a topology resource).
+    policy = {POLICY_ENV} if function.name == GATEWAY_FUNCTION else set()
+    assert set(env) == BASE_ENV | verifier | policy | {env_var(g.ref) for g in function.uses}
     assert env["PLATFORM_BACKEND"] == "aws"
     assert env["POWERTOOLS_SERVICE_NAME"] == function.service
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "AgentPlatform"
@@ -62,3 +65,11 @@ def test_every_lambda_in_the_template_is_a_topology_function(synth: Synth) -> No
     """No stray Lambdas (CDK custom-resource handlers would bring their own runtime and managed policies)."""
     tagged = {synth.logical_id(f"function:{f.name}") for f in PLATFORM.functions}
     assert set(synth.of_type("AWS::Lambda::Function")) == tagged
+
+
+def test_the_gateway_reads_its_policy_parameter(synth: Synth) -> None:
+    env = synth.props(f"function:{GATEWAY_FUNCTION}")["Environment"]["Variables"]
+    lid, _ = synth.target(env[POLICY_ENV])
+    parameter = synth.resources[lid]
+    assert parameter["Type"] == "AWS::SSM::Parameter"
+    assert "nova-micro" in text(parameter["Properties"]["Value"])
