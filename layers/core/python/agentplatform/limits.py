@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from agentplatform.errors import Throttled
+from agentplatform.errors import QuotaExceeded, Throttled
 from agentplatform.ports import KeyValueTable
 
 Clock = Callable[[], float]  # seconds since the epoch
@@ -74,8 +74,14 @@ class TokenMeter:
         return self._budget.spent(tenant).tokens
 
     def check(self, tenant: str) -> None:
-        """Raise QuotaExceeded (a BudgetExceeded; Retry-After: the period's end) when no tokens are left."""
-        self._budget.check(tenant, self._limit)
+        """Raise QuotaExceeded (Retry-After: the period's end) when the tenant's budget has no tokens left."""
+        from agentplatform.errors import BudgetExceeded
+
+        try:
+            self._budget.check(tenant, self._limit)
+        except BudgetExceeded as exc:
+            # The API's token quota keeps its own problem code; the gateway's refusals say budget_exceeded.
+            raise QuotaExceeded(exc.detail, retry_after_s=exc.retry_after_s) from exc
 
     def spend(self, tenant: str, tokens: int) -> int:
         """Count `tokens` against the tenant's budget; return the period's total."""
