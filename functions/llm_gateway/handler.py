@@ -1,15 +1,16 @@
-"""The llm_gateway function: invoked (Lambda Invoke) with a ChatCall or an EmbedCall; answers a ChatAnswer or an
-EmbedAnswer. `document_changed` is the second function's handler: a Document Changed event drops the tenant's
-cache entries that cite the document. Errors escape as platform errors carrying their Retry-After and field
-errors in the message (agentplatform.adapters.aws.functions), which the caller raises again whole."""
+"""The llm_gateway function: invoked (Lambda Invoke) with a ChatCall or an EmbedCall, it answers a ChatAnswer or
+an EmbedAnswer; with `{"op": "usage", "tenant": ...}` (GET /v1/usage), the tenant's UsageReport. `document_changed`
+is the second function's handler: a Document Changed event drops the tenant's cache entries that cite the
+document. Errors escape as platform errors carrying their Retry-After and field errors in the message
+(agentplatform.adapters.aws.functions), which the caller raises again whole."""
 
 from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentplatform.adapters.aws.functions import lambda_error_message
 from agentplatform.bootstrap import Container, container
@@ -77,10 +78,30 @@ def parse_call(payload: dict[str, Any]) -> ChatCall | EmbedCall:
         raise ValidationFailed(f"invalid {model.__name__}", errors=errors) from exc
 
 
+class UsageRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    op: Literal["usage"]
+    tenant: Annotated[str, Field(min_length=1, max_length=256)]
+    tier: Annotated[str, Field(min_length=1, max_length=64)] = "standard"
+
+
+def _usage_request(payload: dict[str, Any]) -> UsageRequest:
+    try:
+        return UsageRequest.model_validate(payload)
+    except ValidationError as exc:
+        errors = [FieldError(loc=tuple(e["loc"]), message=e["msg"], type=e["type"]) for e in exc.errors()]
+        raise ValidationFailed("invalid usage request", errors=errors) from exc
+
+
 @lambda_entry("llm_gateway")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
-        call = parse_call({k: v for k, v in event.items() if k != CORRELATION_KEY})
+        payload = {k: v for k, v in event.items() if k != CORRELATION_KEY}
+        if payload.get("op") == "usage":  # GET /v1/usage: the gateway owns the budget's limits (its policy)
+            request = _usage_request(payload)
+            return gateway().usage(request.tenant, request.tier).model_dump(mode="json")
+        call = parse_call(payload)
         remaining_ms = context.get_remaining_time_in_millis()
         if isinstance(call, EmbedCall):
             return gateway().embed(call, remaining_ms).model_dump(mode="json")

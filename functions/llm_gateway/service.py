@@ -34,7 +34,7 @@ from agentplatform.errors import (
     ValidationFailed,
 )
 from agentplatform.inference import ChatResponse, Usage, estimate_tokens
-from agentplatform.llm import ChatAnswer, ChatCall, EmbedAnswer, EmbedCall, GatewayInfo
+from agentplatform.llm import ChatAnswer, ChatCall, EmbedAnswer, EmbedCall, GatewayInfo, UsageReport
 from agentplatform.observability import correlation_id
 from agentplatform.ports import LlmProvider
 from agentplatform.usage import UsageLedger, UsageRecord
@@ -165,6 +165,13 @@ class LlmGateway:
         self._account(call.tenant, "embed", name, target.provider, usage, "bypass", None, run, reservation.period, cost)
         info = self._info(policy, name, target.provider, "bypass", run, cost)
         return EmbedAnswer(vectors=vectors, usage=usage, gateway=info)
+
+    # -- usage ---------------------------------------------------------------------------------------------------
+    def usage(self, tenant: str, tier: str = "standard") -> UsageReport:
+        """The tenant's usage this period, summed from the records, and what its budget (the policy's) has left."""
+        if self._ledger is None:
+            raise ConfigurationError("the gateway keeps no usage ledger")
+        return self._ledger.report(tenant, self._budget, _limit(self._policy.get(), tier))
 
     # -- routing -------------------------------------------------------------------------------------------------
     @staticmethod

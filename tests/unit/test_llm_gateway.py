@@ -484,3 +484,11 @@ def test_a_one_word_swap_is_never_a_semantic_hit_however_close_its_embedding():
         ]
     )
     assert rephrased.gateway.cache == "semantic"
+
+
+def test_the_usage_report_uses_the_policys_limit_for_the_tier():
+    rig = Rig()
+    rig.chat(tier="free")
+    report = rig.gateway.usage("acme", "free")
+    assert report.tokens_limit == 1000 and report.tokens_left == 1000 - 15 and report.records == 1
+    assert rig.gateway.usage("acme").tokens_limit == 100000
