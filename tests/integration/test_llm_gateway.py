@@ -163,6 +163,24 @@ def test_twenty_parallel_calls_cannot_overshoot_the_budget_and_another_tenant_is
     assert invoke(runtime, chat(tenant="roomy", tier="tiny"))["gateway"]["target"] == "secondary"
 
 
+def test_reservations_racing_on_dynamodb_never_pass_the_limit(runtime):
+    """20 threads reserving at once against the stack's DynamoDB table (moto): the conditional ADD refuses all
+    that would pass the limit, whatever the interleaving."""
+    budget = Budget(Container(get_settings()).limits_table, "month")
+    limit = Limit(tokens=1000, usd_micro=None)
+
+    def reserve(_: int) -> bool:
+        try:
+            budget.reserve("racing", 130, 0, limit)
+            return True
+        except BudgetExceeded:
+            return False
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        granted = sum(pool.map(reserve, range(20)))
+    assert granted == 7 and budget.spent("racing").tokens == 910
+
+
 def test_two_tenants_never_share_a_cache_entry_and_a_changed_document_drops_it(runtime):
     question = "When does the office open?"
     acme = invoke(runtime, chat(question, passages=[passage("doc-open")]))
