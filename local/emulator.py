@@ -110,6 +110,7 @@ def _install_hooks() -> None:
     _parse_each_definition_once()
     _reuse_step_functions_clients()
     _read_the_clock_cheaply_in_sqs()
+    _write_dynamodb_items_atomically()
     _installed = True
 
 
@@ -181,6 +182,26 @@ def _read_the_clock_cheaply_in_sqs() -> None:
         return time.time() * 1000.0 if dt is None else exact_millis(dt)
 
     models.unix_time, models.unix_time_millis = unix_time, unix_time_millis  # type: ignore[assignment]
+
+
+def _write_dynamodb_items_atomically() -> None:
+    """DynamoDB applies each write (its condition check and its update) atomically; moto's threaded server runs two
+    requests' read-check-write at once, so two conditional ADDs racing on one item could both pass (a budget
+    reservation overshooting, two containers both claiming a breaker probe). One lock over moto's item writes
+    makes each of them atomic, as in DynamoDB."""
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()  # re-entrant: a transaction's writes go through the same methods
+    for name in ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def atomic(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return _original(self, *args, **kwargs)
+
+        setattr(DynamoDBBackend, name, atomic)
 
 
 def _emit_delete_markers() -> None:

@@ -212,6 +212,27 @@ def test_two_tenants_never_share_a_cache_entry_and_a_changed_document_drops_it(r
     )
 
 
+def test_a_reingested_document_drops_the_cached_answers_citing_it(runtime):
+    """End to end: a file changed in the drop folder -> ingestion's finalize publishes Document Changed -> the
+    rule invokes llm_cache_invalidate -> the answer that cited the document is not served from the cache."""
+    from agentplatform.bootstrap import container
+    from agentplatform.documents import DocumentStatus, document_id
+
+    doc = document_id("acme", "hr/leave.md")
+    question = "How many days of notice do employees give?"
+    assert invoke(runtime, chat(question, passages=[passage(doc)]))["gateway"]["cache"] == "miss"
+    assert invoke(runtime, chat(question, passages=[passage(doc)]))["gateway"]["cache"] == "exact"
+    before = runtime.router.invocations.get("llm_cache_invalidate", 0)
+    path = runtime.settings.drop_dir / "acme" / "hr" / "leave.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("# Leave\n\nEmployees give 30 days of notice before leaving.\n")
+    wait_for(lambda: (r := container().registry.get("acme", doc)) and r.status == DocumentStatus.INDEXED, 120)
+    wait_for(lambda: runtime.router.invocations.get("llm_cache_invalidate", 0) > before, timeout_s=30)
+    wait_for(
+        lambda: invoke(runtime, chat(question, passages=[passage(doc)]))["gateway"]["cache"] == "miss", timeout_s=20
+    )
+
+
 def test_the_usage_report_equals_the_sum_of_the_records(runtime):
     invoke(runtime, {"tenant": "ledger", "texts": ["one text", "another text"]})
     invoke(runtime, chat(tenant="ledger"))
