@@ -71,3 +71,38 @@ def test_document_changed_drops_only_that_tenants_entries(fakes, lambda_context)
     assert table.get({"pk": "x#acme", "sk": "h1"}) is None and table.get({"pk": "x#globex", "sk": "h1"}) is not None
     with pytest.raises(ValidationFailed):
         document_changed({"detail": {"tenant": "acme"}}, lambda_context)
+
+
+def test_providers_are_built_once_per_target_and_a_missing_adapter_fails_only_its_target():
+    from types import SimpleNamespace
+
+    from agentplatform.adapters.memory import ScriptedProvider
+    from agentplatform.errors import ConfigurationError
+    from functions.llm_gateway.policy import Target
+    from functions.llm_gateway.providers import Providers, endpoint_name
+
+    built = []
+
+    def scripted(target, c):
+        built.append(target.model)
+        return ScriptedProvider(target.model)
+
+    def missing(target, c):
+        from functions.llm_gateway.providers import _load
+
+        return _load("agentplatform.adapters.no_such_adapter", "Provider")
+
+    providers = Providers(SimpleNamespace(), {"openai": scripted, "bedrock": missing})
+    target = Target(
+        provider="openai", model="m1", base_url="http://x/v1", price_in_per_1k=0, price_out_per_1k=0, context_window=10
+    )
+    assert providers("a", target) is providers("a", target.model_copy(update={"fault": {"mode": "fail"}}))
+    providers("a", target.model_copy(update={"model": "m2"}))  # a changed target is rebuilt
+    assert built == ["m1", "m2"]
+    bedrock = Target(provider="bedrock", model="b", price_in_per_1k=0, price_out_per_1k=0, context_window=10)
+    with pytest.raises(ConfigurationError):
+        providers("b", bedrock)
+    settings = SimpleNamespace(generation_endpoint_name="agentplatform-generation")
+    assert endpoint_name("endpoint:generation", settings) == "agentplatform-generation"
+    with pytest.raises(ConfigurationError):
+        endpoint_name("endpoint:rerank", SimpleNamespace(rerank_endpoint_name=None))
