@@ -115,6 +115,8 @@ class Budgets(_Strict):
 
 
 class Policy(_Strict):
+    # Editors validate the file against policies/llm_gateway.schema.json (this model's JSON Schema).
+    schema_ref: str | None = Field(default=None, alias="$schema")
     version: int = Field(ge=1)
     description: str | None = None
     targets: dict[_Name, Target] = Field(min_length=1)

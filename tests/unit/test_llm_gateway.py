@@ -492,3 +492,15 @@ def test_the_usage_report_uses_the_policys_limit_for_the_tier():
     report = rig.gateway.usage("acme", "free")
     assert report.tokens_limit == 1000 and report.tokens_left == 1000 - 15 and report.records == 1
     assert rig.gateway.usage("acme").tokens_limit == 100000
+
+
+def test_the_policy_json_schema_is_the_models_and_the_shipped_policies_follow_it():
+    import jsonschema
+
+    from functions.llm_gateway.policy import Policy
+
+    root = Path(__file__).resolve().parents[2] / "policies"
+    schema = json.loads((root / "llm_gateway.schema.json").read_text())
+    assert schema == json.loads(json.dumps(Policy.model_json_schema(by_alias=True))), "regenerate the schema file"
+    for name in ("llm_gateway.json", "llm_gateway.aws.json"):
+        jsonschema.validate(json.loads((root / name).read_text()), schema)
