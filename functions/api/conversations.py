@@ -47,7 +47,8 @@ class NewMessage(BaseModel):
         Field(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=r"\S", description="The user's message (not blank)."),
     ]
     wait_s: Annotated[
-        float | None, Field(ge=0, le=28, description="How long to wait for the answer before 202 (default ~25 s).")
+        float | None,
+        Field(strict=True, ge=0, le=28, description="How long to wait for the answer before 202 (default ~25 s)."),
     ] = None
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from agentplatform.bootstrap import container
 from agentplatform.conversations import Escalation, EscalationStatus
@@ -32,22 +32,23 @@ _STATUS = {
 }
 
 
-class Resolution(BaseModel):
+class Decision(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"action": "approve"}]})
+
+    action: Literal["approve", "reject"]
+
+
+class OperatorAnswer(BaseModel):
     model_config = ConfigDict(
-        extra="forbid",
-        json_schema_extra={"examples": [{"action": "answer", "text": "Your order ships on Monday."}]},
+        extra="forbid", json_schema_extra={"examples": [{"action": "answer", "text": "Your order ships on Monday."}]}
     )
 
-    action: Literal["approve", "reject", "answer"]
-    text: Annotated[str | None, Field(min_length=1, max_length=16_000, pattern=r"\S")] = Field(
-        default=None, description="The answer the user gets (with `answer`; required there)."
-    )
+    action: Literal["answer"]
+    text: Annotated[str, Field(min_length=1, max_length=16_000, pattern=r"\S", description="The user's answer.")]
 
-    @model_validator(mode="after")
-    def _text_with_answer(self) -> Resolution:
-        if self.action == "answer" and not self.text:
-            raise ValueError("text is required when the action is answer")
-        return self
+
+# One of the two shapes, told apart by `action`: the schema itself says that `answer` needs `text`.
+Resolution = Annotated[Decision | OperatorAnswer, Body(discriminator="action")]
 
 
 class EscalationList(BaseModel):
@@ -71,11 +72,12 @@ def resolve_escalation(escalation_id: _EscalationId, body: Resolution) -> Escala
     c = container()
     store = c.conversations
     token = str(store.escalation_item(principal.tenant, escalation_id)["token"])  # another tenant's: 404
+    text = body.text if isinstance(body, OperatorAnswer) else None
     closed = store.close_escalation(
-        principal.tenant, escalation_id, _STATUS[body.action], by=principal.subject, resolution=body.text
+        principal.tenant, escalation_id, _STATUS[body.action], by=principal.subject, resolution=text
     )
     try:
-        c.task_tokens.succeed(token, {"action": body.action, "text": body.text, "by": principal.subject})
+        c.task_tokens.succeed(token, {"action": body.action, "text": text, "by": principal.subject})
     except Conflict:
         store.table.update(
             {"pk": f"ESC#{principal.tenant}", "sk": escalation_id}, {"status": EscalationStatus.TIMED_OUT.value}

@@ -132,7 +132,7 @@ class AgentLoop:
             messages=self._messages(state, runs),
             tools=self.registry.schemas(),
             tool_choice="auto",
-            max_tokens=192,
+            max_tokens=96,  # a tool call is ~30 tokens; a long text answer here is discarded anyway
             deadline_ms=self._left_ms(ctx),
         )
         try:
