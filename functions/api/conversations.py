@@ -11,12 +11,12 @@ import time
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Path
+from aws_lambda_powertools.event_handler.openapi.params import Header, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentplatform.bootstrap import container
-from agentplatform.conversations import MAX_MESSAGE_CHARS, Conversation, Turn, TurnStatus
+from agentplatform.conversations import MAX_MESSAGE_CHARS, Conversation, ConversationStore, Turn, TurnStatus
 from agentplatform.errors import PlatformError
 from agentplatform.principal import Principal, caller
 
@@ -118,11 +118,30 @@ def get_turn(conversation_id: _ConversationId, turn: _TurnNumber) -> Turn:
     tags=["conversations"],
     responses={200: {"description": "The answered turn"}, 202: {"description": "Still running: poll Location"}},
 )
-def post_message(conversation_id: _ConversationId, body: NewMessage) -> Response[Turn]:
+def post_message(
+    conversation_id: _ConversationId,
+    body: NewMessage,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="idempotency-key",
+            min_length=1,
+            max_length=128,
+            pattern=r"^[\x21-\x7e]+$",
+            description="A retried request with the same key answers the same turn instead of asking again.",
+        ),
+    ] = None,
+) -> Response[Turn]:
     principal = _caller()
     c = container()
     settings, store = c.settings, c.conversations
+    if idempotency_key:
+        earlier = store.claim_idempotency_key(principal.tenant, principal.subject, conversation_id, idempotency_key)
+        if earlier is not None:  # a retry: the turn that key made, as it is now
+            return _wait(store, principal, conversation_id, earlier, settings.conversation_wait_s, body.wait_s)
     turn = store.add_turn(principal.tenant, principal.subject, conversation_id, body.content)
+    if idempotency_key:
+        store.remember_idempotency_key(principal.tenant, conversation_id, idempotency_key, turn.turn)
     ctx = {
         "tenant": principal.tenant,
         "user": principal.subject,
@@ -145,14 +164,19 @@ def post_message(conversation_id: _ConversationId, body: NewMessage) -> Response
         )
         raise
     store.update_turn(principal.tenant, conversation_id, turn.turn, {"execution_arn": execution})
-    wait_s = settings.conversation_wait_s if body.wait_s is None else body.wait_s
-    deadline = time.monotonic() + wait_s
+    return _wait(store, principal, conversation_id, turn.turn, settings.conversation_wait_s, body.wait_s)
+
+
+def _wait(
+    store: ConversationStore, principal: Principal, conversation_id: str, n: int, default_s: float, wait_s: float | None
+) -> Response[Turn]:
+    deadline = time.monotonic() + (default_s if wait_s is None else wait_s)
     while True:
-        current = store.turn(principal.tenant, principal.subject, conversation_id, turn.turn)
+        current = store.turn(principal.tenant, principal.subject, conversation_id, n)
         if current.status in (TurnStatus.ANSWERED, TurnStatus.FAILED):
             return Response(status_code=200, content_type="application/json", body=current)
         if current.status == TurnStatus.WAITING or time.monotonic() >= deadline:
-            location = f"/v1/conversations/{conversation_id}/turns/{turn.turn}"
+            location = f"/v1/conversations/{conversation_id}/turns/{n}"
             return Response(
                 status_code=202, content_type="application/json", body=current, headers={"Location": location}
             )

@@ -36,7 +36,15 @@ def chat(fakes):
 
 
 def call(
-    lambda_context, method: str, path: str, body: Any = None, *, tenant="acme", sub="alice", scopes="conversations"
+    lambda_context,
+    method: str,
+    path: str,
+    body: Any = None,
+    *,
+    tenant="acme",
+    sub="alice",
+    scopes="conversations",
+    headers: dict[str, str] | None = None,
 ):
     event = copy.deepcopy(sample_event("api/search.json"))
     event["rawPath"] = event["requestContext"]["http"]["path"] = path
@@ -46,6 +54,7 @@ def call(
     claims = event["requestContext"]["authorizer"]["jwt"]["claims"]
     claims["tenant"], claims["sub"] = tenant, sub
     event["requestContext"]["authorizer"]["jwt"]["scopes"] = scopes.split()
+    event["headers"].update(headers or {})
     response = handler(event, lambda_context)
     return response["statusCode"], response["headers"], json.loads(response["body"] or "null")
 
@@ -172,3 +181,16 @@ def test_resolving_after_the_timeout_is_409(chat, lambda_context):
 def test_the_routes_are_described_with_their_scopes():
     doc = json.loads(openapi_document())
     assert {"/v1/conversations", "/v1/conversations/{conversation_id}/messages", "/v1/escalations"} <= set(doc["paths"])
+
+
+def test_a_retry_with_the_same_idempotency_key_answers_the_same_turn(chat, lambda_context):
+    cid = new_conversation(lambda_context)
+    path, body = f"/v1/conversations/{cid}/messages", {"content": "Hi?", "wait_s": 0}
+    first = call(lambda_context, "POST", path, body, headers={"idempotency-key": "k-1"})
+    again = call(lambda_context, "POST", path, body, headers={"idempotency-key": "k-1"})
+    other = call(lambda_context, "POST", path, body, headers={"idempotency-key": "k-2"})
+    assert first[2]["turn"] == again[2]["turn"] == 1 and other[2]["turn"] == 2
+    assert len(chat.agent_workflow.executions) == 2
+    assert call(lambda_context, "POST", path, body, headers={"idempotency-key": "k-1"}, tenant="globex")[0] == 404
+    status, _, problem = call(lambda_context, "POST", path, body, headers={"idempotency-key": "x" * 129})
+    assert status == 422 and "idempotency-key" in json.dumps(problem["errors"])

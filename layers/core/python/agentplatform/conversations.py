@@ -17,6 +17,7 @@ reads as missing.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 import time
@@ -287,6 +288,23 @@ class ConversationStore:
         item = {"pk": _conv_pk(tenant, conversation_id), "sk": _turn_sk(n), "user": user, "created_ms": _ms()}
         self._table.put({**item, **turn.model_dump(mode="json", exclude={"tool_runs"})})
         return turn
+
+    def claim_idempotency_key(self, tenant: str, user: str, conversation_id: str, key: str) -> int | None:
+        """None when this key is new (now claimed for the caller's next turn); else the turn it made."""
+        self._header(tenant, user, conversation_id)
+        row = {"pk": _conv_pk(tenant, conversation_id), "sk": f"IDEM#{hashlib.sha256(key.encode()).hexdigest()}"}
+        if self._table.update(row, {"turn": 0, "expires_at": int(time.time()) + 86_400}, expect={"turn": None}):
+            return None
+        for _ in range(50):  # the first request with this key is storing its turn (a few ms)
+            turn = int((self._table.get(row) or {}).get("turn") or 0)
+            if turn:
+                return turn
+            time.sleep(0.05)
+        raise Conflict("a request with this idempotency key is still being accepted; retry in a moment")
+
+    def remember_idempotency_key(self, tenant: str, conversation_id: str, key: str, turn: int) -> None:
+        row = {"pk": _conv_pk(tenant, conversation_id), "sk": f"IDEM#{hashlib.sha256(key.encode()).hexdigest()}"}
+        self._table.update(row, {"turn": turn})
 
     def turn_item(self, tenant: str, conversation_id: str, turn: int) -> dict[str, Any]:
         item = self._table.get({"pk": _conv_pk(tenant, conversation_id), "sk": _turn_sk(turn)})
