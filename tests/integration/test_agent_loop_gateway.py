@@ -5,6 +5,12 @@ hosted here, so the loop answers from the passages and notes the fallback on the
 
 from __future__ import annotations
 
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 import requests
 
@@ -27,8 +33,25 @@ Change the engine oil every 50 hours.
 """
 
 
+REPO_POLICY = Path(__file__).resolve().parents[2] / "policies" / "llm_gateway.json"
+
+
 @pytest.fixture(scope="module")
-def runtime_overrides():
+def policy(tmp_path_factory) -> Iterator[Path]:
+    """A copy of the local policy the gateway reads (LLM_POLICY_PATH), so a test can flip its fault switches."""
+    path = tmp_path_factory.mktemp("policy") / "llm_gateway.json"
+    path.write_text(REPO_POLICY.read_text())
+    saved = os.environ.get("LLM_POLICY_PATH")
+    os.environ["LLM_POLICY_PATH"] = str(path)
+    yield path
+    if saved is None:
+        os.environ.pop("LLM_POLICY_PATH", None)
+    else:
+        os.environ["LLM_POLICY_PATH"] = saved
+
+
+@pytest.fixture(scope="module")
+def runtime_overrides(policy):
     return {"LOCAL_MODELS": "embedding"}
 
 
@@ -88,3 +111,31 @@ def test_a_compound_question_searches_each_part_in_one_map_step(ingested):
     assert [r["name"] for r in first] == ["knowledge_search", "knowledge_search"]
     assert all(r["status"] == "ok" and r["result"]["passages"] for r in first)
     assert turn["citations"] and all(c["doc_id"] == doc for c in turn["citations"])
+
+
+def test_the_model_forced_down_gives_a_safe_answer_naming_the_failure(ingested, policy):
+    rt, _ = ingested
+    sound = policy.read_text()
+    broken = json.loads(sound)
+    for target in broken["targets"].values():
+        target["fault"] = {"mode": "fail"}
+    policy.write_text(json.dumps(broken))
+    time.sleep(0.6)  # the gateway looks at the file's mtime every 0.5 s
+    try:
+        headers = bearer(rt, "acme", ("conversations",))
+        cid = requests.post(f"{rt.http_url}/v1/conversations", json={}, headers=headers, timeout=30).json()["id"]
+        response = requests.post(
+            f"{rt.http_url}/v1/conversations/{cid}/messages",
+            json={"content": "When must a cracked blade be replaced?"},  # asked first here: no cached answer
+            headers=headers,
+            timeout=60,
+        )
+        turn = response.json()
+        assert response.status_code == 200 and turn["status"] == "failed", turn
+        assert turn["failure"] == "UpstreamUnavailable" and "language model failed" in turn["answer"]
+        assert turn["question"] == "When must a cracked blade be replaced?"
+        arn = turn["execution_arn"]
+        sfn = rt.client("stepfunctions")
+        wait_for(lambda: sfn.describe_execution(executionArn=arn)["status"] == "FAILED", timeout_s=10)
+    finally:
+        policy.write_text(sound)
