@@ -63,6 +63,11 @@ _WANTS_HUMAN = re.compile(
 )
 
 
+# The memory seam: (tenant, user, conversation, question) -> short notes the model should know (preferences,
+# a summary of older turns, facts). The memory service plugs in here; none by default.
+Recall = Callable[[str, str, str, str], list[str]]
+
+
 @dataclass
 class Clock:
     now_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
@@ -78,6 +83,7 @@ class AgentLoop:
         bus: EventBus | None = None,
         functions: Mapping[str, Function] | None = None,
         clock: Clock | None = None,
+        recall: Recall | None = None,
     ) -> None:
         self.store = store
         self.gateway = gateway
@@ -85,6 +91,7 @@ class AgentLoop:
         self.bus = bus
         self.functions: Mapping[str, Function] = functions or {}
         self.clock = clock or Clock()
+        self.recall = recall
 
     # LoadContext ----------------------------------------------------------------------------------------------
 
@@ -95,7 +102,10 @@ class AgentLoop:
             ctx["tenant"], ctx["conversation_id"], ctx["turn"], {"execution_arn": execution, "status": "running"}
         )
         history: list[dict[str, Any]] = []
-        # The seam where memory plugs in: summaries, preferences and facts would join these messages.
+        if self.recall is not None:  # memory: preferences, summaries, facts about the user, as context
+            notes = self.recall(ctx["tenant"], ctx["user"], ctx["conversation_id"], item["question"])
+            if notes:
+                history.append({"role": "system", "content": "What you know about this user:\n" + "\n".join(notes)})
         for past in self.store.recent_turns(
             ctx["tenant"], ctx["conversation_id"], limit=HISTORY_TURNS, before=ctx["turn"]
         ):

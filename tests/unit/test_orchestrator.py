@@ -405,3 +405,11 @@ def test_a_side_effect_interrupted_mid_run_is_never_repeated(world):
     assert world.store.claim_run(ctx["tenant"], ctx["conversation_id"], ctx["turn"], claim, was=None)
     out = loop.run_tool(crashed, EXEC)
     assert out["status"] == "error" and "not repeated" in out["error"] and len(sent) == 1
+
+
+def test_recalled_memory_joins_the_context_of_the_model_steps(world):
+    loop = world.make(Gateway(tool_use=[answer("done")], chat=[grounded_chat]))
+    loop.recall = lambda tenant, user, conversation, question: [f"{user} prefers short answers"]
+    drive(loop, start(world, "blades?"))
+    for call in world.gateway.calls:
+        assert "alice prefers short answers" in " ".join(m.get("content") or "" for m in call["messages"])
