@@ -392,7 +392,11 @@ def run_online(split: str, url: str | None, wait_s: float, limit: int | None = N
         session = requests.Session()
         session.headers["Authorization"] = f"Bearer {token}"
         indexed_s = _wait_indexed(session, url, wait_s)
-        results = [_ask(session, url, q) for q in questions(split, limit)]
+        results = []
+        for q in questions(split, limit):
+            results.append(_ask(session, url, q))
+            # A long run leaves what it has so far (bench-results/answers.partial.json) if it is stopped.
+            write(report(results, "api", started, url=url, indexing_s=indexed_s), "answers.partial.json")
         return report(results, "api", started, url=url, indexing_s=indexed_s)
     finally:
         if runtime is not None:
