@@ -11,6 +11,7 @@ Lambda Invoke); the tenant is the caller's, from its credentials, never from the
 from __future__ import annotations
 
 import base64
+import json
 import struct
 import time
 import uuid
@@ -18,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, field_validator, model_validator
 
 from agentplatform.bootstrap import container
 from agentplatform.errors import FieldError, ValidationFailed
@@ -42,6 +43,7 @@ from agentplatform.llm import (
     UsageReport,
 )
 from agentplatform.principal import caller
+from functions.api.problems import PROBLEM_JSON
 
 LLM_SCOPE = "llm"
 USAGE_SCOPE = "usage"
@@ -69,13 +71,19 @@ class OpenAIFunction(BaseModel):
     @field_validator("parameters")
     @classmethod
     def _json_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
-        from jsonschema import SchemaError, validators
+        return _checked_schema(value)
 
-        try:
-            validators.validator_for(value).check_schema(value)
-        except SchemaError as exc:
-            raise ValueError(f"not a JSON Schema: {exc.message}") from exc
-        return value
+
+def _checked_schema(value: dict[str, Any]) -> dict[str, Any]:
+    """A JSON Schema the platform will hand a model: checked against its metaschema here, so a bad one is the
+    caller's 422 naming the field, not a provider's failure."""
+    from jsonschema import SchemaError, validators
+
+    try:
+        validators.validator_for(value).check_schema(value)
+    except SchemaError as exc:
+        raise ValueError(f"not a JSON Schema: {exc.message}") from exc
+    return value
 
 
 class OpenAITool(BaseModel):
@@ -86,6 +94,137 @@ class OpenAITool(BaseModel):
 
 
 _ModelName = Annotated[str, Field(min_length=1, max_length=128)]
+_FunctionName = Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+_Text = Annotated[str, Field(min_length=1)]
+
+# The request's messages, one shape per role as OpenAI documents them, so the schema states what each role needs
+# (ChatMessage's own schema leaves its "content or tool_calls" rule out); each becomes the gateway's ChatMessage.
+
+
+class OpenAIFunctionCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: _FunctionName
+    arguments: str = Field(description="The call's arguments: a JSON object's text, as the model wrote it.")
+
+    @field_validator("arguments")
+    @classmethod
+    def _object_text(cls, value: str) -> str:
+        # Every provider hands the model these arguments as an object (Converse's toolUse input, TGI's history).
+        try:
+            parsed = json.loads(value)
+        except ValueError as exc:
+            raise ValueError("arguments must be a JSON object's text") from exc
+        if not isinstance(parsed, dict):
+            raise ValueError("arguments must be a JSON object's text")
+        return value
+
+
+class OpenAIToolCall(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: _Text
+    type: Literal["function"] = "function"
+    function: OpenAIFunctionCall
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = None
+
+
+class SystemMessage(_Message):
+    role: Literal["system"]
+    content: str
+
+
+class UserMessage(_Message):
+    role: Literal["user"]
+    content: str
+
+
+class AssistantTurn(_Message):
+    """An earlier assistant turn: its text, its tool calls, or both."""
+
+    # Either may be null (the official client echoes `content: null` beside tool calls), not both.
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "anyOf": [
+                {"required": ["content"], "properties": {"content": {"type": "string"}}},
+                {"required": ["tool_calls"], "properties": {"tool_calls": {"type": "array"}}},
+            ]
+        },
+    )
+
+    role: Literal["assistant"]
+    content: str | None = None
+    tool_calls: list[OpenAIToolCall] | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _says_something(self) -> AssistantTurn:
+        if self.content is None and self.tool_calls is None:
+            raise ValueError("an assistant message needs content or tool_calls")
+        return self
+
+
+class ToolResult(_Message):
+    role: Literal["tool"]
+    content: str
+    tool_call_id: _Text
+
+
+OpenAIMessage = Annotated[SystemMessage | UserMessage | AssistantTurn | ToolResult, Discriminator("role")]
+
+
+class OpenAINamedToolChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    class Function(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+
+        name: _FunctionName
+
+    type: Literal["function"] = "function"
+    function: Function
+
+
+class TextFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["text"]
+
+
+class JsonObjectFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["json_object"]
+
+
+class JsonSchemaSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    name: _FunctionName
+    description: str | None = None
+    # `schema` shadows a BaseModel attribute: aliased.
+    json_schema: dict[str, Any] = Field(alias="schema", description="The JSON Schema the answer must match.")
+    strict: bool | None = None
+
+    @field_validator("json_schema")
+    @classmethod
+    def _json_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        return _checked_schema(value)
+
+
+class JsonSchemaFormat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    type: Literal["json_schema"]
+    json_schema: JsonSchemaSpec
+
+
+OpenAIResponseFormat = Annotated[TextFormat | JsonObjectFormat | JsonSchemaFormat, Discriminator("type")]
 
 
 class ChatCompletionBody(BaseModel):
@@ -95,16 +234,20 @@ class ChatCompletionBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: _ModelName | None = Field(default=None, description="A policy target, or `auto` for the task's route.")
-    messages: list[ChatMessage] = Field(min_length=1, max_length=CHAT_MAX_MESSAGES)
+    messages: list[OpenAIMessage] = Field(min_length=1, max_length=CHAT_MAX_MESSAGES)
     tools: list[OpenAITool] | None = Field(default=None, max_length=CHAT_MAX_TOOLS)
-    tool_choice: Literal["auto", "none", "required"] | NamedToolChoice | None = None
+    tool_choice: Literal["auto", "none", "required"] | OpenAINamedToolChoice | None = Field(
+        default=None, description="`required` needs `tools`; a named tool must be one of `tools`."
+    )
     max_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
     max_completion_tokens: int | None = Field(default=None, ge=1, le=MAX_OUTPUT_TOKENS)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
-    stop: str | list[Annotated[str, Field(min_length=1)]] | None = None
-    response_format: ResponseFormat | None = None
-    stream: bool = False
-    n: int = Field(default=1, ge=1, le=128)
+    stop: _Text | Annotated[list[_Text], Field(min_length=1, max_length=4)] | None = None
+    response_format: OpenAIResponseFormat | None = None
+    # The schema says what is served (no streaming, one choice); the handler refuses the rest with a 400 naming
+    # the parameter rather than a bare 422, since OpenAI clients send them.
+    stream: bool = Field(default=False, json_schema_extra={"const": False})
+    n: int = Field(default=1, ge=1, json_schema_extra={"maximum": 1})
     # Accepted and ignored: they change nothing the platform promises.
     user: str | None = None
     seed: int | None = None
@@ -118,17 +261,12 @@ class ChatCompletionBody(BaseModel):
     @field_validator("stop")
     @classmethod
     def _stop_list(cls, value: str | list[str] | None) -> list[str] | None:
-        if value is None:
-            return None
-        stops = [value] if isinstance(value, str) else value
-        if not stops or len(stops) > 4 or not all(stops):
-            raise ValueError("stop takes 1 to 4 non-empty strings")
-        return stops
+        return [value] if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _tool_choice_names_a_tool(self) -> ChatCompletionBody:
         names = {t.function.name for t in self.tools or []}
-        if isinstance(self.tool_choice, NamedToolChoice) and self.tool_choice.function.get("name") not in names:
+        if isinstance(self.tool_choice, OpenAINamedToolChoice) and self.tool_choice.function.name not in names:
             raise ValueError("tool_choice names a tool that is not in tools")
         if self.tool_choice == "required" and not self.tools:
             raise ValueError("tool_choice 'required' needs tools")
@@ -191,11 +329,29 @@ class EmbeddingList(BaseModel):
     usage: EmbeddingUsage
 
 
+_PROBLEM = {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_GATEWAY_HEADERS = {
+    "x-gateway-target": {"description": "The policy target that answered.", "schema": {"type": "string"}},
+    "x-gateway-cache": {
+        "description": "The answer cache's part.",
+        "schema": {"type": "string", "enum": ["miss", "exact", "semantic", "bypass"]},
+    },
+    "x-gateway-attempts": {"description": "Provider calls made.", "schema": {"type": "string", "pattern": "^[0-9]+$"}},
+    "x-gateway-overhead-ms": {
+        "description": "The gateway's own time.",
+        "schema": {"type": "string", "pattern": "^-?[0-9]+\\.[0-9]{3}$"},
+    },
+}
+# Every error these routes answer is the API's problem+json (openapi.describe adds API Gateway's own answers).
 _RESPONSES = {
     401: {"description": "No valid credentials"},
     422: {"description": "Invalid request (problem+json naming the field), an unknown model included"},
     429: {"description": "Over the tenant's request rate or model budget (see Retry-After)"},
-    503: {"description": "No model target could answer (see Retry-After)"},
+    503: {
+        "description": "No model target could answer: retry after `Retry-After` seconds",
+        "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "Seconds to wait."}},
+        "content": _PROBLEM,
+    },
 }
 
 
@@ -209,8 +365,11 @@ _RESPONSES = {
     ),
     tags=["llm"],
     responses={
-        200: {"description": "The completion; x-gateway-* headers say what the gateway did"},
-        400: {"description": "An unsupported parameter (stream, n > 1)"},
+        200: {
+            "description": "The completion; x-gateway-* headers say what the gateway did.",
+            "headers": _GATEWAY_HEADERS,
+        },
+        400: {"description": "An unsupported parameter (stream, n > 1)", "content": _PROBLEM},
         403: {"description": f"The credentials lack the `{LLM_SCOPE}` scope"},
         **_RESPONSES,
     },
@@ -227,13 +386,13 @@ def chat_completions(body: ChatCompletionBody) -> Response[ChatCompletion]:
         tenant=principal.tenant,
         task="tool_use" if tools and body.tool_choice != "none" else "chat",
         model=pinned,
-        messages=body.messages,
+        messages=[ChatMessage.model_validate(m.model_dump(exclude_none=True)) for m in body.messages],
         tools=tools or None,
-        tool_choice=body.tool_choice,
+        tool_choice=_tool_choice(body.tool_choice),
         max_tokens=body.max_completion_tokens or body.max_tokens or 256,
         temperature=body.temperature,
         stop=body.stop,
-        response_format=body.response_format,
+        response_format=_response_format(body.response_format),
         deadline_ms=_deadline_ms(),
     )
     answer = ChatAnswer.model_validate(_invoke(call.model_dump(mode="json", exclude_none=True), pinned))
@@ -262,7 +421,7 @@ def chat_completions(body: ChatCompletionBody) -> Response[ChatCompletion]:
     ),
     tags=["llm"],
     responses={
-        200: {"description": "One embedding per input, in input order"},
+        200: {"description": "One embedding per input, in input order", "headers": _GATEWAY_HEADERS},
         403: {"description": f"The credentials lack the `{LLM_SCOPE}` scope"},
         **_RESPONSES,
     },
@@ -318,6 +477,19 @@ def _invoke(payload: dict[str, Any], pinned: str | None) -> Any:
         if not errors and pinned is not None:  # the error crossed without its fields
             errors = [FieldError(("body", "model"), f"{pinned!r} is not a model of this platform", "unknown_model")]
         raise ValidationFailed(exc.detail, errors=errors) from exc
+
+
+def _tool_choice(choice: str | OpenAINamedToolChoice | None) -> str | NamedToolChoice | None:
+    if isinstance(choice, OpenAINamedToolChoice):
+        return NamedToolChoice(function={"name": choice.function.name})
+    return choice
+
+
+def _response_format(fmt: TextFormat | JsonObjectFormat | JsonSchemaFormat | None) -> ResponseFormat | None:
+    if fmt is None:
+        return None
+    spec = fmt.json_schema.model_dump(by_alias=True, exclude_none=True) if isinstance(fmt, JsonSchemaFormat) else None
+    return ResponseFormat(type=fmt.type, json_schema=spec)
 
 
 def _body_loc(loc: tuple[str | int, ...]) -> tuple[str | int, ...]:

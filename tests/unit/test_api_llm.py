@@ -204,7 +204,8 @@ NOT_A_SCHEMA = {"type": "function", "function": {"name": "f", "parameters": {"ty
         (hello(tools=[{"type": "function", "function": {"name": "bad name!"}}]), "body.tools.0.function.name"),
         (hello(temperature=3), "body.temperature"),
         (hello(tool_choice="required"), "body"),
-        ({"messages": [{"role": "robot", "content": "x"}]}, "body.messages.0.role"),
+        # The role picks the message's shape: an unknown one is the message's fault.
+        ({"messages": [{"role": "robot", "content": "x"}]}, "body.messages.0"),
         ("not json", "body"),
     ],
 )
@@ -285,3 +286,149 @@ def test_openapi_documents_the_routes() -> None:
     paths = json.loads(openapi_document())["paths"]
     assert {"/v1/chat/completions", "/v1/embeddings", "/v1/usage"} <= set(paths)
     assert "requestBody" in paths["/v1/chat/completions"]["post"]
+
+
+# What the fuzz test (schemathesis over /openapi.json) holds these routes to, one fix each: the document states
+# what the routes accept and every error they answer, in the content type they answer it.
+
+
+def _document() -> dict[str, Any]:
+    return json.loads(openapi_document())
+
+
+def _request_schema(path: str) -> Any:
+    """The operation's request body schema as a jsonschema validator over the whole document's components."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    document = _document()
+    registry = Registry().with_resource("urn:openapi", Resource(contents=document, specification=DRAFT202012))
+    ref = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    return Draft202012Validator({"$ref": "urn:openapi" + ref}, registry=registry)
+
+
+ASSISTANT_CALL = {
+    "role": "assistant",
+    "content": None,
+    "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}],
+}
+TOOL_REPLY = {"role": "tool", "tool_call_id": "call_1", "content": "sunny"}
+
+
+def _with_messages(*messages: dict[str, Any]) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": "weather?"}, *messages]}
+
+
+# Schema-valid bodies the route must accept, and schema-violating ones it must refuse: the two must agree.
+AGREEMENT = [
+    (hello(), True),
+    (_with_messages(ASSISTANT_CALL, TOOL_REPLY), True),  # the official client echoes content: null
+    (_with_messages({"role": "assistant", "content": "x", "tool_calls": None}), True),
+    (_with_messages({"role": "assistant"}), False),  # neither content nor tool calls
+    (_with_messages({"role": "assistant", "content": None, "tool_calls": None}), False),
+    (_with_messages({**ASSISTANT_CALL, "tool_calls": []}), False),
+    (_with_messages({"role": "tool", "content": "x"}), False),  # no tool_call_id
+    (_with_messages({"role": "tool", "content": "x", "tool_call_id": ""}), False),
+    (_with_messages({"role": "user", "content": None}), False),
+    (_with_messages({"role": "user", "content": "x", "tool_call_id": "c"}), False),
+    (hello(stop="END"), True),
+    (hello(stop=["a", "b", "c", "d"]), True),
+    (hello(stop=""), False),
+    (hello(stop=[]), False),
+    (hello(stop=["a", "b", "c", "d", "e"]), False),
+    (hello(stop=["ok", ""]), False),
+    (hello(tool_choice={"type": "function", "function": {}}), False),
+    (hello(response_format={"type": "json_object"}), True),
+    (hello(response_format={"type": "json_schema", "json_schema": {"name": "a", "schema": {"type": "object"}}}), True),
+    (hello(response_format={"type": "json_schema"}), False),
+    (hello(response_format={"type": "json_schema", "json_schema": {"name": "a"}}), False),
+    (hello(response_format={"type": "text", "json_schema": {}}), False),
+    (hello(n=1, stream=False), True),
+]
+
+
+@pytest.mark.parametrize(("body", "valid"), AGREEMENT)
+def test_the_chat_schema_says_exactly_what_the_route_accepts(
+    llm_fakes: Container, lambda_context: Any, body: dict[str, Any], valid: bool
+) -> None:
+    schema_says = _request_schema("/v1/chat/completions").is_valid(body)
+    status, _, answer = chat(body, lambda_context)
+    assert schema_says is valid
+    # The fake gateway answers every accepted call (tool_use goes to a target of its own): 200 means accepted.
+    assert (status == 200) is valid, answer
+
+
+def test_stream_and_n_are_documented_as_what_is_served_and_still_refused_with_a_400(lambda_context: Any) -> None:
+    validator = _request_schema("/v1/chat/completions")
+    assert not validator.is_valid(hello(stream=True)) and not validator.is_valid(hello(n=2))
+
+
+def test_tool_call_arguments_must_be_a_json_objects_text(llm_fakes: Container, lambda_context: Any) -> None:
+    for arguments in ("not json", "[1, 2]"):
+        bad = {
+            **ASSISTANT_CALL,
+            "tool_calls": [{**ASSISTANT_CALL["tool_calls"][0], "function": {"name": "f", "arguments": arguments}}],
+        }
+        status, _, problem = chat(_with_messages(bad, TOOL_REPLY), lambda_context)
+        assert status == 422
+        assert [e["field"] for e in problem["errors"]] == ["body.messages.1.assistant.tool_calls.0.function.arguments"]
+
+
+def test_a_history_with_tool_calls_reaches_the_gateway_as_its_messages(
+    llm_fakes: Container, lambda_context: Any
+) -> None:
+    status, _, body = chat(_with_messages(ASSISTANT_CALL, TOOL_REPLY), lambda_context)
+    assert status == 200, body
+    sent = llm_fakes.llm_gateway_function.payloads[0]["messages"]
+    assert sent[1] == {"role": "assistant", "tool_calls": ASSISTANT_CALL["tool_calls"]}
+    assert sent[2] == TOOL_REPLY
+
+
+def test_a_json_schema_response_format_is_checked_and_forwarded(llm_fakes: Container, lambda_context: Any) -> None:
+    spec = {"name": "answer", "schema": {"type": "object", "properties": {"a": {"type": "integer"}}}, "strict": True}
+    status, _, _ = chat(hello(response_format={"type": "json_schema", "json_schema": spec}), lambda_context)
+    assert status == 200
+    assert llm_fakes.llm_gateway_function.payloads[0]["response_format"] == {"type": "json_schema", "json_schema": spec}
+    bad = {"name": "answer", "schema": {"type": "objekt"}}
+    status, _, problem = chat(hello(response_format={"type": "json_schema", "json_schema": bad}), lambda_context)
+    assert status == 422
+    assert problem["errors"][0]["field"] == "body.response_format.json_schema.json_schema.schema"
+
+
+def test_every_error_these_routes_answer_is_documented_in_its_content_type() -> None:
+    paths = _document()["paths"]
+    for path in ("/v1/chat/completions", "/v1/embeddings"):
+        responses = paths[path]["post"]["responses"]
+        for status in ("400", "401", "403", "413", "415", "422", "429", "503"):
+            if status == "400" and path == "/v1/embeddings":
+                continue
+            assert "application/problem+json" in responses[status]["content"], (path, status)
+        assert "Retry-After" in responses["503"]["headers"]
+        assert set(responses["200"]["headers"]) == {
+            "x-gateway-target",
+            "x-gateway-cache",
+            "x-gateway-attempts",
+            "x-gateway-overhead-ms",
+        }
+
+
+def test_the_gateway_headers_match_their_documented_schemas(llm_fakes: Container, lambda_context: Any) -> None:
+    from jsonschema import validate
+
+    documented = _document()["paths"]["/v1/chat/completions"]["post"]["responses"]["200"]["headers"]
+    status, headers, _ = chat(hello(), lambda_context)
+    assert status == 200
+    for name, spec in documented.items():
+        validate(headers[name], spec["schema"])
+
+
+def test_an_oversized_body_is_a_documented_413_problem(llm_fakes: Container, lambda_context: Any) -> None:
+    # What the fuzzer sent: ~1.28 MB of inputs, over the API's 1 MiB body limit.
+    body = json.dumps({"input": ["0" * 5000] * 256})
+    status, headers, problem = call(event("/v1/embeddings", body), lambda_context)
+    assert status == 413 and headers["Content-Type"] == "application/problem+json"
+    assert problem["code"] == "payload_too_large"
+    assert llm_fakes.llm_gateway_function.payloads == []
+    documented = _document()["paths"]["/v1/embeddings"]["post"]["responses"]["413"]["content"]
+    assert "application/problem+json" in documented
