@@ -202,7 +202,9 @@ class Container:
         from agentplatform.adapters.aws.storage import DynamoTable
         from agentplatform.conversations import ConversationStore
 
-        return ConversationStore(DynamoTable(self.settings.require("conversations_table_name"), self.client("dynamodb")))
+        return ConversationStore(
+            DynamoTable(self.settings.require("conversations_table_name"), self.client("dynamodb"))
+        )
 
     @cached_property
     def agent_workflow(self) -> Workflow:

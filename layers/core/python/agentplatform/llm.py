@@ -135,7 +135,9 @@ class EmbedCall(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     tenant: _Id
-    texts: list[Annotated[str, Field(max_length=EMBEDDING_MAX_CHARS)]] = Field(min_length=1, max_length=MAX_EMBED_INPUTS)
+    texts: list[Annotated[str, Field(max_length=EMBEDDING_MAX_CHARS)]] = Field(
+        min_length=1, max_length=MAX_EMBED_INPUTS
+    )
     model: Annotated[str, Field(min_length=1, max_length=128)] | None = None
     tier: Annotated[str, Field(min_length=1, max_length=64)] = "standard"
     deadline_ms: int | None = Field(default=None, ge=1)

@@ -527,9 +527,7 @@ _AGENT_ROUTES: list[Route] = [
     Route(method="POST", path="/v1/conversations", function="api", scopes=["conversations"]),
     Route(method="GET", path="/v1/conversations", function="api", scopes=["conversations"]),
     Route(method="GET", path="/v1/conversations/{conversation_id}", function="api", scopes=["conversations"]),
-    Route(
-        method="POST", path="/v1/conversations/{conversation_id}/messages", function="api", scopes=["conversations"]
-    ),
+    Route(method="POST", path="/v1/conversations/{conversation_id}/messages", function="api", scopes=["conversations"]),
     Route(
         method="GET",
         path="/v1/conversations/{conversation_id}/turns/{turn}",
