@@ -16,6 +16,7 @@ from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentplatform.api_keys import ApiKey
+from agentplatform.bodies import WHOLE_NUMBER
 from agentplatform.bootstrap import container
 from agentplatform.principal import Principal, caller
 from agentplatform.topology import ADMIN_SCOPE, AUTHORIZER_CACHE_TTL_S, PLATFORM
@@ -44,7 +45,7 @@ class NewApiKey(BaseModel):
     groups: Annotated[list[_Label], Field(max_length=50)] = Field(
         default_factory=list, description="ACL groups whose documents the key may read."
     )
-    expires_in_days: Annotated[int | None, Field(strict=True, ge=1, le=3650)] = Field(
+    expires_in_days: Annotated[int, Field(strict=True, ge=1, le=3650), WHOLE_NUMBER] | None = Field(
         default=None, description="Days until the key stops working; none: until revoked."
     )
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -111,6 +113,10 @@ def refused_early(event: dict[str, Any]) -> dict[str, Any] | None:
         media = str((event.get("headers") or {}).get("content-type", "")).split(";")[0].strip().lower()
         if media != "application/json" and not media.endswith("+json"):
             error = UnsupportedMediaType(f"the body must be application/json, not {media or 'untyped'}")
+        elif not _object_or_unparsed(body, bool(event.get("isBase64Encoded"))):
+            # Every body of this API is an object; the resolver would read a list as its first element.
+            field = FieldError(loc=("body",), message="must be a JSON object", type="model_type")
+            error = ValidationFailed("the body must be a JSON object", errors=[field])
     if error is None:
         return None
     problem = from_platform_error(error, event.get("rawPath"))
@@ -120,6 +126,15 @@ def refused_early(event: dict[str, Any]) -> dict[str, Any] | None:
         "body": problem.body,
         "isBase64Encoded": False,
     }
+
+
+def _object_or_unparsed(body: str, base64_encoded: bool) -> bool:
+    """Whether a JSON body is an object, or is not JSON at all (the resolver answers that one itself)."""
+    try:
+        value = json.loads(base64.b64decode(body) if base64_encoded else body)
+    except ValueError:  # not JSON, not base64, not UTF-8: the resolver's own errors name them
+        return True
+    return isinstance(value, dict)
 
 
 def _takes_json(event: dict[str, Any]) -> bool:

@@ -2,8 +2,10 @@
 generated requests (examples, boundary coverage, random fuzzing, and every method each path does not take), and
 none may answer 5xx or break the documented schema, status codes, content types or headers.
 
-Every check runs, with the project's schemathesis.toml: it lets two operations answer 422 to schema-valid requests
-whose fault JSON Schema cannot state (a cursor this API never issued; an upload path naming a hidden file).
+Every check runs, with the project's schemathesis.toml: it names, per operation, the answers to schema-valid
+requests whose fault JSON Schema cannot state (422 for a cursor this API never issued, an upload path naming a
+hidden file, a model the gateway's policy lacks; 413 for a body over the size limit; 503 from chat on this stack,
+which hosts no generation model), each with its reason.
 """
 
 from __future__ import annotations

@@ -105,6 +105,11 @@ def test_without_credentials_401_and_without_the_scope_403(search_fakes: Contain
         ({"query": "x", "filters": {"path_prefix": "reports"}}, "body.filters.path_prefix"),
         ({"query": "x", "context_tokens": -1}, "body.context_tokens"),
         ("not json", "body"),
+        ({"query": "x", "top_k": "5"}, "body.top_k"),
+        ({"query": "x", "top_k": 2.5}, "body.top_k"),
+        ({"query": "x", "top_k": True}, "body.top_k"),
+        ([{"query": "x"}], "body"),  # a list is not the object the operation takes (not its first element)
+        ([], "body"),
     ],
 )
 def test_bad_input_is_a_problem_naming_the_field(
@@ -114,6 +119,13 @@ def test_bad_input_is_a_problem_naming_the_field(
     assert status == 422, problem
     assert headers["Content-Type"] == "application/problem+json"
     assert field in [e["field"] for e in problem["errors"]]
+
+
+def test_a_whole_number_written_as_a_float_is_an_integer(search_fakes: Container, lambda_context: Any) -> None:
+    # JSON Schema, and clients, count 4.0 as the integer 4.
+    status, _, body = call(search_event({"query": "boundary layer transition", "top_k": 1.0}), lambda_context)
+    assert status == 200, body
+    assert len(body["hits"]) == 1
 
 
 def test_a_retrieval_failure_is_a_problem(search_fakes: Container, lambda_context: Any) -> None:

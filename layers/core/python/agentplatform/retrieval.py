@@ -7,6 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentplatform.bodies import WHOLE_NUMBER
 from agentplatform.search import MAX_TOP_K, SearchMode
 
 MAX_QUERY_CHARS = 2_000
@@ -43,7 +44,9 @@ class SearchBody(BaseModel):
         str,
         Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"\S", description="What to search for (not blank)."),
     ]
-    top_k: Annotated[int, Field(strict=True, ge=1, le=MAX_TOP_K, description="How many hits to return.")] = 10
+    top_k: Annotated[
+        int, Field(strict=True, ge=1, le=MAX_TOP_K, description="How many hits to return."), WHOLE_NUMBER
+    ] = 10
     mode: Annotated[SearchMode, Field(description="`hybrid` (default); `bm25` or `vector` to debug.")] = (
         SearchMode.HYBRID
     )
@@ -51,6 +54,7 @@ class SearchBody(BaseModel):
     context_tokens: Annotated[
         int,
         Field(strict=True, ge=0, le=MAX_CONTEXT_TOKENS, description="Token budget of the assembled context; 0: none."),
+        WHOLE_NUMBER,
     ] = 1_500
 
 
