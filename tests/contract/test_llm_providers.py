@@ -34,17 +34,10 @@ from agentplatform.errors import (
 from agentplatform.llm import ChatCall
 from agentplatform.ports import LlmProvider
 from local.model_server import ModelServer, hosted_model
+from tests.fixtures.tools import WEATHER
 
 TITAN = "amazon.titan-embed-text-v2:0"
 CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 
 
 def chat_call(**fields: Any) -> ChatCall:

@@ -8,25 +8,16 @@ import math
 from collections.abc import Iterator
 from typing import Any
 
+import openai
 import pytest
 import requests
 
 from agentplatform.topology import ADMIN_SCOPE
 from local.runtime import LocalRuntime
+from tests.fixtures.tools import WEATHER
 from tests.integration.conftest import bearer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-openai = pytest.importorskip("openai")
-
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 
 
 @pytest.fixture(scope="module")

@@ -21,16 +21,9 @@ from agentplatform.llm import ChatAnswer, ChatCall, EmbedAnswer, EmbedCall, Gate
 from agentplatform.observability import CORRELATION_KEY
 from functions.api.handler import handler, openapi_document
 from tests.conftest import sample_event
+from tests.fixtures.tools import WEATHER
 
 TARGETS = {"small-local": 3, "big-remote": 5}  # target -> its embedding size
-WEATHER = {
-    "type": "function",
-    "function": {
-        "name": "get_weather",
-        "description": "Current weather in a city",
-        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-    },
-}
 
 
 def info(target: str) -> GatewayInfo:
