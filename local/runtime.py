@@ -22,12 +22,18 @@ from local.emulator import ACCOUNT, MotoEmulator, Scheduler
 from local.gateway import HttpGateway
 from local.lambdas import LambdaRouter
 from local.model_server import HostedModel, ModelServer, hosted_model
+from local.persistence import TablePersistence, TableSnapshot, fail_interrupted_turns
 from local.resources import Provisioned, physical_name, provision
 from local.tls import server_context
 
 log = logging.getLogger("local.runtime")
 
 _running: LocalRuntime | None = None
+
+# The tables kept across restarts (under <data>/tables/): the user's conversations, turns, tool runs and escalations.
+# The others start empty on purpose: the document registry is rebuilt by the drop-folder mirror, the gateway's caches
+# and budgets are derived state.
+PERSISTED_TABLES = ("conversations",)
 
 
 class RuntimeSettings(BaseSettings):
@@ -99,6 +105,7 @@ class LocalRuntime:
         self.model_server: ModelServer | None = None
         self.issuer: DevIssuer | None = None
         self.mirror: DropFolderMirror | None = None
+        self.persistence: TablePersistence | None = None
 
     # -- clients to the emulator (the runtime's own; handlers build theirs through the composition root)
     def client(self, service: str) -> Any:
@@ -155,6 +162,7 @@ class LocalRuntime:
         self.emulator = MotoEmulator(s.host, s.aws_port, self.router, self.delivery)
         self.emulator.start()
         self.provisioned = provision(self.topology, self.client, self.router, s.prefix, s.region, s.data_dir)
+        self._restore_tables()
         self.model_server = ModelServer(s.host, s.model_port, models_for(s, self.topology), ACCOUNT)
         self.model_server.start()
         self.issuer = DevIssuer(s.data_dir / "auth")
@@ -214,6 +222,8 @@ class LocalRuntime:
             self.scheduler.stop()
         if self.delivery:
             self.delivery.stop()
+        if self.persistence:
+            self.persistence.stop()  # the last snapshot, while the emulator still answers
         if self.emulator:
             self.emulator.stop()
         use_container(None)  # closes what the handlers opened (the embedded search index)
@@ -221,6 +231,18 @@ class LocalRuntime:
         global _running
         if _running is self:
             _running = None
+
+    def _restore_tables(self) -> None:
+        """Before anything can start a turn: the saved tables back in, then the turns their stop interrupted failed."""
+        ddb, folder = self.client("dynamodb"), self.settings.data_dir / "tables"
+        kept = [t.name for t in self.topology.tables if t.name in PERSISTED_TABLES]  # a test topology may lack them
+        names = {t: self.provisioned.value(f"table:{t}", "name") for t in kept}
+        self.persistence = TablePersistence([TableSnapshot(ddb, n, folder / f"{t}.jsonl") for t, n in names.items()])
+        restored = self.persistence.restore()
+        if "conversations" in names:
+            name = names["conversations"]
+            fail_interrupted_turns(ddb, self.client("stepfunctions"), name, restored[name])
+        self.persistence.start()
 
     def __enter__(self) -> LocalRuntime:
         return self.start()

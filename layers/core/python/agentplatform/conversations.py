@@ -17,11 +17,12 @@ reads as missing.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -33,6 +34,13 @@ from agentplatform.errors import Conflict, NotFound
 from agentplatform.ports import KeyValueTable
 
 MAX_MESSAGE_CHARS = 16_000
+
+# What a turn ends with when the run answering it is gone (the local runtime stopped mid-turn).
+INTERRUPTED_FAILURE = "RuntimeStopped"
+INTERRUPTED_ANSWER = (
+    "I could not answer this because the local runtime stopped while this turn was running. Your message is saved; "
+    "please ask again."
+)
 
 
 def now() -> str:
@@ -67,6 +75,7 @@ class EscalationStatus(StrEnum):
     REJECTED = "rejected"
     ANSWERED = "answered"
     TIMED_OUT = "timed_out"
+    INTERRUPTED = "interrupted"  # the run it paused no longer exists (the local runtime stopped): nothing to resume
 
 
 class ToolRun(BaseModel):
@@ -444,6 +453,49 @@ class ConversationStore:
                 f"escalation {escalation_id} is {current.get('status')} already", status=current.get("status")
             )
         return Escalation(**_public({**item, **values}))
+
+    # Turns whose run is gone --------------------------------------------------------------------------------
+
+    def fail_interrupted_turns(
+        self,
+        items: Iterable[Mapping[str, Any]],
+        *,
+        alive: Callable[[str], bool],
+        failure: str = INTERRUPTED_FAILURE,
+        answer: str = INTERRUPTED_ANSWER,
+    ) -> list[tuple[str, str, int]]:
+        """Among the table's `items`, every turn still running or waiting whose execution `alive` does not know any
+        more ends failed with `failure` and a safe `answer` (the question stays), and its open escalation is closed
+        as interrupted: nothing is left to finish or resume it. Answered and failed turns stay as they are. Returns
+        (tenant, conversation, turn) of each turn failed."""
+        unfinished = {TurnStatus.RUNNING.value, TurnStatus.WAITING.value}
+        failed: list[tuple[str, str, int]] = []
+        for raw in items:
+            item = _unpack(raw) or {}
+            pk, sk = str(item.get("pk", "")), str(item.get("sk", ""))
+            if not (pk.startswith("CONV#") and sk.startswith("TURN#")) or item.get("status") not in unfinished:
+                continue
+            arn = item.get("execution_arn")
+            if arn and alive(str(arn)):
+                continue
+            tenant, conversation_id = pk.removeprefix("CONV#").rsplit("#", 1)
+            values = {
+                "status": TurnStatus.FAILED.value,
+                "failure": failure,
+                "answer": answer,
+                "answer_kind": AnswerKind.SAFE.value,
+            }
+            n = int(item["turn"])
+            # Conditional on the status read: a turn that finished meanwhile keeps its answer.
+            if not self.update_turn(tenant, conversation_id, n, values, expect={"status": item["status"]}):
+                continue
+            failed.append((tenant, conversation_id, n))
+            if item.get("escalation_id"):
+                # Already resolved (nothing was left to resume), or never stored: either way it is not open.
+                escalation, closed = str(item["escalation_id"]), EscalationStatus.INTERRUPTED
+                with contextlib.suppress(Conflict, NotFound):
+                    self.close_escalation(tenant, escalation, closed, by="system", resolution=failure)
+        return failed
 
     # A tool's breaker -----------------------------------------------------------------------------------------
 

@@ -1,0 +1,160 @@
+"""Tables the local runtime keeps across restarts: moto holds DynamoDB in memory, so the user's data would be gone.
+
+Each persisted table is one JSON Lines file under the data folder (`tables/<logical name>.jsonl`), one item a
+line in DynamoDB's own typed form (what Scan returns, what BatchWriteItem takes), so every attribute type reads
+back as it was written. The file is replaced whole (a temp file, then `os.replace`): a kill at any moment leaves
+the previous snapshot or the new one, never a torn file. A snapshot is at most `interval_s` old, so a kill loses at
+most that last second of writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("local.persistence")
+
+_BATCH = 25  # BatchWriteItem's limit
+
+
+class TableSnapshot:
+    """One table saved to and restored from one file, through the runtime's own DynamoDB client."""
+
+    def __init__(self, client: Any, table_name: str, path: Path) -> None:
+        self._ddb = client
+        self.table_name = table_name
+        self.path = path
+        self._digest: str | None = None  # of what the file holds: an unchanged table is not rewritten
+
+    def saved_items(self) -> list[dict[str, Any]]:
+        if not self.path.exists():
+            return []
+        with self.path.open(encoding="utf-8") as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def restore(self) -> list[dict[str, Any]]:
+        """Write the saved items into the (fresh, empty) table; return them, in DynamoDB's typed form."""
+        items = self.saved_items()
+        for start in range(0, len(items), _BATCH):
+            requests = [{"PutRequest": {"Item": item}} for item in items[start : start + _BATCH]]
+            while requests:  # BatchWriteItem may leave some unprocessed: send those again
+                out = self._ddb.batch_write_item(RequestItems={self.table_name: requests})
+                requests = out.get("UnprocessedItems", {}).get(self.table_name, [])
+        self._digest = _digest(_lines(items))
+        return items
+
+    def _scan(self) -> Iterator[dict[str, Any]]:
+        kwargs: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True}
+        while True:
+            page = self._ddb.scan(**kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def save(self) -> bool:
+        """Snapshot the table if it changed since the last save (or restore); return whether the file was written."""
+        lines = _lines(self._scan())
+        digest = _digest(lines)
+        if digest == self._digest:
+            return False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        temp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        with temp.open("w", encoding="utf-8") as f:
+            f.writelines(line + "\n" for line in lines)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, self.path)
+        self._digest = digest
+        return True
+
+
+def _lines(items: Any) -> list[str]:
+    # Sorted by key: the same table content is the same file (and digest) whatever order Scan returned it in.
+    encoded = [json.dumps(item, sort_keys=True, separators=(",", ":")) for item in items]
+    return sorted(encoded)
+
+
+def _digest(lines: list[str]) -> str:
+    h = hashlib.sha256()
+    for line in lines:
+        h.update(line.encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+class TablePersistence:
+    """Restores the persisted tables at start, snapshots them every `interval_s` while running and once at stop."""
+
+    def __init__(self, snapshots: list[TableSnapshot], interval_s: float = 1.0) -> None:
+        self.snapshots = snapshots
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._restored = False
+        self._lock = threading.Lock()  # the thread's snapshot and stop's last one never write at once
+
+    def restore(self) -> dict[str, list[dict[str, Any]]]:
+        """Table name -> the items restored into it (DynamoDB's typed form)."""
+        restored = {s.table_name: s.restore() for s in self.snapshots}
+        for name, items in restored.items():
+            log.info("table restored", extra={"table": name, "items": len(items)})
+        self._restored = True
+        return restored
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="table-snapshots", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            try:
+                self.save()
+            except Exception:  # a failed snapshot is retried next tick; the thread must not die
+                log.warning("table snapshot failed", exc_info=True)
+
+    def save(self) -> None:
+        # Never before the restore finished: a snapshot of a half-restored table would replace the whole file.
+        if not self._restored:
+            return
+        with self._lock:
+            for snapshot in self.snapshots:
+                snapshot.save()
+
+    def stop(self) -> None:
+        """The last snapshot (the emulator must still be up), then the thread ends."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        try:
+            self.save()
+        except Exception:  # stopping must go on; the snapshot a second ago stays on disk
+            log.warning("final table snapshot failed", exc_info=True)
+
+
+def fail_interrupted_turns(ddb: Any, sfn: Any, table_name: str, items: list[dict[str, Any]]) -> list[Any]:
+    """After a restore: the turns that were running when the runtime stopped have no execution any more (moto's
+    Step Functions starts empty), so the store fails them with the reason (its rule: agentplatform.conversations)."""
+    from boto3.dynamodb.types import TypeDeserializer
+
+    from agentplatform.adapters.aws.storage import DynamoTable
+    from agentplatform.conversations import ConversationStore
+
+    def alive(arn: str) -> bool:
+        try:
+            return sfn.describe_execution(executionArn=arn)["status"] == "RUNNING"
+        except sfn.exceptions.ExecutionDoesNotExist:
+            return False
+
+    deserializer = TypeDeserializer()
+    plain = [{k: deserializer.deserialize(v) for k, v in item.items()} for item in items]
+    failed = ConversationStore(DynamoTable(table_name, ddb)).fail_interrupted_turns(plain, alive=alive)
+    if failed:
+        log.warning("turns interrupted by a stop marked failed", extra={"table": table_name, "turns": len(failed)})
+    return failed
