@@ -34,7 +34,7 @@ def loop() -> AgentLoop:
     functions = _Functions(c, {need for spec in specs for need in spec.needs})
     gateway = c.llm_gateway_function if settings.llm_gateway_function_name else _Unavailable()
     bus = c.event_bus if settings.platform_event_bus_name else None
-    return AgentLoop(store, gateway, registry, bus=bus, functions=functions)
+    return AgentLoop(store, gateway, registry, bus=bus, functions=functions, model_step=settings.agent_model_step)
 
 
 class _Functions(Mapping[str, Function]):

@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from agentplatform import grounding
 from agentplatform.conversations import (
@@ -55,6 +55,14 @@ SYSTEM_ANSWER = (
 ABSTAIN = "I could not find the answer in your documents, so I don't know."
 REFUSAL = "An operator declined this request, so I can't help with it here."
 
+# A marker-less answer that is one of these says it does not know; any other marker-less text is unsupported.
+_ABSTAINS = re.compile(
+    r"\b(?:(?:do|does|did|could|can|would)\s*(?:not|n't)|cannot|unable to)\s+(?:know|find|answer|tell|say|"
+    r"determine|see)\b|\bno (?:information|answer|mention)\b|\bnot (?:mentioned|stated|covered|specified|"
+    r"found|provided|given)\b|\b(?:passages|documents) do(?:es)?\s*(?:not|n't)\b",
+    re.IGNORECASE,
+)
+
 # The user asking for a person: a policy, not the model's call (small local models miss it).
 _WANTS_HUMAN = re.compile(
     r"\b(talk|speak|chat|connect|escalate|transfer|hand)\b[^.?!]{0,40}\b(human|person|operator|agent|someone|"
@@ -66,6 +74,9 @@ _WANTS_HUMAN = re.compile(
 # The memory seam: (tenant, user, conversation, question) -> short notes the model should know (preferences,
 # a summary of older turns, facts). The memory service plugs in here; none by default.
 Recall = Callable[[str, str, str, str], list[str]]
+
+# After the retrieval-first search, when CallModel asks the model for more tool calls (settings.agent_model_step).
+ModelStep = Literal["always", "when_needed"]
 
 
 @dataclass
@@ -84,6 +95,7 @@ class AgentLoop:
         functions: Mapping[str, Function] | None = None,
         clock: Clock | None = None,
         recall: Recall | None = None,
+        model_step: ModelStep = "always",
     ) -> None:
         self.store = store
         self.gateway = gateway
@@ -92,6 +104,7 @@ class AgentLoop:
         self.functions: Mapping[str, Function] = functions or {}
         self.clock = clock or Clock()
         self.recall = recall
+        self.model_step = model_step
 
     # LoadContext ----------------------------------------------------------------------------------------------
 
@@ -136,6 +149,9 @@ class AgentLoop:
                 _call(step, i, "knowledge_search", {"query": q}) for i, q in enumerate(sub_queries(ctx["question"]))
             ]
             return {**state, "decision": {"has_tools": True, "tool_calls": calls, "planned": "retrieval_first"}}
+        if self.model_step == "when_needed" and not _needs_model(runs):
+            # The searches found passages and nothing failed: the model would only route to Answer, slowly.
+            return {**state, "decision": {"has_tools": False, "tool_calls": [], "planned": "retrieval_enough"}}
         call = ChatCall(
             tenant=ctx["tenant"],
             task="tool_use",
@@ -353,14 +369,14 @@ class AgentLoop:
         if not passages:
             final = {"answer": ABSTAIN, "kind": AnswerKind.ABSTAINED.value, "grounded": True, "refs": []}
             return {**state, "final": final, "next": "finalize"}
-        text, target = self._answer_once(ctx, state, passages, quoted=False)
+        text, target, provider = self._answer_once(ctx, state, passages, quoted=False)
         report = grounding.check(text, passages)
         kind, notes = AnswerKind.GENERATED, list(state.get("notes", []))
-        if not report.supported:
+        if not _supported(report, text, provider):
             notes.append("grounding: first answer unsupported, retried with the passages quoted")
-            text, target = self._answer_once(ctx, state, passages, quoted=True)
+            text, target, provider = self._answer_once(ctx, state, passages, quoted=True)
             report = grounding.check(text, passages)
-            if not report.supported:
+            if not _supported(report, text, provider):
                 notes.append("grounding: retry unsupported, extractive answer")
                 text, target = self._extractive(ctx, passages)
                 report = grounding.check(text, passages)
@@ -396,7 +412,8 @@ class AgentLoop:
 
     def _answer_once(
         self, ctx: dict[str, Any], state: dict[str, Any], passages: list[Passage], *, quoted: bool
-    ) -> tuple[str, str]:
+    ) -> tuple[str, str, str]:
+        """The answer's text, the gateway target and the provider that wrote it."""
         question = ctx["question"]
         if quoted:  # the retry shows the passages verbatim in the prompt as well
             quotes = "\n".join(f"[{p.ref}] {p.text}" for p in passages)
@@ -414,7 +431,7 @@ class AgentLoop:
             deadline_ms=self._left_ms(ctx),
         )
         answer = self._chat(ctx, call)
-        return answer.message.content or "", answer.gateway.target
+        return answer.message.content or "", answer.gateway.target, answer.gateway.provider
 
     def _extractive(self, ctx: dict[str, Any], passages: list[Passage]) -> tuple[str, str]:
         call = ChatCall(
@@ -543,6 +560,24 @@ def sub_queries(question: str) -> list[str]:
     if len(parts) < 2:
         return [text[:500]]
     return [p[:500] for p in parts[:MAX_SUB_QUERIES]]
+
+
+def _needs_model(runs: list[ToolRun]) -> bool:
+    """`when_needed`: the model is asked for more tools only when no search found a passage, or a tool of the
+    last step failed (the model may try another query or tool)."""
+    last = max(r.step for r in runs)
+    if any(r.status == "error" for r in runs if r.step == last):
+        return True
+    return not any(r.name == "knowledge_search" and r.status == "ok" and (r.result or {}).get("passages") for r in runs)
+
+
+def _supported(report: grounding.GroundingReport, text: str, provider: str) -> bool:
+    """Grounded enough to present. `grounding.check` counts marker-less text as an abstention (supported); from a
+    generator (not the extractive provider, whose only marker-less text is its abstention) given passages,
+    marker-less text (empty included) that does not say it does not know is an uncited claim, so it is not."""
+    if not report.supported:
+        return False
+    return not report.abstained or provider == "extractive" or bool(_ABSTAINS.search(text))
 
 
 def _call(step: int, index: int, name: str, arguments: Any, call_id: str | None = None) -> dict[str, Any]:

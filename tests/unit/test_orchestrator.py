@@ -91,7 +91,7 @@ def world():
     w.now = [1_000_000]
     w.clock = Clock(now_ms=lambda: w.now[0])
 
-    def make(gateway: Gateway, specs: list[ToolSpec] | None = None) -> AgentLoop:
+    def make(gateway: Gateway, specs: list[ToolSpec] | None = None, **options: Any) -> AgentLoop:
         w.gateway = gateway
         return AgentLoop(
             store,
@@ -100,6 +100,7 @@ def world():
             bus=w.bus,
             functions={"retrieval_function": w.retrieval},
             clock=w.clock,
+            **options,
         )
 
     w.make = make
@@ -413,3 +414,110 @@ def test_recalled_memory_joins_the_context_of_the_model_steps(world):
     drive(loop, start(world, "blades?"))
     for call in world.gateway.calls:
         assert "alice prefers short answers" in " ".join(m.get("content") or "" for m in call["messages"])
+
+
+# AGENT_MODEL_STEP=when_needed (the local runtime's): the model is asked for tools only when the plan fell short.
+
+
+def test_when_needed_goes_straight_to_the_answer_when_the_search_found_passages(world):
+    loop = world.make(
+        Gateway(tool_use=[AssertionError("tool_use must not be called")], chat=[grounded_chat]),
+        model_step="when_needed",
+    )
+    state = drive(loop, start(world, "How often are the turbine blades inspected?"))
+    turn = turn_of(world, state)
+    assert [c["task"] for c in world.gateway.calls] == ["chat"]
+    assert turn.answer_kind == "generated" and turn.grounded is True and "hundred hours" in turn.answer
+    assert turn.steps == 1 and turn.cut_off is False and [r.step for r in turn.tool_runs] == [0]
+
+
+def test_when_needed_asks_the_model_when_the_search_found_nothing(world):
+    world.retrieval._handler = lambda request: search_result(
+        request["query"], [PASSAGE] if request["query"] == "turbine blades" else []
+    )
+    again = answer(tool_calls=[("knowledge_search", {"query": "turbine blades"})])
+    loop = world.make(
+        Gateway(tool_use=[again, AssertionError("asked again")], chat=[grounded_chat]), model_step="when_needed"
+    )
+    state = drive(loop, start(world, "How often are the blades looked at?"))
+    turn = turn_of(world, state)
+    # Asked once, after the empty first search; its search found the passage, so no second model step.
+    assert [c["task"] for c in world.gateway.calls] == ["tool_use", "chat"]
+    assert [(r.step, r.arguments["query"]) for r in turn.tool_runs][1] == (1, "turbine blades")
+    assert turn.answer_kind == "generated" and "hundred hours" in turn.answer
+
+
+def test_when_needed_asks_the_model_when_a_tool_of_the_last_step_failed(world):
+    calls = []
+
+    def flaky(request):
+        calls.append(request["query"])
+        if len(calls) == 1:
+            raise UpstreamUnavailable("search is down")
+        return search_result(request["query"], [PASSAGE])
+
+    world.retrieval._handler = flaky
+    again = answer(tool_calls=[("knowledge_search", {"query": "blades inspection"})])
+    loop = world.make(
+        Gateway(tool_use=[again, AssertionError("asked again")], chat=[grounded_chat]), model_step="when_needed"
+    )
+    state = drive(loop, start(world, "blades?"))
+    turn = turn_of(world, state)
+    assert [r.status for r in turn.tool_runs] == ["error", "ok"]
+    assert [c["task"] for c in world.gateway.calls] == ["tool_use", "chat"] and "hundred hours" in turn.answer
+
+
+def test_always_asks_the_model_after_the_search(world):
+    loop = world.make(Gateway(tool_use=[answer("done")], chat=[grounded_chat]), model_step="always")
+    drive(loop, start(world, "How often are the turbine blades inspected?"))
+    assert [c["task"] for c in world.gateway.calls] == ["tool_use", "chat"]
+
+
+# A generated answer without any [n] marker is an uncited claim, not an abstention.
+
+
+def from_provider(provider: str, content: str) -> dict[str, Any]:
+    out = answer(content)
+    out["gateway"] = {**out["gateway"], "target": provider, "provider": provider}
+    return out
+
+
+def test_a_generated_answer_without_markers_is_retried_then_replaced_by_the_extractive_one(world):
+    uncited = from_provider("sagemaker", "The blades are inspected every hundred hours of flight.")
+    loop = world.make(Gateway(tool_use=[answer("done")], chat=[uncited, uncited, grounded_chat]))
+    state = drive(loop, start(world, "How often are the turbine blades inspected?"))
+    turn = turn_of(world, state)
+    chats = [c for c in world.gateway.calls if c["task"] == "chat"]
+    assert len(chats) == 3 and "Passages:" in chats[1]["messages"][-1]["content"]
+    assert chats[2].get("model") == "extractive"
+    assert turn.answer_kind == "extractive" and turn.answer.startswith("I could not verify a written answer")
+    assert turn.answer.endswith("[1]") and [c.ref for c in turn.citations] == [1]
+    assert turn.notes == [
+        "grounding: first answer unsupported, retried with the passages quoted",
+        "grounding: retry unsupported, extractive answer",
+    ]
+
+
+def test_a_generated_answer_without_markers_retried_with_citations_is_kept(world):
+    uncited = from_provider("sagemaker", "Every hundred hours.")
+    cited = from_provider("sagemaker", f"{PASSAGE} [1]")
+    loop = world.make(Gateway(tool_use=[answer("done")], chat=[uncited, cited]))
+    turn = turn_of(world, drive(loop, start(world, "How often are the turbine blades inspected?")))
+    assert turn.answer_kind == "generated" and turn.grounded is True and turn.answer.endswith("[1]")
+    assert len([c for c in world.gateway.calls if c["task"] == "chat"]) == 2
+
+
+@pytest.mark.parametrize(
+    ("provider", "text"),
+    [
+        ("sagemaker", "I don't know: the passages do not say."),
+        ("sagemaker", "The documents do not mention how often."),
+        ("bedrock", "I could not find that in the passages."),
+        ("extractive", "I found nothing in the passages that answers this."),  # the extractive abstention
+    ],
+)
+def test_a_marker_less_abstention_stays_an_abstention(world, provider, text):
+    loop = world.make(Gateway(tool_use=[answer("done")], chat=[from_provider(provider, text)]))
+    turn = turn_of(world, drive(loop, start(world, "What is the CEO's shoe size?")))
+    assert turn.answer_kind == "abstained" and turn.answer == text and turn.citations == []
+    assert len([c for c in world.gateway.calls if c["task"] == "chat"]) == 1

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     # Model steps before the loop is cut off, and the wall clock of a turn's tool loop (escalation waits aside).
     agent_max_steps: int = Field(default=4, alias="AGENT_MAX_STEPS", ge=1, le=20)
     agent_wall_clock_s: int = Field(default=90, alias="AGENT_WALL_CLOCK_S", ge=5)
+    # After the retrieval-first search, ask the model for more tool calls `always`, or only `when_needed` (the
+    # searches found no passage, or a tool of the last step failed). The local runtime sets `when_needed`: its
+    # small model routes slowly and no better than the plan (docs/agent-loop.md).
+    agent_model_step: Literal["always", "when_needed"] = Field(default="always", alias="AGENT_MODEL_STEP")
     # How long a paused turn waits for an operator before it resumes with the timeout outcome.
     escalation_timeout_s: int = Field(default=3600, alias="ESCALATION_TIMEOUT_S", ge=1, le=86_400 * 7)
     # How long POST /v1/conversations/{id}/messages waits for the answer before 202 (under API Gateway's 29 s).
