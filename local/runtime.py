@@ -272,6 +272,10 @@ class LocalRuntime:
             "JWT_ISSUER": ISSUER,
             "JWT_AUDIENCE": AUDIENCE,
             "JWKS_URL": (self.settings.data_dir / "auth" / "jwks.json").resolve().as_uri(),
+            # The local tool-routing model (SmolLM2-135M) costs ~10 s a turn and routes no better than the
+            # retrieval-first plan (docs/agent-loop.md): ask it only when the searches found nothing. An
+            # AGENT_MODEL_STEP already in the environment wins (a test of the model's routing sets `always`).
+            "AGENT_MODEL_STEP": os.environ.get("AGENT_MODEL_STEP") or "when_needed",
             **self.provisioned.env(),
         }
         for key, value in env.items():
