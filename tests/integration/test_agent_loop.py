@@ -77,7 +77,20 @@ def scripted_gateway(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def runtime_overrides():
+def model_step():
+    """The scripted model's routing is under test here: it is asked after every step (AGENT_MODEL_STEP=always, which
+    the runtime keeps over its local `when_needed`)."""
+    saved = os.environ.get("AGENT_MODEL_STEP")
+    os.environ["AGENT_MODEL_STEP"] = "always"
+    yield
+    if saved is None:
+        os.environ.pop("AGENT_MODEL_STEP", None)
+    else:
+        os.environ["AGENT_MODEL_STEP"] = saved
+
+
+@pytest.fixture(scope="module")
+def runtime_overrides(model_step):
     return {"LOCAL_MODELS": "embedding"}
 
 
@@ -156,6 +169,23 @@ def test_a_model_that_always_calls_tools_is_cut_off(stack):
     assert t["cut_off"] is True and t["steps"] == 4
     assert "stopped after 4 tool steps" in t["answer"]
     assert max(r["step"] for r in t["tool_runs"]) == 3
+
+
+def test_when_needed_answers_from_the_first_search_without_the_model(stack):
+    os.environ["AGENT_MODEL_STEP"] = "when_needed"
+    reset_settings()
+    use_container(None)
+    try:
+        cid = conversation(stack)
+        t = ask(stack, cid, "ALWAYS_TOOLS how often are the turbine blades inspected?").json()
+        assert t["status"] == "answered" and t["cut_off"] is False and t["steps"] == 1, t
+        # The scripted model would have searched until the cut-off (the test above): it was never asked.
+        assert [r["step"] for r in t["tool_runs"]] == [0] and "hundred hours" in t["answer"]
+        assert t["citations"][0]["doc_id"] == "engine"
+    finally:
+        os.environ["AGENT_MODEL_STEP"] = "always"
+        reset_settings()
+        use_container(None)
 
 
 def test_model_down_gives_a_safe_answer_and_no_stuck_run(stack):
