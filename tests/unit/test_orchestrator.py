@@ -521,3 +521,24 @@ def test_a_marker_less_abstention_stays_an_abstention(world, provider, text):
     turn = turn_of(world, drive(loop, start(world, "What is the CEO's shoe size?")))
     assert turn.answer_kind == "abstained" and turn.answer == text and turn.citations == []
     assert len([c for c in world.gateway.calls if c["task"] == "chat"]) == 1
+
+
+def test_the_model_step_setting_defaults_to_always_and_refuses_other_values(monkeypatch):
+    from agentplatform.config import get_settings, reset_settings
+    from agentplatform.errors import ConfigurationError
+
+    monkeypatch.delenv("AGENT_MODEL_STEP", raising=False)
+    reset_settings()
+    try:
+        assert get_settings().agent_model_step == "always"
+        monkeypatch.setenv("AGENT_MODEL_STEP", "when_needed")
+        reset_settings()
+        assert get_settings().agent_model_step == "when_needed"
+        monkeypatch.setenv("AGENT_MODEL_STEP", "sometimes")
+        reset_settings()
+        with pytest.raises(ConfigurationError) as raised:
+            get_settings()
+        assert any("AGENT_MODEL_STEP" in e.loc for e in raised.value.errors)
+    finally:
+        monkeypatch.delenv("AGENT_MODEL_STEP", raising=False)
+        reset_settings()
