@@ -24,12 +24,22 @@ _BATCH = 25  # BatchWriteItem's limit
 
 
 class TableSnapshot:
-    """One table saved to and restored from one file, through the runtime's own DynamoDB client."""
+    """One table saved to and restored from one file, through the runtime's own DynamoDB clients.
 
-    def __init__(self, client: Any, table_name: str, path: Path) -> None:
+    After the restore it follows the table's DynamoDB stream (enabled here with new images if the table has none):
+    a tick with no stream records costs one GetRecords, and changed items are applied to the copy kept here, so
+    a busy table is never scanned a second (a Scan of 2,000 items costs ~0.7 s of moto's CPU). Stop takes a full
+    Scan. Without a streams client, every save is a Scan, written only when the content changed.
+    """
+
+    def __init__(self, client: Any, table_name: str, path: Path, streams: Any = None) -> None:
         self._ddb = client
+        self._streams = streams
         self.table_name = table_name
         self.path = path
+        self._key_names: list[str] = []
+        self._items: dict[str, dict[str, Any]] = {}  # the table as last read, by its key
+        self._iterator: str | None = None
         self._digest: str | None = None  # of what the file holds: an unchanged table is not rewritten
 
     def saved_items(self) -> list[dict[str, Any]]:
@@ -46,8 +56,30 @@ class TableSnapshot:
             while requests:  # BatchWriteItem may leave some unprocessed: send those again
                 out = self._ddb.batch_write_item(RequestItems={self.table_name: requests})
                 requests = out.get("UnprocessedItems", {}).get(self.table_name, [])
+        table = self._ddb.describe_table(TableName=self.table_name)["Table"]
+        self._key_names = [k["AttributeName"] for k in table["KeySchema"]]
+        self._items = {self._key(item): item for item in items}
         self._digest = _digest(_lines(items))
+        if self._streams is not None:
+            self._follow(table)
         return items
+
+    def _key(self, item: dict[str, Any]) -> str:
+        if not self._key_names:
+            table = self._ddb.describe_table(TableName=self.table_name)["Table"]
+            self._key_names = [k["AttributeName"] for k in table["KeySchema"]]
+        return json.dumps({k: item[k] for k in self._key_names}, sort_keys=True)
+
+    def _follow(self, table: dict[str, Any]) -> None:
+        # Only now: the restore's own writes are not changes to apply.
+        if not (table.get("StreamSpecification") or {}).get("StreamEnabled"):
+            spec = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+            table = self._ddb.update_table(TableName=self.table_name, StreamSpecification=spec)["TableDescription"]
+        arn = table["LatestStreamArn"]
+        shard = self._streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][-1]["ShardId"]
+        self._iterator = self._streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="LATEST")[
+            "ShardIterator"
+        ]
 
     def _scan(self) -> Iterator[dict[str, Any]]:
         kwargs: dict[str, Any] = {"TableName": self.table_name, "ConsistentRead": True}
@@ -58,9 +90,37 @@ class TableSnapshot:
                 return
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def save(self) -> bool:
-        """Snapshot the table if it changed since the last save (or restore); return whether the file was written."""
-        lines = _lines(self._scan())
+    def _apply_changes(self) -> bool:
+        """The stream's new records applied to the copy; whether there were any."""
+        changed = False
+        while True:
+            out = self._streams.get_records(ShardIterator=self._iterator, Limit=1000)
+            self._iterator = out["NextShardIterator"]
+            records = out.get("Records", [])
+            for record in records:
+                keys = record["dynamodb"]["Keys"]
+                image = None
+                if record["eventName"] != "REMOVE":  # a stream without new images: read the item
+                    image = record["dynamodb"].get("NewImage") or self._current(keys)
+                if image is None:
+                    self._items.pop(self._key(keys), None)
+                else:
+                    self._items[self._key(keys)] = image
+            changed = changed or bool(records)
+            if len(records) < 1000:
+                return changed
+
+    def _current(self, keys: dict[str, Any]) -> dict[str, Any] | None:
+        return self._ddb.get_item(TableName=self.table_name, Key=keys, ConsistentRead=True).get("Item")
+
+    def save(self, *, full: bool = False) -> bool:
+        """Snapshot the table if it changed since the last save (or restore); return whether the file was written.
+        `full`: read it whole (a Scan) rather than through its stream."""
+        if full or self._iterator is None:
+            self._items = {self._key(item): item for item in self._scan()}
+        elif not self._apply_changes():
+            return False
+        lines = _lines(self._items.values())
         digest = _digest(lines)
         if digest == self._digest:
             return False
@@ -119,13 +179,13 @@ class TablePersistence:
             except Exception:  # a failed snapshot is retried next tick; the thread must not die
                 log.warning("table snapshot failed", exc_info=True)
 
-    def save(self) -> None:
+    def save(self, *, full: bool = False) -> None:
         # Never before the restore finished: a snapshot of a half-restored table would replace the whole file.
         if not self._restored:
             return
         with self._lock:
             for snapshot in self.snapshots:
-                snapshot.save()
+                snapshot.save(full=full)
 
     def stop(self) -> None:
         """The last snapshot (the emulator must still be up), then the thread ends."""
@@ -133,7 +193,7 @@ class TablePersistence:
         if self._thread is not None:
             self._thread.join(timeout=10)
         try:
-            self.save()
+            self.save(full=True)
         except Exception:  # stopping must go on; the snapshot a second ago stays on disk
             log.warning("final table snapshot failed", exc_info=True)
 

@@ -234,10 +234,12 @@ class LocalRuntime:
 
     def _restore_tables(self) -> None:
         """Before anything can start a turn: the saved tables back in, then the turns their stop interrupted failed."""
-        ddb, folder = self.client("dynamodb"), self.settings.data_dir / "tables"
+        ddb, streams = self.client("dynamodb"), self.client("dynamodbstreams")
+        folder = self.settings.data_dir / "tables"
         kept = [t.name for t in self.topology.tables if t.name in PERSISTED_TABLES]  # a test topology may lack them
         names = {t: self.provisioned.value(f"table:{t}", "name") for t in kept}
-        self.persistence = TablePersistence([TableSnapshot(ddb, n, folder / f"{t}.jsonl") for t, n in names.items()])
+        snapshots = [TableSnapshot(ddb, n, folder / f"{t}.jsonl", streams) for t, n in names.items()]
+        self.persistence = TablePersistence(snapshots)
         restored = self.persistence.restore()
         if "conversations" in names:
             name = names["conversations"]

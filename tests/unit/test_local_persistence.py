@@ -161,3 +161,42 @@ def test_after_a_restore_the_interrupted_turn_fails_through_the_store(tmp_path) 
     after = store.turn("acme", "alice", conv, turn.turn)
     assert after.status == TurnStatus.FAILED and after.failure == INTERRUPTED_FAILURE
     assert after.question == "still running when killed" and after.execution_arn == arn
+
+
+@mock_aws
+def test_following_the_stream_keeps_the_file_equal_to_the_table_without_scanning_it(tmp_path) -> None:
+    ddb = boto3.client("dynamodb", region_name="us-east-1")
+    # An explicit endpoint, as the runtime's clients have: botocore would otherwise pick an account-based one
+    # (<account>.streams-ddb...) that moto's in-process mock does not answer.
+    streams = boto3.client(
+        "dynamodbstreams", region_name="us-east-1", endpoint_url="https://streams.dynamodb.us-east-1.amazonaws.com"
+    )
+    _table(ddb)
+    scans: list[str] = []
+    ddb.meta.events.register("before-call.dynamodb.Scan", lambda **_: scans.append("scan"))
+    path = tmp_path / "conversations.jsonl"
+    ddb.put_item(TableName="conversations", Item={"pk": {"S": "kept"}, "sk": {"S": "1"}, "n": {"N": "1"}})
+    TableSnapshot(ddb, "conversations", path).save()  # an earlier run's snapshot
+    ddb.delete_table(TableName="conversations")
+    _table(ddb)
+    snapshot = TableSnapshot(ddb, "conversations", path, streams)
+    snapshot.restore()
+    scans.clear()
+
+    assert snapshot.save() is False  # nothing written since the restore
+    ddb.update_item(
+        TableName="conversations",
+        Key={"pk": {"S": "kept"}, "sk": {"S": "1"}},
+        UpdateExpression="SET n = :n",
+        ExpressionAttributeValues={":n": {"N": "2"}},
+    )
+    puts = [{"PutRequest": {"Item": {"pk": {"S": f"b{i}"}, "sk": {"S": "1"}}}} for i in range(3)]
+    ddb.batch_write_item(RequestItems={"conversations": puts})
+    ddb.delete_item(TableName="conversations", Key={"pk": {"S": "b0"}, "sk": {"S": "1"}})
+    assert snapshot.save() is True
+    assert scans == []
+    saved = [json.loads(line) for line in path.read_text().splitlines()]
+    key = lambda i: i["pk"]["S"]  # noqa: E731
+    assert sorted(saved, key=key) == sorted(ddb.scan(TableName="conversations")["Items"], key=key)
+    assert [i["pk"]["S"] for i in sorted(saved, key=key)] == ["b1", "b2", "kept"]
+    assert next(i for i in saved if key(i) == "kept")["n"] == {"N": "2"}
