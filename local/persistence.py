@@ -4,7 +4,8 @@ Each persisted table is one JSON Lines file under the data folder (`tables/<logi
 line in DynamoDB's own typed form (what Scan returns, what BatchWriteItem takes), so every attribute type reads
 back as it was written. The file is replaced whole (a temp file, then `os.replace`): a kill at any moment leaves
 the previous snapshot or the new one, never a torn file. A snapshot is at most `interval_s` old, so a kill loses at
-most that last second of writes.
+most that last second of writes. (moto keeps a stream's records in memory, a few KB per write: noise beside the
+execution histories it keeps.)
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from agentplatform.errors import ConfigurationError
 
 log = logging.getLogger("local.persistence")
 
@@ -43,10 +46,25 @@ class TableSnapshot:
         self._digest: str | None = None  # of what the file holds: an unchanged table is not rewritten
 
     def saved_items(self) -> list[dict[str, Any]]:
+        for stale in self.path.parent.glob(f".{self.path.name}.*.tmp"):  # a kill in the middle of a write
+            stale.unlink(missing_ok=True)
         if not self.path.exists():
             return []
+        items: list[dict[str, Any]] = []
         with self.path.open(encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    item = json.loads(line)
+                except json.JSONDecodeError:
+                    item = None
+                if not isinstance(item, dict) or not item:  # only a hand edit does this: the writes are atomic
+                    raise ConfigurationError(
+                        f"{self.path}: line {n} is not a DynamoDB item; fix it, or move the file away to start empty"
+                    )
+                items.append(item)
+        return items
 
     def restore(self) -> list[dict[str, Any]]:
         """Write the saved items into the (fresh, empty) table; return them, in DynamoDB's typed form."""

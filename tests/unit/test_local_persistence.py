@@ -17,7 +17,7 @@ from agentplatform.conversations import (
     EscalationStatus,
     TurnStatus,
 )
-from agentplatform.errors import Conflict
+from agentplatform.errors import ConfigurationError, Conflict
 from local.persistence import TablePersistence, TableSnapshot, fail_interrupted_turns
 
 
@@ -200,3 +200,13 @@ def test_following_the_stream_keeps_the_file_equal_to_the_table_without_scanning
     assert sorted(saved, key=key) == sorted(ddb.scan(TableName="conversations")["Items"], key=key)
     assert [i["pk"]["S"] for i in sorted(saved, key=key)] == ["b1", "b2", "kept"]
     assert next(i for i in saved if key(i) == "kept")["n"] == {"N": "2"}
+
+
+def test_a_hand_broken_snapshot_refuses_to_load_naming_the_line_and_stale_temp_files_go(tmp_path) -> None:
+    path = tmp_path / "conversations.jsonl"
+    path.write_text('{"pk": {"S": "a"}, "sk": {"S": "1"}}\nnot json\n')
+    stale = tmp_path / ".conversations.jsonl.4242.tmp"
+    stale.write_text("half a snap")
+    with pytest.raises(ConfigurationError, match="line 2"):
+        TableSnapshot(None, "conversations", path).saved_items()
+    assert not stale.exists()
