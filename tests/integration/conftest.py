@@ -48,6 +48,23 @@ def bearer(rt: LocalRuntime, tenant: str = "acme", scopes: Any = USER_SCOPES, **
     return {"Authorization": f"Bearer {minted}"}
 
 
+def seed_passages(docs: dict[str, list[tuple[str, str, str]]]) -> None:
+    """Index passages straight into the running stack's search index, one chunk per document, embedded by the
+    local model server: {tenant: [(doc_id, title, text)]}, each at `<doc_id>.md`, version "1"."""
+    from agentplatform.bootstrap import container
+    from agentplatform.search import Chunk
+
+    c = container()
+    for tenant, passages in docs.items():
+        vectors = c.embedding_model.embed([text for _, _, text in passages])
+        c.search_index.upsert(
+            [
+                Chunk(f"{doc}:1:0", tenant, doc, "1", text, vector=v, title=title, path=f"{doc}.md")
+                for (doc, title, text), v in zip(passages, vectors, strict=True)
+            ]
+        )
+
+
 def wait_for(condition: Callable[[], Any], timeout_s: float = 30, interval_s: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:

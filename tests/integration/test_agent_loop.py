@@ -13,12 +13,11 @@ from typing import Any
 import pytest
 import requests
 
-from agentplatform.bootstrap import container, use_container
+from agentplatform.bootstrap import use_container
 from agentplatform.config import reset_settings
 from agentplatform.errors import UpstreamUnavailable
-from agentplatform.search import Chunk
 from agentplatform.topology import PLATFORM
-from tests.integration.conftest import bearer, wait_for
+from tests.integration.conftest import bearer, seed_passages, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -80,13 +79,9 @@ def scripted_gateway(event: dict[str, Any], context: Any) -> dict[str, Any]:
 def model_step():
     """The scripted model's routing is under test here: it is asked after every step (AGENT_MODEL_STEP=always, which
     the runtime keeps over its local `when_needed`)."""
-    saved = os.environ.get("AGENT_MODEL_STEP")
-    os.environ["AGENT_MODEL_STEP"] = "always"
-    yield
-    if saved is None:
-        os.environ.pop("AGENT_MODEL_STEP", None)
-    else:
-        os.environ["AGENT_MODEL_STEP"] = saved
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("AGENT_MODEL_STEP", "always")
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -99,15 +94,7 @@ def stack(runtime):
     assert runtime.model_server.wait_ready(), runtime.model_server.health()
     gateway = runtime.provisioned.value("function:llm_gateway", "name")
     runtime.router.register(gateway, PLATFORM.function("llm_gateway"), scripted_gateway)
-    c = container()
-    for tenant, docs in DOCS.items():
-        vectors = c.embedding_model.embed([text for _, _, text in docs])
-        c.search_index.upsert(
-            [
-                Chunk(f"{doc}:1:0", tenant, doc, "1", text, vector=v, title=title, path=f"{doc}.md")
-                for (doc, title, text), v in zip(docs, vectors, strict=True)
-            ]
-        )
+    seed_passages(DOCS)
     return runtime
 
 

@@ -7,7 +7,6 @@ loop answers from what it has and notes the fallback on the turn."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,13 +41,9 @@ def policy(tmp_path_factory) -> Iterator[Path]:
     """A copy of the local policy the gateway reads (LLM_POLICY_PATH), so a test can flip its fault switches."""
     path = tmp_path_factory.mktemp("policy") / "llm_gateway.json"
     path.write_text(REPO_POLICY.read_text())
-    saved = os.environ.get("LLM_POLICY_PATH")
-    os.environ["LLM_POLICY_PATH"] = str(path)
-    yield path
-    if saved is None:
-        os.environ.pop("LLM_POLICY_PATH", None)
-    else:
-        os.environ["LLM_POLICY_PATH"] = saved
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LLM_POLICY_PATH", str(path))
+        yield path
 
 
 @pytest.fixture(scope="module")

@@ -93,13 +93,9 @@ def write_policy(path: Path, policy: dict[str, Any]) -> None:
 def policy_file(tmp_path_factory):
     path = tmp_path_factory.mktemp("policy") / "llm_gateway.json"
     write_policy(path, POLICY)
-    saved = os.environ.get("LLM_POLICY_PATH")
-    os.environ["LLM_POLICY_PATH"] = str(path)
-    yield path
-    if saved is None:
-        os.environ.pop("LLM_POLICY_PATH", None)
-    else:
-        os.environ["LLM_POLICY_PATH"] = saved
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("LLM_POLICY_PATH", str(path))
+        yield path
 
 
 @pytest.fixture(scope="module")

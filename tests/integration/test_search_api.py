@@ -8,9 +8,7 @@ import jwt
 import pytest
 import requests
 
-from agentplatform.bootstrap import container
-from agentplatform.search import Chunk
-from tests.integration.conftest import bearer
+from tests.integration.conftest import bearer, seed_passages
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -32,15 +30,7 @@ def runtime_overrides():
 @pytest.fixture(scope="module")
 def seeded(runtime):
     assert runtime.model_server.wait_ready(), runtime.model_server.health()
-    c = container()
-    for tenant, docs in DOCS.items():
-        vectors = c.embedding_model.embed([text for _, _, text in docs])
-        c.search_index.upsert(
-            [
-                Chunk(f"{doc}:1:0", tenant, doc, "1", text, vector=v, title=title, path=f"{doc}.md")
-                for (doc, title, text), v in zip(docs, vectors, strict=True)
-            ]
-        )
+    seed_passages(DOCS)
     return runtime
 
 
