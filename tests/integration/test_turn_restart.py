@@ -7,12 +7,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import requests
 
 from agentplatform.conversations import INTERRUPTED_FAILURE
 from agentplatform.topology import PLATFORM
 from local.runtime import LocalRuntime, RuntimeSettings
 from tests.integration.conftest import bearer
+
+pytestmark = pytest.mark.integration
 
 USER, OPERATOR = ("conversations",), ("escalations",)
 
