@@ -50,11 +50,13 @@ def api(rt: LocalRuntime, method: str, path: str, scopes: Any, body: Any = None)
     return requests.request(method, f"{rt.http_url}{path}", json=body, headers=bearer(rt, "acme", scopes), timeout=60)
 
 
-def test_a_turn_waiting_on_an_escalation_is_failed_and_its_escalation_closed_after_a_restart(tmp_path_factory):
+def test_after_a_restart_an_answered_turn_stays_and_one_waiting_on_an_escalation_is_failed_and_closed(tmp_path_factory):
     data, drop = tmp_path_factory.mktemp("turn-restart-data"), tmp_path_factory.mktemp("turn-restart-drop")
     first = start(data, drop)
     try:
         cid = api(first, "POST", "/v1/conversations", USER, {}).json()["id"]
+        answered = api(first, "POST", f"/v1/conversations/{cid}/messages", USER, {"content": "What is the cabin?"})
+        assert answered.status_code == 200 and answered.json()["status"] == "answered", answered.text
         asked = api(first, "POST", f"/v1/conversations/{cid}/messages", USER, {"content": "Let me talk to a human."})
         assert asked.status_code == 202 and asked.json()["status"] == "waiting", asked.text
         escalations = api(first, "GET", "/v1/escalations", OPERATOR).json()["escalations"]
@@ -64,7 +66,9 @@ def test_a_turn_waiting_on_an_escalation_is_failed_and_its_escalation_closed_aft
 
     second = start(data, drop)
     try:
-        turn = api(second, "GET", f"/v1/conversations/{cid}/turns/1", USER)
+        kept = api(second, "GET", f"/v1/conversations/{cid}/turns/1", USER).json()
+        assert kept["status"] == "answered" and kept["answer"] == answered.json()["answer"], kept
+        turn = api(second, "GET", f"/v1/conversations/{cid}/turns/2", USER)
         assert turn.status_code == 200, turn.text
         body = turn.json()
         assert body["status"] == "failed" and body["failure"] == INTERRUPTED_FAILURE, body
@@ -75,7 +79,7 @@ def test_a_turn_waiting_on_an_escalation_is_failed_and_its_escalation_closed_aft
         assert late.status_code == 409 and late.headers["content-type"].startswith("application/problem+json")
         # The restarted runtime still runs new turns in the kept conversation.
         again = api(second, "POST", f"/v1/conversations/{cid}/messages", USER, {"content": "And the cabin?"})
-        assert again.status_code == 200 and again.json()["turn"] == 2, again.text
+        assert again.status_code == 200 and again.json()["turn"] == 3, again.text
         assert again.json()["status"] == "answered", again.text
     finally:
         second.stop()
