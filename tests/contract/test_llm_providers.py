@@ -38,6 +38,14 @@ from tests.fixtures.tools import WEATHER
 
 TITAN = "amazon.titan-embed-text-v2:0"
 CLAUDE = "anthropic.claude-3-5-haiku-20241022-v1:0"
+# WEATHER as Converse's toolConfig names it
+WEATHER_SPEC = {
+    "toolSpec": {
+        "name": "get_weather",
+        "description": "Current weather in a city",
+        "inputSchema": {"json": WEATHER["function"]["parameters"]},
+    }
+}
 
 
 def chat_call(**fields: Any) -> ChatCall:
@@ -109,15 +117,7 @@ def test_bedrock_tool_use_round_trip(bedrock) -> None:
             "messages": [{"role": "user", "content": [{"text": "Weather in Paris?"}]}],
             "inferenceConfig": {"maxTokens": 256, "temperature": 0.0},
             "toolConfig": {
-                "tools": [
-                    {
-                        "toolSpec": {
-                            "name": "get_weather",
-                            "description": "Current weather in a city",
-                            "inputSchema": {"json": WEATHER["function"]["parameters"]},
-                        }
-                    }
-                ],
+                "tools": [WEATHER_SPEC],
                 "toolChoice": {"any": {}},
             },
         },
@@ -164,15 +164,7 @@ def test_bedrock_tool_use_round_trip(bedrock) -> None:
             ],
             "inferenceConfig": {"maxTokens": 256, "temperature": 0.0},
             "toolConfig": {
-                "tools": [
-                    {
-                        "toolSpec": {
-                            "name": "get_weather",
-                            "description": "Current weather in a city",
-                            "inputSchema": {"json": WEATHER["function"]["parameters"]},
-                        }
-                    }
-                ],
+                "tools": [WEATHER_SPEC],
                 "toolChoice": {"tool": {"name": "get_weather"}},
             },
         },

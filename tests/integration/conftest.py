@@ -65,6 +65,26 @@ def seed_passages(docs: dict[str, list[tuple[str, str, str]]]) -> None:
         )
 
 
+def scripted_answer(message: dict[str, Any]) -> dict[str, Any]:
+    """What the llm_gateway function answers (agentplatform.llm.ChatAnswer) for a scripted gateway registered in
+    its place: `message` as the assistant's, with fixed usage and gateway info."""
+    return {
+        "message": message,
+        "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
+        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        "gateway": {
+            "target": "scripted",
+            "provider": "scripted",
+            "cache": "miss",
+            "attempts": 1,
+            "overhead_ms": 1.0,
+            "latency_ms": 6.0,
+            "cost_usd": 0.0,
+            "policy_version": 1,
+        },
+    }
+
+
 def wait_for(condition: Callable[[], Any], timeout_s: float = 30, interval_s: float = 0.2) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:

@@ -17,7 +17,7 @@ from agentplatform.bootstrap import use_container
 from agentplatform.config import reset_settings
 from agentplatform.errors import UpstreamUnavailable
 from agentplatform.topology import PLATFORM
-from tests.integration.conftest import bearer, seed_passages, wait_for
+from tests.integration.conftest import bearer, scripted_answer, seed_passages, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -58,21 +58,7 @@ def scripted_gateway(event: dict[str, Any], context: Any) -> dict[str, Any]:
     else:
         passages = event.get("passages") or []
         message["content"] = f"{passages[0]['text']} [1]" if passages else "I don't know."
-    return {
-        "message": message,
-        "finish_reason": "tool_calls" if message.get("tool_calls") else "stop",
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        "gateway": {
-            "target": "scripted",
-            "provider": "scripted",
-            "cache": "miss",
-            "attempts": 1,
-            "overhead_ms": 1.0,
-            "latency_ms": 6.0,
-            "cost_usd": 0.0,
-            "policy_version": 1,
-        },
-    }
+    return scripted_answer(message)
 
 
 @pytest.fixture(scope="module")

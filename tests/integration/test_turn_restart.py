@@ -13,7 +13,7 @@ import requests
 from agentplatform.conversations import INTERRUPTED_FAILURE
 from agentplatform.topology import PLATFORM
 from local.runtime import LocalRuntime, RuntimeSettings
-from tests.integration.conftest import bearer
+from tests.integration.conftest import bearer, scripted_answer
 
 pytestmark = pytest.mark.integration
 
@@ -22,21 +22,7 @@ USER, OPERATOR = ("conversations",), ("escalations",)
 
 def scripted_gateway(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """In place of the llm_gateway function (no models here): no tool calls, a fixed answer."""
-    return {
-        "message": {"role": "assistant", "content": "I don't know."},
-        "finish_reason": "stop",
-        "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        "gateway": {
-            "target": "scripted",
-            "provider": "scripted",
-            "cache": "miss",
-            "attempts": 1,
-            "overhead_ms": 1.0,
-            "latency_ms": 6.0,
-            "cost_usd": 0.0,
-            "policy_version": 1,
-        },
-    }
+    return scripted_answer({"role": "assistant", "content": "I don't know."})
 
 
 def start(data, drop) -> LocalRuntime:
