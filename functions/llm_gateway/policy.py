@@ -74,6 +74,9 @@ class Route(_Strict):
     task: Literal["chat", "tool_use", "summarize", "classify", "judge", "embed"]
     tier: Annotated[str, Field(min_length=1, max_length=64)] = "*"
     targets: list[_Name] = Field(min_length=1, max_length=16)
+    # "cheapest": the capable targets by the call's maximum cost, cheapest first (the listed order breaks ties);
+    # "listed": exactly the listed order (a route that prefers quality, e.g. a premium tier or the judge).
+    order: Literal["cheapest", "listed"] = "cheapest"
 
 
 class Retry(_Strict):
@@ -134,12 +137,11 @@ class Policy(_Strict):
                     raise _UnknownTarget(("routes", i, "targets", j), f"route target {name!r} is not in targets")
         return self
 
-    def route(self, task: str, tier: str) -> list[str] | None:
-        """The route's ordered target names for the task: the tier's own route, else the task's "*" route."""
+    def route(self, task: str, tier: str) -> Route | None:
+        """The task's route for the tier: the tier's own route, else the task's "*" route."""
         exact = next((r for r in self.routes if r.task == task and r.tier == tier), None)
         wildcard = next((r for r in self.routes if r.task == task and r.tier == "*"), None)
-        chosen = exact or wildcard
-        return list(chosen.targets) if chosen else None
+        return exact or wildcard
 
 
 class _UnknownTarget(ValueError):

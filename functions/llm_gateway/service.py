@@ -40,7 +40,7 @@ from agentplatform.ports import LlmProvider
 from agentplatform.usage import UsageLedger, UsageRecord
 from functions.llm_gateway.breaker import Breakers
 from functions.llm_gateway.cache import AnswerCache, bypass_reason
-from functions.llm_gateway.policy import Policy, Target
+from functions.llm_gateway.policy import Policy, Route, Target
 
 log = logging.getLogger("llm_gateway")
 
@@ -99,8 +99,10 @@ class LlmGateway:
         policy = self._policy.get()
         deadline = self._deadline(run.started, remaining_ms, call.deadline_ms)
         prompt_tokens = _prompt_tokens(call)
-        names = self._route(policy, call.task, call.tier, call.model)
-        candidates = self._eligible(policy, names, call, prompt_tokens, run.skipped)
+        route = self._route(policy, call.task, call.tier, call.model)
+        candidates = self._eligible(policy, route.targets, call, prompt_tokens, run.skipped)
+        if route.order == "cheapest":  # stable: the listed order breaks ties
+            candidates.sort(key=lambda named: named[1].cost_usd(prompt_tokens, call.max_tokens))
 
         bypass = bypass_reason(call, policy.cache) if self._cache else "off"
         question = None
@@ -143,15 +145,17 @@ class LlmGateway:
         run = _Attempts(started=self._clock())
         policy = self._policy.get()
         deadline = self._deadline(run.started, remaining_ms, call.deadline_ms)
-        names = self._route(policy, "embed", call.tier, call.model)
+        route = self._route(policy, "embed", call.tier, call.model)
         candidates = []
-        for name in names:
+        for name in route.targets:
             target = policy.targets[name]
             if not target.capabilities.embed:
                 run.skipped.append(f"{name}: cannot embed")
             else:
                 candidates.append((name, target))
         tokens = sum(estimate_tokens(t) for t in call.texts)
+        if route.order == "cheapest":
+            candidates.sort(key=lambda named: named[1].cost_usd(tokens, 0))
         most = max((t.cost_usd(tokens, 0) for _, t in candidates), default=0.0)
         reservation = self._reserve(call.tenant, "embed", tokens, most, _limit(policy, call.tier), run)
         try:
@@ -175,7 +179,7 @@ class LlmGateway:
 
     # -- routing -------------------------------------------------------------------------------------------------
     @staticmethod
-    def _route(policy: Policy, task: str, tier: str, model: str | None) -> list[str]:
+    def _route(policy: Policy, task: str, tier: str, model: str | None) -> Route:
         if model is not None:
             if model not in policy.targets:
                 known = ", ".join(sorted(policy.targets))
@@ -183,11 +187,11 @@ class LlmGateway:
                     f"unknown model {model!r}",
                     errors=[FieldError(("model",), f"not a model of this platform; one of: {known}", "unknown_model")],
                 )
-            return [model]
-        names = policy.route(task, tier)
-        if not names:
+            return Route(task=task, targets=[model], order="listed")
+        route = policy.route(task, tier)
+        if route is None:
             raise ConfigurationError(f"the LLM policy has no route for task {task!r}", task=task)
-        return names
+        return route
 
     @staticmethod
     def _eligible(

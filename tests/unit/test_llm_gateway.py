@@ -192,6 +192,14 @@ def test_the_cheapest_capable_target_answers_and_the_answer_says_what_the_gatewa
     assert rig.calls("quotes") == 0
 
 
+def test_the_cheapest_capable_target_goes_first_whatever_the_listed_order():
+    listed_dear_first = [{"task": "chat", "targets": ["strong", "cheap"]}]
+    assert Rig(policy_with(routes=listed_dear_first)).chat().gateway.target == "cheap"
+    # A route that prefers quality says so: its listed order stands.
+    preferred = [{"task": "chat", "targets": ["strong", "cheap"], "order": "listed"}]
+    assert Rig(policy_with(routes=preferred)).chat().gateway.target == "strong"
+
+
 def test_passages_let_the_extractive_target_answer_first():
     rig = Rig()
     assert rig.chat(passages=[passage()]).gateway.target == "quotes"
@@ -430,8 +438,9 @@ def test_the_shipped_policies_load():
         for route in policy.routes:
             assert all(t in policy.targets for t in route.targets)
     local = parse_policy((root / "llm_gateway.json").read_text(), "local")
-    assert local.route("chat", "standard") == ["extractive", "local-generation"]
-    assert local.route("tool_use", "free") == ["local-generation"] and local.route("embed", "x") == ["local-embedding"]
+    assert local.route("chat", "standard").targets == ["extractive", "local-generation"]
+    assert local.route("tool_use", "free").targets == ["local-generation"]
+    assert local.route("embed", "x").targets == ["local-embedding"]
 
 
 @pytest.mark.parametrize(
