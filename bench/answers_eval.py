@@ -421,8 +421,9 @@ def run_gemma3(qs: list[Question], passages_for: Callable[[str], list[Any]], cac
                 temperature=None,
                 top_p=None,
                 top_k=None,
-                # The base model goes on to invent the next question; the answer ends there.
-                stop_strings=["\nQuestion:", "\n\n"],
+                # The base model goes on to invent the next question; the answer ends there. (Not at a blank
+                # line: it often starts its answer with one.)
+                stop_strings=["\nQuestion:"],
                 tokenizer=tokenizer,
                 pad_token_id=tokenizer.eos_token_id,
             )
@@ -430,7 +431,7 @@ def run_gemma3(qs: list[Question], passages_for: Callable[[str], list[Any]], cac
         new = out[0, ids.shape[1] :]
         new_tokens += len(new)
         prompt_tokens.append(ids.shape[1])
-        text = tokenizer.decode(new, skip_special_tokens=True).split("\nQuestion:")[0].strip()
+        text = tokenizer.decode(new, skip_special_tokens=True).split("\nQuestion:")[0].strip().split("\n\n")[0]
         refs = grounding.citation_refs(text)
         valid = bool(refs) and all(1 <= r <= len(passages) for r in refs)
         rows.append(
