@@ -17,7 +17,8 @@ import time
 from collections.abc import Callable
 from typing import Literal
 
-from agentplatform.errors import QuotaExceeded, Throttled
+from agentplatform.budget import Budget, Limit
+from agentplatform.errors import BudgetExceeded, QuotaExceeded, Throttled
 from agentplatform.ports import KeyValueTable
 
 Clock = Callable[[], float]  # seconds since the epoch
@@ -65,8 +66,6 @@ class TokenMeter:
         period: Literal["day", "month"] = "month",
         clock: Clock = time.time,
     ) -> None:
-        from agentplatform.budget import Budget, Limit
-
         self._budget = Budget(table, period, clock)
         self._limit = Limit(tokens=quota, usd_micro=None)
 
@@ -75,8 +74,6 @@ class TokenMeter:
 
     def check(self, tenant: str) -> None:
         """Raise QuotaExceeded (Retry-After: the period's end) when the tenant's budget has no tokens left."""
-        from agentplatform.errors import BudgetExceeded
-
         try:
             self._budget.check(tenant, self._limit)
         except BudgetExceeded as exc:

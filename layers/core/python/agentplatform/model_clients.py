@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -59,13 +60,19 @@ class EndpointChat:
 
     def chat(self, request: ChatRequest) -> ChatResponse:
         payload = self._endpoint.invoke(request.model_dump(exclude_none=True))
-        try:
-            response = ChatResponse.model_validate(payload)
-            for call in response.choices[0].message.tool_calls or []:
-                call.function.parsed_arguments()
-        except (ValidationError, ValueError) as exc:
-            raise ModelOutputInvalid(f"chat endpoint {self._endpoint.name}: {exc}") from exc
-        return response
+        return chat_response(payload, f"chat endpoint {self._endpoint.name}")
+
+
+def chat_response(payload: Any, source: str, **context: Any) -> ChatResponse:
+    """A chat-completions answer checked against the contract, tool-call arguments included (JSON objects);
+    ModelOutputInvalid naming `source` when it breaks it."""
+    try:
+        response = ChatResponse.model_validate(payload)
+        for call in response.choices[0].message.tool_calls or []:
+            call.function.parsed_arguments()
+    except (ValidationError, ValueError) as exc:
+        raise ModelOutputInvalid(f"{source}: {exc}", **context) from exc
+    return response
 
 
 class EndpointReranker:

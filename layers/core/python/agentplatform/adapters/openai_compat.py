@@ -12,8 +12,6 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from agentplatform.errors import (
     DependencyUnavailable,
     ModelInputRejected,
@@ -22,6 +20,7 @@ from agentplatform.errors import (
     UpstreamThrottled,
 )
 from agentplatform.inference import ChatResponse, Usage
+from agentplatform.model_clients import chat_response
 
 if TYPE_CHECKING:
     import requests
@@ -94,13 +93,7 @@ class OpenAICompatibleProvider:
         if call.needs_json and call.response_format is not None:
             payload["response_format"] = call.response_format.model_dump(mode="json", exclude_none=True)
         answer = self._post("/chat/completions", payload, timeout_s, model)
-        try:
-            response = ChatResponse.model_validate(answer)
-            for tool_call in response.choices[0].message.tool_calls or []:
-                tool_call.function.parsed_arguments()
-        except (ValidationError, ValueError) as exc:
-            raise ModelOutputInvalid(f"{self._base_url} {model}: {exc}", model=model) from exc
-        return response
+        return chat_response(answer, f"{self._base_url} {model}", model=model)
 
     def embed(self, texts: Sequence[str], *, model: str, timeout_s: float) -> tuple[list[list[float]], Usage]:
         answer = self._post("/embeddings", {"model": model, "input": list(texts)}, timeout_s, model)

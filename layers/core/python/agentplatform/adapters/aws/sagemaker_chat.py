@@ -13,12 +13,10 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from agentplatform.adapters.aws.sagemaker import SageMakerEndpoint
-from agentplatform.errors import ConfigurationError, DependencyUnavailable, ModelOutputInvalid
+from agentplatform.errors import ConfigurationError, DependencyUnavailable
 from agentplatform.inference import EMBEDDING_DIMENSION, ChatRequest, ChatResponse, Usage, estimate_tokens
-from agentplatform.model_clients import EndpointEmbeddings
+from agentplatform.model_clients import EndpointEmbeddings, chat_response
 
 if TYPE_CHECKING:
     from agentplatform.config import Settings
@@ -111,13 +109,7 @@ class SageMakerChatProvider:
         if call.needs_json and call.response_format is not None:
             payload["response_format"] = call.response_format.model_dump(mode="json", exclude_none=True)
         answer = self._endpoint(model, timeout_s).invoke(payload)
-        try:
-            response = ChatResponse.model_validate(answer)
-            for tool_call in response.choices[0].message.tool_calls or []:
-                tool_call.function.parsed_arguments()
-        except (ValidationError, ValueError) as exc:
-            raise ModelOutputInvalid(f"chat endpoint {model}: {exc}", endpoint=model) from exc
-        return response
+        return chat_response(answer, f"chat endpoint {model}", endpoint=model)
 
     def embed(self, texts: Sequence[str], *, model: str, timeout_s: float) -> tuple[list[list[float]], Usage]:
         vectors = EndpointEmbeddings(self._endpoint(model, timeout_s), dimension=self._dimension).embed(texts)
