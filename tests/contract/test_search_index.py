@@ -16,6 +16,7 @@ from agentplatform.adapters.memory import MemorySearchIndex
 from agentplatform.adapters.opensearch import OpenSearchIndex, connect
 from agentplatform.errors import ValidationFailed
 from agentplatform.search import (
+    Boosts,
     Chunk,
     Fusion,
     FusionTechnique,
@@ -237,6 +238,57 @@ def test_title_matches_count(index: Any) -> None:
     )
     hits = index.search(bm25("acme", "propellers"))
     assert sorted(ids(hits)) == ["a:v1:0", "b:v1:1"]  # a title match alone finds a chunk
+
+
+IDENTIFIED = [
+    ("Brake faults", "Brake controller", "Error E-4012 means the brake controller lost its sensor."),
+    ("Brake faults", "Brake controller", "Error E-4013 means the brake controller overheated."),
+    ("Parts list", "Pads", "Replace pads with part BRK-220-S; BRK-220-L fits the long axle."),
+    ("Runbook", "Retries", "Raise max_retry_count in section 4.2.1 when INC-2291 recurs."),
+    ("Runbook", "Handover", "Escalate an error that recurs after a restart to the on-call engineer."),
+]
+
+
+def identified(tenant: str = "acme") -> list[Chunk]:
+    return [
+        chunk(tenant, f"id{n}", n, title=title, section=section, text=text)
+        for n, (title, section, text) in enumerate(IDENTIFIED)
+    ]
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["E-4012", "error E4012", "e-4013 brake", "BRK-220-S", "brk220s pads", "max_retry_count", "INC-2291", "4.2.1"],
+)
+def test_identifier_matching_ranks_like_the_reference(index: Any, query: str) -> None:
+    reference = MemorySearchIndex()
+    data = identified() + identified("globex")
+    reference.upsert(data)
+    index.upsert(data)
+    boosts = Boosts(section=0.3, identifiers=2.0)
+    expected = reference.search(bm25("acme", query, top_k=5, boosts=boosts))
+    got = index.search(bm25("acme", query, top_k=5, boosts=boosts))
+    assert ids(got) == ids(expected)
+    if index.exact_bm25_scores:
+        assert [h.score for h in got] == pytest.approx([h.score for h in expected], rel=1e-4)
+
+
+def test_an_identifier_is_matched_whole_before_its_parts(index: Any) -> None:
+    index.upsert(identified())
+    boosts = Boosts(identifiers=2.0)
+    # The parts "e" and "4013" alone rank E-4013's chunk ("overheated") level with E-4012's; the whole does not.
+    assert ids(index.search(bm25("acme", "E-4012", boosts=boosts)))[0] == "id0:v1:0"
+    assert ids(index.search(bm25("acme", "E4012", boosts=boosts))) == ["id0:v1:0"]  # written without its dash
+    assert ids(index.search(bm25("acme", "BRK-220-S", boosts=boosts)))[0] == "id2:v1:2"
+    assert ids(index.search(bm25("acme", "INC2291", boosts=boosts))) == ["id3:v1:3"]
+    assert index.search(bm25("acme", "E4012")) == []  # without the identifier clause the compact form is unknown
+
+
+def test_the_section_heading_counts_when_weighted(index: Any) -> None:
+    index.upsert(identified())
+    assert index.search(bm25("acme", "pads")) != []  # "pads" is in the text of id2
+    assert ids(index.search(bm25("acme", "handover"))) == []  # only in id4's heading
+    assert ids(index.search(bm25("acme", "handover", boosts=Boosts(section=0.3)))) == ["id4:v1:4"]
 
 
 # -- tenants and filters

@@ -31,6 +31,7 @@ from agentplatform.search import (
     MAX_TOKEN_CHARS,
     STOPWORDS,
     TITLE_BOOST,
+    Boosts,
     Chunk,
     Fusion,
     FusionTechnique,
@@ -151,10 +152,18 @@ def test_index_body_has_the_platform_analyzer_and_a_lucene_cosine_vector():
             "type": "custom",
             "tokenizer": "platform_words",
             "filter": ["platform_length", "lowercase", "platform_stopwords", "platform_stemmer"],
-        }
+        },
+        "platform_identifiers": {
+            "type": "custom",
+            "tokenizer": "platform_whitespace",
+            "filter": ["platform_length", "lowercase"],
+        },
     }
-    # Runs of letters and digits: what splitting on [^\p{L}\p{N}]+ leaves.
-    assert analysis["tokenizer"] == {"platform_words": {"type": "pattern", "pattern": r"[\p{L}\p{N}]+", "group": 0}}
+    # Runs of letters and digits: what splitting on [^\p{L}\p{N}]+ leaves; the identifier terms split on spaces.
+    assert analysis["tokenizer"] == {
+        "platform_words": {"type": "pattern", "pattern": r"[\p{L}\p{N}]+", "group": 0},
+        "platform_whitespace": {"type": "pattern", "pattern": r"\S+", "group": 0},
+    }
     assert analysis["filter"] == {
         "platform_length": {"type": "length", "max": MAX_TOKEN_CHARS - 1},
         "platform_stopwords": {"type": "stop", "stopwords": list(STOPWORDS)},
@@ -183,11 +192,13 @@ def test_index_body_has_the_platform_analyzer_and_a_lucene_cosine_vector():
         "doc_version",
         "path",
         "path_prefixes",
-        "section",
         "content_hash",
         "tags",
         "acl",
     }
+    # The heading is a keyword for citations and analyzed text for BM25; identifier terms split on whitespace.
+    assert properties["section"] == {"type": "keyword", "fields": {"text": properties["text"]}}
+    assert properties["identifiers"] == {"type": "text", "analyzer": "platform_identifiers"}
     # Every field of a chunk's document is mapped: dynamic strict would refuse any other.
     assert set(chunk_document(chunk())) | {"vector"} == set(properties)
 
@@ -245,6 +256,22 @@ def test_bm25_search_body_and_hits(client, index):
         }
     ]
     assert [(h.chunk, h.score, h.bm25, h.vector) for h in hits] == [(found.without_vector(), 7.5, 7.5, None)]
+
+
+def test_bm25_body_weights_the_section_and_the_query_identifiers(client, index):
+    client.answers["search"].append({"hits": {"hits": []}})
+    text = "brake error E-4012"
+    index.search(SearchRequest(tenant="t1", text=text, mode=SearchMode.BM25, boosts=Boosts(section=0.3, identifiers=2)))
+    assert client.sent("search")[0]["body"]["query"]["bool"]["should"] == [
+        {"match": {"text": {"query": text}}},
+        {"match": {"title": {"query": text, "boost": TITLE_BOOST}}},
+        {"match": {"section.text": {"query": text, "boost": 0.3}}},
+        {"match": {"identifiers": {"query": "e-4012 e4012", "boost": 2}}},
+    ]
+    client.answers["search"].append({"hits": {"hits": []}})
+    index.search(SearchRequest(tenant="t1", text="brake pads", mode=SearchMode.BM25, boosts=Boosts(identifiers=2)))
+    fields = [next(iter(c["match"])) for c in client.sent("search")[1]["body"]["query"]["bool"]["should"]]
+    assert fields == ["text", "title"]  # no identifier in the query: no identifier clause
 
 
 def test_vector_search_filters_inside_the_knn_query(client, index):

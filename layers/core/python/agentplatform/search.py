@@ -10,6 +10,7 @@ these as an index analyzer, query bodies and a search pipeline; the embedded eng
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -20,6 +21,11 @@ from agentplatform.errors import ValidationFailed
 
 # The query's weight on the title field relative to the chunk text (measured on Cranfield: docs/retrieval.md).
 TITLE_BOOST = 0.5
+# The query's weight on the section heading (contextual chunks) and on the identifier field (identifier-aware
+# matching), relative to the chunk text; 0 leaves the clause out. Chosen on the enterprise dev half:
+# docs/retrieval.md.
+SECTION_BOOST = 0.0
+IDENTIFIER_BOOST = 0.0
 # Tokens longer than this are dropped (base64 blobs, hashes): tantivy's remove_long, OpenSearch's length filter.
 MAX_TOKEN_CHARS = 40
 # English function words. Questions are how users search an agent platform, and their question words
@@ -36,6 +42,31 @@ STOPWORDS: tuple[str, ...] = tuple(_STOPWORD_TEXT.split())
 # How many candidates each sub-query (BM25, vector) contributes to fusion: OpenSearch's advice is 100-200.
 DEFAULT_CANDIDATES = 100
 MAX_TOP_K = 100
+
+
+# Identifiers: error codes, part numbers, ticket ids, section numbers, config keys (E-4012, BRK-220-S, INC-2291,
+# 4.2.1, max_retry_count). A run of letters/digits joined by - _ . or /, or letters and digits run together,
+# holding a digit or an underscore (so "e.g." or "and/or" are not identifiers).
+_IDENTIFIER = re.compile(r"[^\W_]+(?:[-_./][^\W_]+)+|[^\W\d_]+\d[^\W_]*|\d+[^\W\d_][^\W_]*")
+_IDENTIFIER_SEPARATORS = re.compile(r"[-_./]")
+
+
+def identifier_terms(text: str) -> list[str]:
+    """The identifier field's terms of `text`, in order: each identifier lowercased whole ("brk-220-s") and
+    without its separators ("brk220s"), so "BRK220S" finds it too. Its parts ("brk", "220") are the text field's.
+
+    Computed here, once for every engine: the OpenSearch index and the embedded engine store these terms in a
+    whitespace-analyzed field, so identifier matching means the same thing on both."""
+    terms: list[str] = []
+    for match in _IDENTIFIER.finditer(text):
+        word = match.group(0).lower()
+        if not any(c.isdigit() for c in word) and "_" not in word:
+            continue
+        compact = _IDENTIFIER_SEPARATORS.sub("", word)
+        for term in (word, compact) if compact != word else (word,):
+            if len(term) < MAX_TOKEN_CHARS:
+                terms.append(term)
+    return terms
 
 
 class SearchMode(StrEnum):
@@ -64,6 +95,26 @@ class Fusion:
             raise ValueError("fusion weights are two numbers in [0, 1] that sum to 1")
         if self.rank_constant < 1:
             raise ValueError("the rank constant is at least 1")
+
+
+@dataclass(frozen=True)
+class Boosts:
+    """The BM25 query's weight on each field besides the chunk text (1.0); a weight of 0 leaves its clause out."""
+
+    title: float = TITLE_BOOST
+    section: float = SECTION_BOOST
+    identifiers: float = IDENTIFIER_BOOST
+
+    def __post_init__(self) -> None:
+        if min(self.title, self.section, self.identifiers) < 0:
+            raise ValueError("field boosts are at least 0")
+
+    def fields(self, text: str) -> list[tuple[str, str, float]]:
+        """(field, query text, boost) of each clause of the BM25 query for `text`, the chunk text first."""
+        clauses = [("text", text, 1.0), ("title", text, self.title), ("section", text, self.section)]
+        if self.identifiers:
+            clauses.append(("identifiers", " ".join(identifier_terms(text)), self.identifiers))
+        return [(name, query, boost) for name, query, boost in clauses if boost and query.strip()]
 
 
 @dataclass(frozen=True)
@@ -124,6 +175,7 @@ class SearchRequest:
     filters: SearchFilters = SearchFilters()
     candidates: int = DEFAULT_CANDIDATES
     fusion: Fusion = Fusion()
+    boosts: Boosts = Boosts()
 
     def __post_init__(self) -> None:
         problems = []
@@ -210,8 +262,14 @@ def chunk_document(chunk: Chunk) -> dict[str, Any]:
         "content_hash": chunk.content_hash,
         "tags": list(chunk.tags),
         "acl": chunk.acl_terms(),
+        "identifiers": chunk_identifiers(chunk),
         "metadata": dict(chunk.metadata),
     }
+
+
+def chunk_identifiers(chunk: Chunk) -> str:
+    """What the identifier field indexes for a chunk: the identifier terms of its title, heading and text."""
+    return " ".join(identifier_terms(f"{chunk.title}\n{chunk.section}\n{chunk.text}"))
 
 
 def chunk_from_document(source: Mapping[str, Any], vector: Sequence[float] = ()) -> Chunk:

@@ -22,11 +22,11 @@ from agentplatform.search import (
     MAX_TOKEN_CHARS,
     PUBLIC_ACL,
     STOPWORDS,
-    TITLE_BOOST,
     Chunk,
     SearchHit,
     SearchMode,
     SearchRequest,
+    chunk_identifiers,
     fuse,
     require_tenant,
     vector_score,
@@ -287,7 +287,7 @@ class MemorySearchIndex(_Fake):
     def search(self, request: SearchRequest) -> list[SearchHit]:
         self.check()
         allowed = [c for c in self._chunks.values() if _passes(c, request)]
-        bm25 = self._bm25(request.text, allowed)[: request.depth] if request.mode != SearchMode.VECTOR else []
+        bm25 = self._bm25(request, allowed)[: request.depth] if request.mode != SearchMode.VECTOR else []
         vector = self._nearest(request.vector, allowed)[: request.depth] if request.mode != SearchMode.BM25 else []
         if request.mode == SearchMode.BM25:
             ranked = bm25
@@ -310,18 +310,23 @@ class MemorySearchIndex(_Fake):
             del self._chunks[key]
         return len(keys)
 
-    def _bm25(self, text: str, allowed: list[Chunk]) -> list[tuple[str, float]]:
-        terms = self.analyze(text)
+    def _field(self, chunk: Chunk, field: str) -> list[str]:
+        if field == "identifiers":  # terms already lowercased and whole: the engines' whitespace analyzer
+            return chunk_identifiers(chunk).split()
+        return self.analyze(getattr(chunk, field))
+
+    def _bm25(self, request: SearchRequest, allowed: list[Chunk]) -> list[tuple[str, float]]:
         everything = list(self._chunks.values())  # statistics are index-wide, as in tantivy and OpenSearch
         scores: dict[str, float] = {}
-        for field, boost in (("text", 1.0), ("title", TITLE_BOOST)):
-            docs = [self.analyze(getattr(c, field)) for c in everything]
+        for field, text, boost in request.boosts.fields(request.text):
+            terms = text.split() if field == "identifiers" else self.analyze(text)
+            docs = [self._field(c, field) for c in everything]
             lengths = {id(c): len(d) for c, d in zip(everything, docs, strict=True)}
             average = sum(lengths.values()) / max(len(docs), 1)
             lengths = {key: _stored_length(length) for key, length in lengths.items()}
             frequency = {t: sum(1 for d in docs if t in d) for t in set(terms)}
             for chunk in allowed:
-                tokens = self.analyze(getattr(chunk, field))
+                tokens = self._field(chunk, field)
                 norm = self.K1 * (1 - self.B + self.B * lengths[id(chunk)] / max(average, 1e-9))
                 for term in terms:  # a repeated query term counts each time, as a repeated should-clause does
                     tf = tokens.count(term)

@@ -3,7 +3,9 @@
 search.py's semantics sent as OpenSearch requests, so this adapter and the embedded engine rank alike:
 - Analysis is the index's `platform_text` analyzer: runs of letters and digits (tantivy's simple tokenizer),
   tokens of MAX_TOKEN_CHARS or more dropped, lowercase, STOPWORDS, Snowball English.
-- BM25 is a `bool` query: the chunk text, plus the title at TITLE_BOOST. Vectors are a Lucene HNSW
+- BM25 is a `bool` query: the chunk text, plus the title, the section heading and the identifier field at the
+  request's Boosts (search.Boosts.fields). The identifier field holds search.identifier_terms, whitespace-split by
+  the `platform_identifiers` analyzer, as the embedded engine stores them. Vectors are a Lucene HNSW
   `knn_vector` with cosine similarity, whose score is search.vector_score. Hybrid is a `hybrid` query whose
   sub-query scores a temporary search pipeline in the same request fuses as search.fuse does
   (normalization-processor or score-ranker-processor): nothing to create beforehand, so a reader needs no
@@ -47,7 +49,6 @@ from agentplatform.search import (
     MAX_TOKEN_CHARS,
     PUBLIC_ACL,
     STOPWORDS,
-    TITLE_BOOST,
     Chunk,
     Fusion,
     FusionTechnique,
@@ -62,6 +63,9 @@ from agentplatform.search import (
 log = logging.getLogger(__name__)
 
 ANALYZER = "platform_text"
+IDENTIFIER_ANALYZER = "platform_identifiers"
+# The queried name of each BM25 field: the section is a keyword (citations) with an analyzed sub-field.
+_QUERY_FIELDS = {"section": "section.text"}
 TIMEOUT_S = 10
 BULK_BATCH = 500  # chunks per bulk request: ~5 MB with 384-dimension vectors, under every domain's payload cap
 BULK_ATTEMPTS = 5
@@ -106,7 +110,11 @@ def index_body(dimension: int = 384, shards: int = 1) -> dict[str, Any]:
             "analysis": {
                 # Tokens are the runs of letters and digits, which is splitting on `[^\p{L}\p{N}]+`; written as
                 # the token pattern (group 0) because osmem-server indexes a split pattern's separators instead.
-                "tokenizer": {"platform_words": {"type": "pattern", "pattern": r"[\p{L}\p{N}]+", "group": 0}},
+                "tokenizer": {
+                    "platform_words": {"type": "pattern", "pattern": r"[\p{L}\p{N}]+", "group": 0},
+                    # search.identifier_terms wrote the identifier field's terms: only whitespace separates them.
+                    "platform_whitespace": {"type": "pattern", "pattern": r"\S+", "group": 0},
+                },
                 "filter": {
                     # tantivy's remove_long drops tokens of MAX_TOKEN_CHARS or more; `length` keeps those <= max.
                     "platform_length": {"type": "length", "max": MAX_TOKEN_CHARS - 1},
@@ -118,7 +126,12 @@ def index_body(dimension: int = 384, shards: int = 1) -> dict[str, Any]:
                         "type": "custom",
                         "tokenizer": "platform_words",
                         "filter": ["platform_length", "lowercase", "platform_stopwords", "platform_stemmer"],
-                    }
+                    },
+                    IDENTIFIER_ANALYZER: {
+                        "type": "custom",
+                        "tokenizer": "platform_whitespace",
+                        "filter": ["platform_length", "lowercase"],
+                    },
                 },
             },
         },
@@ -134,7 +147,6 @@ def index_body(dimension: int = 384, shards: int = 1) -> dict[str, Any]:
                         "doc_version",
                         "path",
                         "path_prefixes",
-                        "section",
                         "content_hash",
                         "tags",
                         "acl",
@@ -142,6 +154,8 @@ def index_body(dimension: int = 384, shards: int = 1) -> dict[str, Any]:
                 },
                 "text": text,
                 "title": text,
+                "section": {**keyword, "fields": {"text": text}},
+                "identifiers": {"type": "text", "analyzer": IDENTIFIER_ANALYZER},
                 **{name: {"type": "integer"} for name in ("page", "ordinal", "start", "end")},
                 "metadata": {"type": "object", "enabled": False},  # stored for citations, never searched
                 "vector": {
@@ -267,13 +281,11 @@ class OpenSearchIndex:
         tenant = require_tenant(request.tenant)
         filters = self._filters(request)
         if request.mode == SearchMode.BM25:
-            query = self._bm25_query(request.text, filters)
+            query = self._bm25_query(request, filters)
         elif request.mode == SearchMode.VECTOR:
             query = self._knn_query(request, filters)
         else:
-            query = {
-                "hybrid": {"queries": [self._bm25_query(request.text, filters), self._knn_query(request, filters)]}
-            }
+            query = {"hybrid": {"queries": [self._bm25_query(request, filters), self._knn_query(request, filters)]}}
         body: dict[str, Any] = {"size": request.depth, "query": query, "_source": {"excludes": ["vector"]}}
         if request.mode == SearchMode.HYBRID:
             body["search_pipeline"] = pipeline_body(request.fusion)
@@ -332,13 +344,14 @@ class OpenSearchIndex:
         return clauses
 
     @staticmethod
-    def _bm25_query(text: str, filters: list[dict[str, Any]]) -> dict[str, Any]:
+    def _bm25_query(request: SearchRequest, filters: list[dict[str, Any]]) -> dict[str, Any]:
+        should = []
+        for field, text, boost in request.boosts.fields(request.text):
+            match: dict[str, Any] = {"query": text} if boost == 1.0 else {"query": text, "boost": boost}
+            should.append({"match": {_QUERY_FIELDS.get(field, field): match}})
         return {
             "bool": {
-                "should": [
-                    {"match": {"text": {"query": text}}},
-                    {"match": {"title": {"query": text, "boost": TITLE_BOOST}}},
-                ],
+                "should": should,
                 "minimum_should_match": 1,
                 "filter": filters,
             }

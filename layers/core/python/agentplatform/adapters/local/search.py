@@ -31,7 +31,6 @@ from agentplatform.search import (
     MAX_TOKEN_CHARS,
     PUBLIC_ACL,
     STOPWORDS,
-    TITLE_BOOST,
     Chunk,
     SearchFilters,
     SearchHit,
@@ -39,6 +38,7 @@ from agentplatform.search import (
     SearchRequest,
     chunk_document,
     chunk_from_document,
+    chunk_identifiers,
     fuse,
     require_tenant,
     vector_score,
@@ -47,6 +47,7 @@ from agentplatform.search import (
 log = logging.getLogger(__name__)
 
 ANALYZER = "platform_text"
+IDENTIFIER_ANALYZER = "platform_identifiers"
 _SEP = "\x1f"  # joins tenant and ids into one term: no id can contain it (it is stripped on the way in)
 _WRITER_HEAP = 64_000_000
 
@@ -63,6 +64,16 @@ def text_analyzer() -> tantivy.TextAnalyzer:
     )
 
 
+def identifier_analyzer() -> tantivy.TextAnalyzer:
+    """The identifier field's analysis: search.identifier_terms wrote its terms, so only split on whitespace."""
+    return (
+        tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace())
+        .filter(tantivy.Filter.remove_long(MAX_TOKEN_CHARS))
+        .filter(tantivy.Filter.lowercase())
+        .build()
+    )
+
+
 def _schema() -> tantivy.Schema:
     builder = tantivy.SchemaBuilder()
     builder.add_integer_field("vid", stored=True, indexed=True, fast=True)  # row key shared with the vectors
@@ -70,6 +81,8 @@ def _schema() -> tantivy.Schema:
         builder.add_text_field(keyword, stored=False, tokenizer_name="raw")
     builder.add_text_field("text", stored=False, tokenizer_name=ANALYZER)
     builder.add_text_field("title", stored=False, tokenizer_name=ANALYZER)
+    builder.add_text_field("section", stored=False, tokenizer_name=ANALYZER)
+    builder.add_text_field("identifiers", stored=False, tokenizer_name=IDENTIFIER_ANALYZER)
     builder.add_bytes_field("source", stored=True)  # the chunk as JSON: what a hit returns
     builder.add_bytes_field("vector", stored=True)  # float32, to rebuild the in-memory vectors at open
     return builder.build()
@@ -235,14 +248,15 @@ class EmbeddedSearchIndex:
         self.exact_max_rows = exact_max_rows
         self._lock = threading.RLock()
         self._schema = _schema()
-        self._analyzer = text_analyzer()
+        self._analyzers = {ANALYZER: text_analyzer(), IDENTIFIER_ANALYZER: identifier_analyzer()}
         try:
             if path is not None:
                 path.mkdir(parents=True, exist_ok=True)
                 self._index = tantivy.Index(self._schema, path=str(path), reuse=True)
             else:
                 self._index = tantivy.Index(self._schema)
-            self._index.register_tokenizer(ANALYZER, self._analyzer)
+            for name, analyzer in self._analyzers.items():
+                self._index.register_tokenizer(name, analyzer)
             self._writer = self._index.writer(heap_size=_WRITER_HEAP, num_threads=1)
         except (OSError, ValueError) as exc:
             raise ConfigurationError(f"cannot open the search index at {path}: {exc}", path=str(path)) from exc
@@ -387,6 +401,8 @@ class EmbeddedSearchIndex:
                 document.add_text(name, value)
         document.add_text("text", chunk.text)
         document.add_text("title", chunk.title)
+        document.add_text("section", chunk.section)
+        document.add_text("identifiers", chunk_identifiers(chunk))
         document.add_bytes("source", json.dumps(chunk_document(chunk)).encode())
         document.add_bytes("vector", vector.astype(np.float32).tobytes())
         self._writer.add_document(document)
@@ -449,21 +465,17 @@ class EmbeddedSearchIndex:
     def _bm25(
         self, searcher: tantivy.Searcher, request: SearchRequest, addresses: dict[str, Any]
     ) -> list[tuple[str, float]]:
-        tokens = self._analyzer.analyze(request.text)
-        if not tokens:
+        should = []
+        for field, text, boost in request.boosts.fields(request.text):
+            analyzer = self._analyzers[IDENTIFIER_ANALYZER if field == "identifiers" else ANALYZER]
+            terms = [tantivy.Query.term_query(self._schema, field, t) for t in analyzer.analyze(text)]
+            if terms:
+                match = tantivy.Query.boolean_query([(tantivy.Occur.Should, t) for t in terms])
+                weighted = match if boost == 1.0 else tantivy.Query.boost_query(match, boost)
+                should.append((tantivy.Occur.Should, weighted))
+        if not should:
             return []
-
-        def match(field: str) -> tantivy.Query:
-            return tantivy.Query.boolean_query(
-                [(tantivy.Occur.Should, tantivy.Query.term_query(self._schema, field, t)) for t in tokens]
-            )
-
-        relevance = tantivy.Query.boolean_query(
-            [
-                (tantivy.Occur.Should, match("text")),
-                (tantivy.Occur.Should, tantivy.Query.boost_query(match("title"), TITLE_BOOST)),
-            ]
-        )
+        relevance = tantivy.Query.boolean_query(should)
         query = tantivy.Query.boolean_query([(tantivy.Occur.Must, relevance), *self._filter_clauses(request)])
         hits = searcher.search(query, limit=request.depth, count=False).hits
         vids = searcher.fast_field_values("vid", [address for _, address in hits])

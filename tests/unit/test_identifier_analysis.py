@@ -1,0 +1,52 @@
+"""search.identifier_terms: what the identifier field indexes, and Boosts: which BM25 clauses a query gets."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentplatform.search import MAX_TOKEN_CHARS, Boosts, Chunk, chunk_document, identifier_terms
+
+
+@pytest.mark.parametrize(
+    ("text", "terms"),
+    [
+        ("Error E-4012.", ["e-4012", "e4012"]),
+        ("part BRK-220-S,", ["brk-220-s", "brk220s"]),
+        ("see INC-2291", ["inc-2291", "inc2291"]),
+        ("section 4.2.1 of it", ["4.2.1", "421"]),
+        ("set max_retry_count", ["max_retry_count", "maxretrycount"]),
+        ("E4012 and v2", ["e4012", "v2"]),
+        ("3rd floor", ["3rd"]),
+        ("path /etc/app-1/conf", ["etc/app-1/conf", "etcapp1conf"]),
+    ],
+)
+def test_identifiers_are_kept_whole_and_without_separators(text: str, terms: list[str]) -> None:
+    assert identifier_terms(text) == terms
+
+
+@pytest.mark.parametrize("text", ["e.g. this and/or that", "plain words only", "2024 was a year", "well-known"])
+def test_words_numbers_and_abbreviations_are_not_identifiers(text: str) -> None:
+    assert identifier_terms(text) == []
+
+
+def test_an_identifier_too_long_for_the_analyzer_is_dropped() -> None:
+    blob = "a1-" + "b" * MAX_TOKEN_CHARS
+    assert identifier_terms(f"{blob} E-1") == ["e-1", "e1"]
+
+
+def test_the_chunk_document_carries_the_identifier_terms_of_its_title_heading_and_text() -> None:
+    chunk = Chunk("c", "t", "d", "v", "Fault INC-7 closed.", title="Model X-100", section="Code E-5")
+    assert chunk_document(chunk)["identifiers"] == "x-100 x100 e-5 e5 inc-7 inc7"
+
+
+def test_boosts_leave_out_zero_weighted_clauses_and_queries_without_identifiers() -> None:
+    assert [f for f, _, _ in Boosts().fields("brake E-4012")] == ["text", "title"]
+    assert Boosts(section=0.2, identifiers=2).fields("brake E-4012") == [
+        ("text", "brake E-4012", 1.0),
+        ("title", "brake E-4012", 0.5),
+        ("section", "brake E-4012", 0.2),
+        ("identifiers", "e-4012 e4012", 2),
+    ]
+    assert [f for f, _, _ in Boosts(identifiers=2).fields("brake pads")] == ["text", "title"]
+    with pytest.raises(ValueError):
+        Boosts(section=-1)
