@@ -27,11 +27,12 @@ from agentplatform.adapters.memory import MemoryTable
 from agentplatform.budget import Budget
 from agentplatform.inference import ChatResponse
 from agentplatform.llm import ChatCall
+from agentplatform.policy_documents import StaticPolicySource
 from agentplatform.usage import UsageLedger
 from bench.common import RESULTS, ROOT, machine
 from functions.llm_gateway.breaker import Breakers
 from functions.llm_gateway.cache import AnswerCache, one_word_swapped
-from functions.llm_gateway.policy import Cache, StaticPolicySource, parse_policy
+from functions.llm_gateway.policy import Cache, parse_policy
 from functions.llm_gateway.service import LlmGateway
 
 PAIRS = ROOT / "eval" / "paraphrases" / "pairs.jsonl"

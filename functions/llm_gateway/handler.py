@@ -24,12 +24,13 @@ _lock = threading.Lock()
 
 
 def policy_source(c: Container) -> Any:
-    from functions.llm_gateway.policy import DEFAULT_POLICY_PATH, FilePolicySource, SsmPolicySource
+    from agentplatform.policy_documents import FilePolicySource, SsmPolicySource
+    from functions.llm_gateway.policy import DEFAULT_POLICY_PATH, parse_policy
 
     s = c.settings
     if s.llm_policy_parameter:
-        return SsmPolicySource(s.llm_policy_parameter, c.client("ssm"))
-    return FilePolicySource(Path(s.llm_policy_path) if s.llm_policy_path else DEFAULT_POLICY_PATH)
+        return SsmPolicySource(s.llm_policy_parameter, c.client("ssm"), parse_policy)
+    return FilePolicySource(Path(s.llm_policy_path) if s.llm_policy_path else DEFAULT_POLICY_PATH, parse_policy)
 
 
 def gateway() -> LlmGateway:

@@ -5,16 +5,12 @@ retry, breaker, cache and budget settings. Validated at load: a bad policy refus
 
 from __future__ import annotations
 
-import json
-import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agentplatform.errors import ConfigurationError, FieldError
+from agentplatform.policy_documents import parse_document
 
 ProviderKind = Literal["sagemaker", "bedrock", "openai", "extractive"]
 _Name = Annotated[str, Field(min_length=1, max_length=128)]
@@ -150,88 +146,11 @@ class _UnknownTarget(ValueError):
         self.loc = loc
 
 
+def _loc(error: dict[str, Any]) -> tuple[str | int, ...] | None:
+    cause = (error.get("ctx") or {}).get("error")
+    return cause.loc if isinstance(cause, _UnknownTarget) else None
+
+
 def parse_policy(document: Any, source: str) -> Policy:
     """The policy in `document` (JSON text or parsed), or ConfigurationError naming each bad field."""
-    try:
-        data = json.loads(document) if isinstance(document, str | bytes) else document
-    except ValueError as exc:
-        raise ConfigurationError(f"the LLM policy at {source} is not JSON: {exc}", source=source) from exc
-    try:
-        return Policy.model_validate(data)
-    except ValidationError as exc:
-        errors = []
-        for e in exc.errors():
-            cause = (e.get("ctx") or {}).get("error")
-            loc = cause.loc if isinstance(cause, _UnknownTarget) else tuple(e["loc"])
-            errors.append(FieldError(loc=loc, message=e["msg"], type=e["type"]))
-        named = ", ".join(".".join(str(p) for p in err.loc) for err in errors)
-        detail = f"the LLM policy at {source} is invalid: {named}"
-        raise ConfigurationError(detail, errors=errors, source=source) from exc
-
-
-class FilePolicySource:
-    """The policy in a file, re-read when its mtime changes (looked at every `check_s` at most), so a fault
-    switch edited on a running stack takes effect within about a second."""
-
-    def __init__(self, path: Path, *, check_s: float = 0.5, clock: Callable[[], float] = time.monotonic) -> None:
-        self._path = path
-        self._check_s = check_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._policy: Policy | None = None
-        self._mtime: int | None = None
-        self._checked = float("-inf")
-
-    def get(self) -> Policy:
-        now = self._clock()
-        if self._policy is not None and now - self._checked < self._check_s:
-            return self._policy
-        with self._lock:
-            try:
-                mtime = self._path.stat().st_mtime_ns
-            except OSError as exc:
-                detail = f"cannot read the LLM policy {self._path}: {exc}"
-                raise ConfigurationError(detail, path=str(self._path)) from exc
-            if self._policy is None or mtime != self._mtime:
-                self._policy = parse_policy(self._path.read_text(encoding="utf-8"), str(self._path))
-                self._mtime = mtime
-            self._checked = now
-            return self._policy
-
-
-class SsmPolicySource:
-    """The policy in an SSM parameter (String), cached per container for `ttl_s`."""
-
-    def __init__(
-        self, name: str, client: Any, *, ttl_s: float = 30.0, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._name = name
-        self._ssm = client
-        self._ttl_s = ttl_s
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._policy: Policy | None = None
-        self._loaded = float("-inf")
-
-    def get(self) -> Policy:
-        now = self._clock()
-        if self._policy is not None and now - self._loaded < self._ttl_s:
-            return self._policy
-        with self._lock:
-            from agentplatform.adapters.aws.errors import aws_call
-
-            with aws_call(f"parameter {self._name}"):
-                value = self._ssm.get_parameter(Name=self._name)["Parameter"]["Value"]
-            self._policy = parse_policy(value, f"ssm:{self._name}")
-            self._loaded = now
-            return self._policy
-
-
-class StaticPolicySource:
-    """A policy held in memory (tests, benchmarks)."""
-
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
-
-    def get(self) -> Policy:
-        return self.policy
+    return parse_document(document, Policy, what="LLM policy", source=source, loc_of=_loc)

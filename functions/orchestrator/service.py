@@ -15,7 +15,7 @@ import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,12 +29,12 @@ from agentplatform.conversations import (
     TurnStatus,
 )
 from agentplatform.errors import PlatformError
-from agentplatform.inference import ChatMessage
+from agentplatform.inference import ChatMessage, FunctionDefinition, Tool
 from agentplatform.llm import ChatAnswer, ChatCall, Passage
 from agentplatform.observability import telemetry
 from agentplatform.ports import EventBus, Function
 from agentplatform.retrieval import Citation
-from functions.orchestrator.tools import ToolContext, ToolRegistry
+from agentplatform.tools import ToolCaller, ToolCallRequest, ToolsClient
 
 HISTORY_TURNS = 6  # recent turns sent to the model as messages
 HISTORY_CHARS = 1_500  # per message of the history
@@ -89,19 +89,17 @@ class AgentLoop:
         self,
         store: ConversationStore,
         gateway: Function,
-        registry: ToolRegistry,
+        tools: ToolsClient,
         *,
         bus: EventBus | None = None,
-        functions: Mapping[str, Function] | None = None,
         clock: Clock | None = None,
         recall: Recall | None = None,
         model_step: ModelStep = "always",
     ) -> None:
         self.store = store
         self.gateway = gateway
-        self.registry = registry
+        self.tools = tools
         self.bus = bus
-        self.functions: Mapping[str, Function] = functions or {}
         self.clock = clock or Clock()
         self.recall = recall
         self.model_step = model_step
@@ -152,11 +150,15 @@ class AgentLoop:
         if self.model_step == "when_needed" and not _needs_model(runs):
             # The searches found passages and nothing failed: the model would only route to Answer, slowly.
             return {**state, "decision": {"has_tools": False, "tool_calls": [], "planned": "retrieval_enough"}}
+        listed = self.tools.describe(_caller(ctx)).tools
         call = ChatCall(
             tenant=ctx["tenant"],
             task="tool_use",
             messages=self._messages(state, runs),
-            tools=self.registry.schemas(),
+            tools=[
+                Tool(function=FunctionDefinition(name=t.name, description=t.description, parameters=t.parameters))
+                for t in listed
+            ],
             tool_choice="auto",
             max_tokens=96,  # a tool call is ~30 tokens; a long text answer here is discarded anyway
             deadline_ms=self._left_ms(ctx),
@@ -177,7 +179,11 @@ class AgentLoop:
                 arguments = tool_call.function.arguments  # the registry refuses it; the model sees why
             taken = {c["id"] for c in calls}
             call_id = tool_call.id if tool_call.id not in taken else None
-            calls.append(_call(step, i, tool_call.function.name, arguments, call_id))
+            name = tool_call.function.name
+            described = next((t for t in listed if t.name == name), None)
+            calls.append(
+                _call(step, i, name, arguments, call_id, side_effect=bool(described and described.side_effect))
+            )
         return {**state, "decision": {"has_tools": bool(calls), "tool_calls": calls, "planned": "model"}}
 
     def _messages(self, state: dict[str, Any], runs: list[ToolRun]) -> list[ChatMessage]:
@@ -230,8 +236,8 @@ class AgentLoop:
             return _summary(interrupted)
         if done is not None and done.status != "needs_approval":
             return _summary(done)  # a retried or resumed step: the tool never runs twice for one key
-        spec = self.registry.get(call["name"])
-        if spec is not None and spec.side_effect and (approved or not spec.requires_approval):
+        if call.get("side_effect"):
+            # Claimed before it runs: an attempt that dies mid-call leaves `started`, and no retry repeats it.
             claim = ToolRun(
                 call_id=call["id"],
                 name=call["name"],
@@ -242,18 +248,14 @@ class AgentLoop:
             )
             if not self.store.claim_run(tenant, conversation_id, turn, claim, was=done.status if done else None):
                 return self.run_tool(item, execution)  # another attempt claimed it first: report what it left
-        tool_ctx = ToolContext(
-            tenant=tenant,
-            user=ctx["user"],
-            groups=tuple(ctx.get("groups") or ()),
-            conversation_id=conversation_id,
-            turn=turn,
-            step=step,
-            call_id=call["id"],
-            idempotency_key=key,
-            functions=self.functions,
+        outcome = self.tools.call(
+            ToolCallRequest(
+                caller=_caller(ctx, step=step, call_id=call["id"], idempotency_key=key),
+                name=call["name"],
+                arguments=call["arguments"],
+                approved=approved,
+            )
         )
-        outcome = self.registry.call(call["name"], call["arguments"], tool_ctx, approved=approved)
         run = ToolRun(
             call_id=call["id"],
             name=call["name"],
@@ -266,9 +268,6 @@ class AgentLoop:
             idempotency_key=key,
         )
         self.store.save_run(tenant, conversation_id, turn, run)
-        telemetry("orchestrator").logger.info(
-            "tool ran", extra={"tool": run.name, "status": run.status, "duration_ms": run.duration_ms, "tenant": tenant}
-        )
         return _summary(run)
 
     # AppendResults --------------------------------------------------------------------------------------------
@@ -518,6 +517,7 @@ class AgentLoop:
             "turn.completed",
             {
                 "tenant": ctx["tenant"],
+                "user": ctx["user"],
                 "conversation_id": ctx["conversation_id"],
                 "turn": ctx["turn"],
                 "status": values["status"],
@@ -580,10 +580,26 @@ def _supported(report: grounding.GroundingReport, text: str, provider: str) -> b
     return not report.abstained or provider == "extractive" or bool(_ABSTAINS.search(text))
 
 
-def _call(step: int, index: int, name: str, arguments: Any, call_id: str | None = None) -> dict[str, Any]:
+def _call(
+    step: int, index: int, name: str, arguments: Any, call_id: str | None = None, *, side_effect: bool = False
+) -> dict[str, Any]:
     # The id keys the call's run row: the model's own when it is usable, else one made from the step.
+    # `side_effect` (from the tools' listing) makes RunTool claim the call before it runs.
     usable = call_id if call_id and _CALL_ID.match(call_id) else None
-    return {"id": usable or f"s{step}c{index}", "name": name, "arguments": arguments}
+    return {"id": usable or f"s{step}c{index}", "name": name, "arguments": arguments, "side_effect": side_effect}
+
+
+def _caller(ctx: dict[str, Any], *, step: int = 0, call_id: str = "", idempotency_key: str = "") -> ToolCaller:
+    return ToolCaller(
+        tenant=ctx["tenant"],
+        user=ctx["user"],
+        groups=tuple(ctx.get("groups") or ()),
+        conversation_id=ctx["conversation_id"],
+        turn=int(ctx["turn"]),
+        step=step,
+        call_id=call_id,
+        idempotency_key=idempotency_key,
+    )
 
 
 def _summary(run: ToolRun) -> dict[str, Any]:

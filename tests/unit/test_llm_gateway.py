@@ -21,10 +21,11 @@ from agentplatform.errors import (
     ValidationFailed,
 )
 from agentplatform.llm import ChatCall, EmbedCall
+from agentplatform.policy_documents import StaticPolicySource
 from agentplatform.usage import UsageLedger
 from functions.llm_gateway.breaker import Breakers
 from functions.llm_gateway.cache import AnswerCache
-from functions.llm_gateway.policy import StaticPolicySource, parse_policy
+from functions.llm_gateway.policy import parse_policy
 from functions.llm_gateway.service import SAFETY_MARGIN_MS, LlmGateway
 
 BASE_POLICY: dict[str, Any] = {

@@ -10,8 +10,11 @@ import pytest
 from agentplatform.adapters.memory import MemoryEventBus, MemoryFunction, MemoryTable
 from agentplatform.conversations import ConversationStore, ToolRun
 from agentplatform.errors import UpstreamUnavailable
+from agentplatform.tools import ToolCaller, ToolCallRequest, ToolsClient
 from functions.orchestrator.service import ABSTAIN, AgentLoop, Clock, sub_queries
-from functions.orchestrator.tools import ToolRegistry, ToolSpec, default_specs
+from functions.tools.policy import ToolPolicy
+from functions.tools.registry import ToolRegistry, ToolSpec, default_specs
+from functions.tools.service import ToolService
 
 EXEC = "arn:aws:states:us-east-1:123456789012:execution:agent_loop:c_1-1"
 PASSAGE = "Inspect the turbine blades for cracks after every hundred hours of flight."
@@ -73,6 +76,13 @@ class Gateway:
         return item(call) if callable(item) else item
 
 
+def tool_request(service: ToolService, request: dict[str, Any]) -> dict[str, Any]:
+    """The tools function's dispatch (functions/tools/handler.py), in-process."""
+    if request["action"] == "describe":
+        return service.describe(ToolCaller.model_validate(request["caller"])).model_dump(mode="json")
+    return service.call(ToolCallRequest.model_validate(request)).model_dump(mode="json")
+
+
 @pytest.fixture
 def world():
     store = ConversationStore(MemoryTable())
@@ -93,14 +103,12 @@ def world():
 
     def make(gateway: Gateway, specs: list[ToolSpec] | None = None, **options: Any) -> AgentLoop:
         w.gateway = gateway
+        specs = specs or default_specs()
+        policy = ToolPolicy(version="t", tenants={"*": {"allow": ["*"]}})
+        service = ToolService(ToolRegistry(specs), lambda: policy, {"retrieval_function": w.retrieval})
+        tools = MemoryFunction("tools", lambda r: tool_request(service, r))
         return AgentLoop(
-            store,
-            MemoryFunction("llm_gateway", gateway),
-            ToolRegistry(specs or default_specs()),
-            bus=w.bus,
-            functions={"retrieval_function": w.retrieval},
-            clock=w.clock,
-            **options,
+            store, MemoryFunction("llm_gateway", gateway), ToolsClient(tools), bus=w.bus, clock=w.clock, **options
         )
 
     w.make = make
@@ -396,7 +404,8 @@ def test_a_side_effect_interrupted_mid_run_is_never_repeated(world):
     loop = world.make(Gateway(tool_use=[answer(tool_calls=[("send_note", {"to": "ops"})])]), [*default_specs(), note])
     state = loop.call_model(loop.load(start(world, "Tell ops."), EXEC))
     ctx = state["ctx"]
-    item = {"ctx": ctx, "step": 1, "call": {"id": "k0", "name": "send_note", "arguments": {"to": "ops"}}}
+    call = {"id": "k0", "name": "send_note", "arguments": {"to": "ops"}, "side_effect": True}
+    item = {"ctx": ctx, "step": 1, "call": call}
     assert loop.run_tool(item, EXEC)["status"] == "ok" and len(sent) == 1
     assert loop.run_tool(item, EXEC)["status"] == "ok" and len(sent) == 1  # retried: the recorded result
 

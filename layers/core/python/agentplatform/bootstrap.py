@@ -207,6 +207,18 @@ class Container:
         )
 
     @cached_property
+    def tool_state_table(self) -> KeyValueTable:
+        from agentplatform.adapters.aws.storage import DynamoTable
+
+        return DynamoTable(self.settings.require("tool_state_table_name"), self.client("dynamodb"))
+
+    @cached_property
+    def tools_function(self) -> Function:
+        from agentplatform.adapters.aws.functions import LambdaFunction
+
+        return LambdaFunction(self.settings.require("tools_function_name"), self.client("lambda"))
+
+    @cached_property
     def agent_workflow(self) -> Workflow:
         from agentplatform.adapters.aws.storage import StepFunctionsWorkflow
 

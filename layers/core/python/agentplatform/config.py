@@ -73,6 +73,12 @@ class Settings(BaseSettings):
     escalation_timeout_s: int = Field(default=3600, alias="ESCALATION_TIMEOUT_S", ge=1, le=86_400 * 7)
     # How long POST /v1/conversations/{id}/messages waits for the answer before 202 (under API Gateway's 29 s).
     conversation_wait_s: float = Field(default=25.0, alias="CONVERSATION_WAIT_S", ge=0, le=28)
+    # The tools service (functions/tools): its function, its state (breakers), and the per-tenant tool policy (an
+    # SSM parameter in AWS; a file locally, the repo's policies/tools.json when neither is set).
+    tools_function_name: str | None = Field(default=None, alias="TOOLS_FUNCTION_NAME")
+    tool_state_table_name: str | None = Field(default=None, alias="TOOL_STATE_TABLE_NAME")
+    tools_policy_parameter: str | None = Field(default=None, alias="TOOLS_POLICY_PARAMETER")
+    tools_policy_path: str | None = Field(default=None, alias="TOOLS_POLICY_PATH")
 
     # Users' JWTs, as the Lambda authorizer verifies them: the issuer, the audiences a token's `aud` (or, for
     # Cognito access tokens, `client_id`) must name (comma-separated), and where the issuer's keys are.

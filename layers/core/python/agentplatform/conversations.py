@@ -497,21 +497,6 @@ class ConversationStore:
                     self.close_escalation(tenant, escalation, closed, by="system", resolution=failure)
         return failed
 
-    # A tool's breaker -----------------------------------------------------------------------------------------
-
-    def breaker(self, tool: str) -> dict[str, Any]:
-        return self._table.get({"pk": f"TOOL#{tool}", "sk": "BREAKER"}) or {}
-
-    def record_tool_outcome(self, tool: str, *, failed: bool, threshold: int, open_s: int) -> None:
-        key = {"pk": f"TOOL#{tool}", "sk": "BREAKER"}
-        if not failed:
-            if self.breaker(tool).get("failures"):
-                self._table.update(key, {"failures": 0, "open_until": 0})
-            return
-        failures = self._table.increment(key, "failures", 1)
-        if failures >= threshold:
-            self._table.update(key, {"open_until": time.time() + open_s, "failures": 0})
-
 
 def _ms() -> int:
     return int(time.time() * 1000)

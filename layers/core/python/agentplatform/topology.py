@@ -485,8 +485,11 @@ AGENT_STEPS = ("load", "model", "tool", "append", "escalate", "resume", "answer"
 
 _AGENT_STATE = [Grant(ref="table:conversations", access=Access.READ_WRITE)]
 _AGENT_STEP_USES: dict[str, list[Grant]] = {
-    "model": [Grant(ref="function:llm_gateway", access=Access.INVOKE)],
-    "tool": [Grant(ref="function:retrieval", access=Access.INVOKE)],
+    "model": [
+        Grant(ref="function:llm_gateway", access=Access.INVOKE),
+        Grant(ref="function:tools", access=Access.INVOKE),  # the caller's tools, for the model's step
+    ],
+    "tool": [Grant(ref="function:tools", access=Access.INVOKE)],
     "answer": [Grant(ref="function:llm_gateway", access=Access.INVOKE)],
     "finalize": [Grant(ref="bus:platform", access=Access.PUBLISH)],
 }
@@ -523,6 +526,28 @@ _AGENT_STATE_MACHINES: list[StateMachine] = [
     ),
 ]
 _AGENT_RULES: list[Rule] = []
+
+# The tools service: what the agent loop's Map (and the API's MCP server) run, under the per-tenant tool policy
+# (functions/tools, policies/tools.json).
+_TOOLS_TABLES: list[Table] = [
+    Table(name="tool_state", purpose="The tools' shared state: a breaker per tool, one row each."),
+]
+_TOOLS_BUCKETS: list[Bucket] = []
+_TOOLS_FUNCTIONS: list[Function] = [
+    Function(
+        name="tools",
+        service="tools",
+        handler="functions.tools.handler.handle",
+        purpose="Lists a caller's tools and runs one call: the tenant's policy, then the tool (validated, bounded).",
+        memory_mb=512,
+        timeout_s=60,
+        uses=[
+            Grant(ref="table:tool_state", access=Access.READ_WRITE),
+            Grant(ref="function:retrieval", access=Access.INVOKE),
+        ],
+    ),
+]
+_TOOLS_ROUTES: list[Route] = []
 _AGENT_ROUTES: list[Route] = [
     Route(method="POST", path="/v1/conversations", function="api", scopes=["conversations"]),
     Route(method="GET", path="/v1/conversations", function="api", scopes=["conversations"]),
@@ -551,6 +576,7 @@ PLATFORM = Topology(
             purpose="What one ingestion stage hands the next (text, chunks, vectors): too big for a state payload.",
             expire_after_days=3,
         ),
+        *_TOOLS_BUCKETS,
     ],
     queues=[
         Queue(name="alerts", purpose="Platform alerts (canary degraded, evaluation regressions) for operators."),
@@ -573,6 +599,7 @@ PLATFORM = Topology(
         ),
         *_GATEWAY_TABLES,
         *_AGENT_TABLES,
+        *_TOOLS_TABLES,
     ],
     buses=[EventBus(name="platform", purpose="The platform's own events (turn.completed, canary, alerts).")],
     functions=[
@@ -638,6 +665,7 @@ PLATFORM = Topology(
         ),
         *_GATEWAY_FUNCTIONS,
         *_AGENT_FUNCTIONS,
+        *_TOOLS_FUNCTIONS,
     ],
     state_machines=[
         StateMachine(
@@ -734,6 +762,7 @@ PLATFORM = Topology(
         Route(method="DELETE", path="/v1/admin/api-keys/{key_id}", function="api", scopes=["admin"], authorizer="jwt"),
         *_GATEWAY_ROUTES,
         *_AGENT_ROUTES,
+        *_TOOLS_ROUTES,
         Route(method="GET", path="/openapi.json", function="api", public=True),
         Route(method="GET", path="/docs", function="api", public=True),
         # Anything else: authenticated first (no scope), then the function's 404 problem.

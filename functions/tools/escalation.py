@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from functions.orchestrator.tools import ToolContext, ToolSpec
+from functions.tools.registry import ToolContext, ToolSpec
 
 
 def run(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:

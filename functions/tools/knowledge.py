@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from agentplatform.retrieval import RetrievalRequest, SearchResult
-from functions.orchestrator.tools import ToolContext, ToolFailed, ToolSpec
+from functions.tools.registry import ToolContext, ToolFailed, ToolSpec
 
 MAX_PASSAGE_CHARS = 1_500  # a passage as the model and the state carry it
 
 
 def run(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
-    retrieval = ctx.functions.get("retrieval_function")
+    retrieval = ctx.resources.get("retrieval_function")
     if retrieval is None:
         raise ToolFailed("knowledge_search is not available in this deployment")
     # Tenant and groups come from the turn (the caller's credentials), never from the arguments.

@@ -21,10 +21,10 @@ from typing import Any
 import jsonschema
 
 from agentplatform.inference import FunctionDefinition, Tool
-from agentplatform.ports import Function
+from agentplatform.ports import KeyValueTable
 
 # Adding a tool: a module here with a `SPEC`, and its name in this tuple.
-TOOL_MODULES = ("functions.orchestrator.tools_knowledge", "functions.orchestrator.tools_escalation")
+TOOL_MODULES = ("functions.tools.knowledge", "functions.tools.escalation")
 
 
 class ToolFailed(Exception):
@@ -41,7 +41,9 @@ class ToolContext:
     step: int
     call_id: str
     idempotency_key: str  # execution + step + call: a side effect keyed on it happens once
-    functions: Mapping[str, Function] = field(default_factory=dict)  # other services' functions, by name
+    # What the tools declared in `needs` (container attributes by name: other services' functions, tables,
+    # buckets); one this deployment was not granted is missing, and the tool says it is not available.
+    resources: Mapping[str, Any] = field(default_factory=dict)
 
 
 Run = Callable[[dict[str, Any], ToolContext], dict[str, Any]]
@@ -57,7 +59,7 @@ class ToolSpec:
     timeout_s: float = 20.0
     requires_approval: bool = False  # an operator approves each call before it runs (an escalation)
     side_effect: bool = False  # changes something outside the platform: never repeated for one idempotency key
-    needs: tuple[str, ...] = ()  # functions the tool calls (names of container attributes)
+    needs: tuple[str, ...] = ()  # what the tool uses: names of container attributes
 
     def schema(self) -> Tool:
         return Tool(
@@ -75,10 +77,30 @@ class Outcome:
 
 @dataclass
 class Breaker:
-    """Reads and records a tool's failures (over the conversations table in production)."""
+    """Reads and records a tool's failures (over the tools' state table in production: every container shares it)."""
 
     is_open: Callable[[str], bool] = lambda name: False
     record: Callable[[str, bool], None] = lambda name, failed: None
+
+    @classmethod
+    def over(cls, table: KeyValueTable, *, threshold: int, open_s: float) -> Breaker:
+        """`threshold` consecutive failures open a tool's breaker for `open_s`; a success closes it."""
+
+        def key(name: str) -> dict[str, str]:
+            return {"pk": f"TOOL#{name}", "sk": "BREAKER"}
+
+        def is_open(name: str) -> bool:
+            return float((table.get(key(name)) or {}).get("open_until") or 0) > time.time()
+
+        def record(name: str, failed: bool) -> None:
+            if not failed:
+                if (table.get(key(name)) or {}).get("failures"):
+                    table.update(key(name), {"failures": 0, "open_until": 0})
+                return
+            if table.increment(key(name), "failures", 1) >= threshold:
+                table.update(key(name), {"open_until": time.time() + open_s, "failures": 0})
+
+        return cls(is_open=is_open, record=record)
 
 
 class ToolRegistry:
@@ -95,7 +117,16 @@ class ToolRegistry:
     def schemas(self) -> list[Tool]:
         return [s.schema() for s in self._specs.values()]
 
-    def call(self, name: str, arguments: Any, ctx: ToolContext, *, approved: bool = False) -> Outcome:
+    def call(
+        self,
+        name: str,
+        arguments: Any,
+        ctx: ToolContext,
+        *,
+        approved: bool = False,
+        requires_approval: bool | None = None,
+    ) -> Outcome:
+        """Run one call. `requires_approval` is the tenant policy's say, else the tool's own default."""
         spec = self._specs.get(name)
         if spec is None:
             return Outcome("error", error=f"unknown tool {name!r}; the tools are: {', '.join(self._specs)}")
@@ -106,7 +137,7 @@ class ToolRegistry:
         except jsonschema.ValidationError as exc:
             where = "/".join(str(p) for p in exc.absolute_path) or "arguments"
             return Outcome("error", error=f"invalid arguments ({where}): {exc.message}")
-        if spec.requires_approval and not approved:
+        if (spec.requires_approval if requires_approval is None else requires_approval) and not approved:
             return Outcome("needs_approval", error=f"{name} needs an operator's approval before it runs")
         if self.breaker.is_open(name):
             return Outcome("error", error=f"{name} is unavailable right now (its breaker is open); answer without it")

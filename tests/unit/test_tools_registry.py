@@ -1,13 +1,19 @@
-"""The tool registry: schemas before and after a call, timeouts, breakers, approval."""
+"""The tools service: the registry (schemas before and after a call, timeouts, breakers, approval) and the
+per-tenant policy over it."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
+import pytest
+
 from agentplatform.adapters.memory import MemoryTable
-from agentplatform.conversations import ConversationStore
-from functions.orchestrator.tools import Breaker, ToolContext, ToolFailed, ToolRegistry, ToolSpec, default_specs
+from agentplatform.errors import ConfigurationError
+from agentplatform.tools import ToolCaller, ToolCallRequest
+from functions.tools.policy import parse_tool_policy
+from functions.tools.registry import Breaker, ToolContext, ToolFailed, ToolRegistry, ToolSpec, default_specs
+from functions.tools.service import ToolService
 
 CTX = ToolContext(
     tenant="acme", user="alice", groups=(), conversation_id="c_1", turn=1, step=0, call_id="k0", idempotency_key="x"
@@ -57,11 +63,7 @@ def test_a_slow_tool_times_out_and_a_failing_one_is_an_error_result():
 
 
 def test_the_breaker_opens_after_repeated_failures_and_closes_after_its_time():
-    store = ConversationStore(MemoryTable())
-    breaker = Breaker(
-        is_open=lambda name: float(store.breaker(name).get("open_until") or 0) > time.time(),
-        record=lambda name, failed: store.record_tool_outcome(name, failed=failed, threshold=3, open_s=0.3),
-    )
+    breaker = Breaker.over(MemoryTable(), threshold=3, open_s=0.3)
     calls = []
 
     def flaky(a, c):
@@ -95,3 +97,40 @@ def test_the_shipped_tools_refuse_identity_arguments():
         out = registry.call(name, args, CTX)
         assert out.status == "error" and "Additional properties" in out.error
     assert {t.function.name for t in registry.schemas()} == {"knowledge_search", "escalate_to_human"}
+
+
+POLICY = {
+    "version": "t1",
+    "tenants": {
+        "acme": {"allow": ["knowledge_search", "echo"], "approval": ["echo"]},
+        "*": {"allow": ["knowledge_search"]},
+    },
+}
+
+
+def tools(ran: list[Any]) -> ToolService:
+    echo = spec(lambda a, c: ran.append((c.tenant, a)) or {"text": a["text"]})
+    policy = parse_tool_policy(POLICY, "test")
+    return ToolService(ToolRegistry([*default_specs(), echo]), lambda: policy)
+
+
+def test_the_policy_denies_by_default_and_asks_approval_where_it_says():
+    ran: list[Any] = []
+    service = tools(ran)
+    acme, globex = ToolCaller(tenant="acme", user="alice"), ToolCaller(tenant="globex", user="bob")
+    listed = {t.name: t for t in service.describe(acme).tools}
+    assert set(listed) == {"knowledge_search", "echo"} and listed["echo"].requires_approval
+    assert [t.name for t in service.describe(globex).tools] == ["knowledge_search"]  # escalate_to_human: not named
+
+    denied = service.call(ToolCallRequest(caller=globex, name="echo", arguments={"text": "hi"}))
+    assert denied.status == "error" and "the tools are: knowledge_search" in denied.error and ran == []
+    waiting = service.call(ToolCallRequest(caller=acme, name="echo", arguments={"text": "hi"}))
+    assert waiting.status == "needs_approval" and ran == []
+    done = service.call(ToolCallRequest(caller=acme, name="echo", arguments={"text": "hi"}, approved=True))
+    assert done.status == "ok" and ran == [("acme", {"text": "hi"})]
+
+
+def test_a_bad_tool_policy_refuses_to_load_naming_the_field():
+    with pytest.raises(ConfigurationError) as caught:
+        parse_tool_policy({"version": "x", "tenants": {"acme": {"allow": ["a"], "deny": ["b"]}}}, "test")
+    assert [e.loc for e in caught.value.errors] == [("tenants", "acme", "deny")]

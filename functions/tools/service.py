@@ -1,0 +1,90 @@
+"""The tools service: the tools an agent (or an MCP client) may use, under the tenant's tool policy.
+
+`describe` lists the caller's tools with their JSON Schemas; `call` runs one: the policy first (deny by default,
+approval, argument limits), then the registry (arguments validated, a timeout, a breaker, the result validated).
+The caller's identity comes from the request's `caller` (the turn or the API's verified credentials), never from
+the arguments. The agent loop keeps the turn's records (the claim before a side effect, the run's row); this
+service only runs the tool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from agentplatform.observability import telemetry
+from agentplatform.tools import ToolCaller, ToolCallRequest, ToolCallResult, ToolDescription, ToolList
+from functions.tools.policy import ToolPolicy
+from functions.tools.registry import ToolContext, ToolRegistry
+
+
+class ToolService:
+    def __init__(
+        self, registry: ToolRegistry, policy: Callable[[], ToolPolicy], resources: Mapping[str, Any] | None = None
+    ) -> None:
+        self.registry = registry
+        self.policy = policy  # read per request: a policy edited on a running stack applies to the next call
+        self.resources: Mapping[str, Any] = resources or {}
+
+    def describe(self, caller: ToolCaller) -> ToolList:
+        policy = self.policy()
+        tools = []
+        for name in self.registry.names():
+            spec = self.registry.get(name)
+            if spec is None or not policy.allowed(caller.tenant, name):
+                continue
+            tools.append(
+                ToolDescription(
+                    name=name,
+                    description=spec.description,
+                    parameters=spec.parameters,
+                    requires_approval=policy.needs_approval(caller.tenant, spec),
+                    side_effect=spec.side_effect,
+                )
+            )
+        return ToolList(tools=tools)
+
+    def call(self, request: ToolCallRequest) -> ToolCallResult:
+        caller, name = request.caller, request.name
+        policy = self.policy()
+        spec = self.registry.get(name)
+        if spec is None or not policy.allowed(caller.tenant, name):
+            allowed = [t.name for t in self.describe(caller).tools]
+            return ToolCallResult(
+                status="error", error=f"unknown tool {name!r}; the tools are: {', '.join(allowed) or 'none'}"
+            )
+        ctx = ToolContext(
+            tenant=caller.tenant,
+            user=caller.user,
+            groups=caller.groups,
+            conversation_id=caller.conversation_id,
+            turn=caller.turn,
+            step=caller.step,
+            call_id=caller.call_id,
+            idempotency_key=caller.idempotency_key,
+            resources=self.resources,
+        )
+        if isinstance(request.arguments, dict):
+            reason = policy.refusal(caller.tenant, name, request.arguments, ctx)
+            if reason is not None:
+                return ToolCallResult(status="error", error=f"{name} refused by the tool policy: {reason}")
+        outcome = self.registry.call(
+            name,
+            request.arguments,
+            ctx,
+            approved=request.approved,
+            requires_approval=policy.needs_approval(caller.tenant, spec),
+        )
+        telemetry("tools").logger.info(
+            "tool ran",
+            extra={
+                "tool": name,
+                "status": outcome.status,
+                "duration_ms": outcome.duration_ms,
+                "tenant": caller.tenant,
+                "channel": caller.channel,
+            },
+        )
+        return ToolCallResult(
+            status=outcome.status, result=outcome.result, error=outcome.error, duration_ms=outcome.duration_ms
+        )
