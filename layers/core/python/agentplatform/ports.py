@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     from agentplatform.inference import ChatRequest, ChatResponse, Usage
     from agentplatform.llm import ChatCall
+    from agentplatform.outbox import EmailMessage, SentEmail
     from agentplatform.search import Chunk, SearchHit, SearchRequest
 
 
@@ -47,6 +48,13 @@ class ObjectStore(HealthCheck, Protocol):
     def list_folder(self, folder: str, *, limit: int) -> list[str] | None:
         """The keys directly in `folder` (a prefix ending in "/"; not those in its subfolders), in key order; None
         when there are more than `limit`."""
+        ...
+
+    def list_page(
+        self, prefix: str, *, limit: int, after: str | None = None
+    ) -> tuple[list[StoredObject], str | None]:
+        """Up to `limit` objects whose keys start with `prefix` (subfolders included) and sort after the key
+        `after`, in key order, without bodies (`size` set); and the key to continue after, None on the last page."""
         ...
 
 
@@ -235,3 +243,39 @@ class SearchIndex(HealthCheck, Protocol):
         ...
 
     def count(self, tenant: str, doc_id: str | None = None) -> int: ...
+
+
+@dataclass(frozen=True)
+class SqlRows:
+    columns: list[str]
+    rows: list[list[Any]]  # JSON-ready values: str, int, float, bool or None
+    truncated: bool = False  # the statement had more rows than `max_rows`
+
+
+class SqlDatabase(Protocol):
+    """A read-only SQL database (the business tools' CRM + ERP data): SQLite locally, Aurora via the Data API."""
+
+    dialect: str  # the sqlglot dialect its statements are written in: "sqlite" | "postgres"
+
+    def query(self, sql: str, params: Mapping[str, Any], *, timeout_s: float, max_rows: int) -> SqlRows:
+        """Run one read-only statement with named `:name` parameters; at most `max_rows` rows. Raise QueryFailed
+        when the database refuses the statement, QueryTimedOut past `timeout_s`, DependencyUnavailable when it
+        cannot be reached."""
+        ...
+
+
+class EmailSender(Protocol):
+    """Sends a tenant's email at most once per idempotency key (SES in AWS, the outbox table locally)."""
+
+    def send(
+        self,
+        tenant: str,
+        message: EmailMessage,
+        *,
+        idempotency_key: str,
+        requested_by: str,
+        conversation_id: str | None = None,
+    ) -> SentEmail:
+        """The outbox entry of this key: sent now, or the earlier request's (`duplicate`), never sent twice.
+        Raise DependencyUnavailable/UpstreamThrottled when the transport fails (the entry is then `failed`)."""
+        ...

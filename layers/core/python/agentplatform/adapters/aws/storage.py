@@ -61,6 +61,17 @@ class S3ObjectStore:
                 return keys
             request["ContinuationToken"] = out["NextContinuationToken"]
 
+    def list_page(
+        self, prefix: str, *, limit: int, after: str | None = None
+    ) -> tuple[list[StoredObject], str | None]:
+        request: dict[str, Any] = {"Bucket": self._bucket, "Prefix": prefix, "MaxKeys": limit}
+        if after:
+            request["StartAfter"] = after  # a key, not a continuation token: the caller's cursor is stateless
+        with aws_call(f"{self._resource}/{prefix}"):
+            out = self._s3.list_objects_v2(**request)
+        page = [StoredObject(o["Key"], b"", size=o["Size"]) for o in out.get("Contents", [])]
+        return page, (page[-1].key if out.get("IsTruncated") and page else None)
+
 
 class SqsQueue:
     def __init__(self, queue_url: str, client: Any) -> None:
