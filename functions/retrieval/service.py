@@ -9,11 +9,23 @@ from agentplatform.inference import estimate_tokens
 from agentplatform.limits import TokenMeter
 from agentplatform.ports import EmbeddingModel, RerankModel, SearchIndex
 from agentplatform.retrieval import Hit, RetrievalRequest, SearchResult
-from agentplatform.search import MAX_TOP_K, SearchFilters, SearchHit, SearchMode, SearchRequest
+from agentplatform.search import (
+    MAX_TOP_K,
+    DocumentRanking,
+    SearchFilters,
+    SearchHit,
+    SearchMode,
+    SearchRequest,
+    rank_by_document,
+)
 from functions.retrieval.context import assemble, citation, dedupe
 
 # Ask the index for more than top_k: dedupe drops some, and the rerank and the context need room to choose.
 OVERFETCH = 2
+# Document-aware ranking (search.rank_by_document), chosen on the enterprise set's dev half (docs/retrieval.md),
+# and how many candidates it sees: a document's score is taken over these.
+DOCUMENT_RANKING = DocumentRanking()
+DOCUMENT_CANDIDATES = 50
 
 
 class RetrievalService:
@@ -23,11 +35,13 @@ class RetrievalService:
         embeddings: EmbeddingModel,
         reranker: RerankModel | None = None,
         meter: TokenMeter | None = None,
+        ranking: DocumentRanking = DOCUMENT_RANKING,
     ) -> None:
         self._index = index
         self._embeddings = embeddings
         self._reranker = reranker
         self._meter = meter
+        self._ranking = ranking
 
     def search(self, request: RetrievalRequest) -> SearchResult:
         vector = None
@@ -35,13 +49,16 @@ class RetrievalService:
             vector = self._embeddings.embed([request.query])[0]
             if self._meter is not None:
                 self._meter.spend(request.tenant, estimate_tokens(request.query))
+        depth = request.top_k * OVERFETCH
+        if self._ranking.active:
+            depth = max(depth, DOCUMENT_CANDIDATES)
         hits = self._index.search(
             SearchRequest(
                 tenant=request.tenant,
                 text=request.query,
                 vector=vector,
                 mode=request.mode,
-                top_k=min(MAX_TOP_K, request.top_k * OVERFETCH),
+                top_k=min(MAX_TOP_K, depth),
                 filters=SearchFilters(
                     doc_ids=tuple(request.filters.doc_ids),
                     tags=tuple(request.filters.tags),
@@ -52,7 +69,7 @@ class RetrievalService:
         )
         if self._reranker is not None and hits:
             hits = self._rerank(request.query, hits)
-        hits = dedupe(hits)[: request.top_k]
+        hits = dedupe(rank_by_document(hits, self._ranking))[: request.top_k]
         return SearchResult(
             query=request.query,
             mode=request.mode,

@@ -11,6 +11,7 @@ these as an index analyzer, query bodies and a search pipeline; the embedded eng
 from __future__ import annotations
 
 import re
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -230,6 +231,56 @@ def fuse(
     out = sorted(scores.items())
     out.sort(key=itemgetter(1), reverse=True)  # stable: equal scores stay in id order
     return out
+
+
+class DocumentSignal(StrEnum):
+    MEAN = "mean"  # a document's mean hit score: one exact chunk beats many weak ones
+    MAX = "max"  # its best hit's score: a document's other chunks rise with its best
+
+
+@dataclass(frozen=True)
+class DocumentRanking:
+    """Ranking chunks with their documents in view: each chunk's score blends in its document's score over the
+    candidates (`weight` of it, 0: none), and no document fills more than `per_document` of the first places
+    (0: no cap); chunks past the cap keep their order after every other chunk."""
+
+    weight: float = 0.0
+    signal: DocumentSignal = DocumentSignal.MEAN
+    per_document: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.weight <= 1 or self.per_document < 0:
+            raise ValueError("the document weight is in [0, 1] and the per-document cap at least 0")
+
+    @property
+    def active(self) -> bool:
+        return self.weight > 0 or self.per_document > 0
+
+
+def rank_by_document(hits: Sequence[SearchHit], ranking: DocumentRanking) -> list[SearchHit]:
+    """The hits reordered by `ranking`, best first (ties keep the engine's order); scores are the blended ones.
+    The document score is computed over these hits only, so the caller decides how many candidates count."""
+    if not ranking.active:
+        return list(hits)
+    by_document: dict[str, list[float]] = {}
+    for hit in hits:
+        by_document.setdefault(hit.chunk.doc_id, []).append(hit.score)
+    aggregate = max if ranking.signal == DocumentSignal.MAX else statistics.fmean
+    document = {doc_id: aggregate(scores) for doc_id, scores in by_document.items()}
+    blended = [
+        replace(hit, score=(1 - ranking.weight) * hit.score + ranking.weight * document[hit.chunk.doc_id])
+        for hit in hits
+    ]
+    blended.sort(key=lambda hit: hit.score, reverse=True)  # stable
+    if not ranking.per_document:
+        return blended
+    kept: list[SearchHit] = []
+    overflow: list[SearchHit] = []
+    seen: dict[str, int] = {}
+    for hit in blended:
+        seen[hit.chunk.doc_id] = seen.get(hit.chunk.doc_id, 0) + 1
+        (kept if seen[hit.chunk.doc_id] <= ranking.per_document else overflow).append(hit)
+    return kept + overflow
 
 
 def _min_max(ranked: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:

@@ -1,0 +1,49 @@
+"""search.rank_by_document: a document's score blended into its chunks' and a cap on chunks per document."""
+
+from __future__ import annotations
+
+import pytest
+
+from agentplatform.search import Chunk, DocumentRanking, DocumentSignal, SearchHit, rank_by_document
+
+
+def hit(doc_id: str, n: int, score: float) -> SearchHit:
+    return SearchHit(Chunk(f"{doc_id}-{n}", "t", doc_id, "v1", f"text {n}"), score)
+
+
+# A long manual's many middling chunks ahead of a short sheet's one exact chunk, and one strong manual chunk.
+HITS = [hit("manual", 0, 0.9), hit("manual", 1, 0.62), hit("manual", 2, 0.61), hit("sheet", 0, 0.6)]
+HITS += [hit("manual", n, 0.3) for n in range(3, 8)]
+
+
+def order(hits: list[SearchHit]) -> list[str]:
+    return [h.chunk.chunk_id for h in hits]
+
+
+def test_off_by_default_keeps_the_engines_order() -> None:
+    assert rank_by_document(HITS, DocumentRanking()) == HITS
+
+
+def test_the_mean_signal_lifts_a_short_exact_document_over_a_long_ones_weak_chunks() -> None:
+    ranked = rank_by_document(HITS, DocumentRanking(weight=0.3))
+    assert order(ranked)[:2] == ["manual-0", "sheet-0"]  # the manual's mean (0.45) pulls its weak chunks down
+    assert ranked[1].score == pytest.approx(0.6)  # a one-chunk document's mean is its own score
+    assert ranked[0].score == pytest.approx(0.7 * 0.9 + 0.3 * (0.9 + 0.62 + 0.61 + 5 * 0.3) / 8)
+
+
+def test_the_max_signal_lifts_the_best_documents_other_chunks() -> None:
+    ranked = rank_by_document(HITS, DocumentRanking(weight=0.3, signal=DocumentSignal.MAX))
+    assert order(ranked)[:4] == ["manual-0", "manual-1", "manual-2", "sheet-0"]
+
+
+def test_a_cap_keeps_one_document_from_filling_the_first_places() -> None:
+    ranked = rank_by_document(HITS, DocumentRanking(per_document=2))
+    assert order(ranked)[:3] == ["manual-0", "manual-1", "sheet-0"]
+    assert len(ranked) == len(HITS) and order(ranked)[3:] == order(HITS)[2:3] + order(HITS)[4:]  # none dropped
+
+
+def test_invalid_settings_are_refused() -> None:
+    with pytest.raises(ValueError):
+        DocumentRanking(weight=1.5)
+    with pytest.raises(ValueError):
+        DocumentRanking(per_document=-1)
