@@ -1,0 +1,1 @@
+"""The memory service: preferences, conversation summaries and entity facts per tenant + user."""
