@@ -20,8 +20,12 @@ from functions.api.app import build_resolver, refused_early, response_headers
 from functions.api.conversations import router as conversations_router
 from functions.api.documents import router as documents_router
 from functions.api.escalations import router as escalations_router
+from functions.api.evaluation import router as evaluation_router
 from functions.api.health import VERSION, Component, HealthReport, check_health
 from functions.api.llm import router as llm_router
+from functions.api.mcp import router as mcp_router
+from functions.api.mcp_servers import router as mcp_servers_router
+from functions.api.memory import router as memory_router
 from functions.api.openapi import describe
 from functions.api.search import router as search_router
 
@@ -102,7 +106,11 @@ def api() -> APIGatewayHttpResolver:
     resolver.include_router(admin_router)
     resolver.include_router(conversations_router)
     resolver.include_router(escalations_router)
+    resolver.include_router(evaluation_router)
     resolver.include_router(llm_router)
+    resolver.include_router(memory_router)
+    resolver.include_router(mcp_router)
+    resolver.include_router(mcp_servers_router)
     return resolver
 
 

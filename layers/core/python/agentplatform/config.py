@@ -73,12 +73,36 @@ class Settings(BaseSettings):
     escalation_timeout_s: int = Field(default=3600, alias="ESCALATION_TIMEOUT_S", ge=1, le=86_400 * 7)
     # How long POST /v1/conversations/{id}/messages waits for the answer before 202 (under API Gateway's 29 s).
     conversation_wait_s: float = Field(default=25.0, alias="CONVERSATION_WAIT_S", ge=0, le=28)
+    # The business tools' SQL database: a SQLite file locally; in AWS the Aurora cluster and its secret (Data API).
+    sql_database_path: str | None = Field(default=None, alias="SQL_DATABASE_PATH")
+    sql_cluster_arn: str | None = Field(default=None, alias="SQL_CLUSTER_ARN")
+    sql_secret_arn: str | None = Field(default=None, alias="SQL_SECRET_ARN")
+    sql_database: str = Field(default="crm", alias="SQL_DATABASE")
+    # The memory service (functions/memory): its function and table. Its search index lives on the knowledge
+    # domain as an index of its own, named after the knowledge index (`<SEARCH_INDEX>-memory`).
+    memory_function_name: str | None = Field(default=None, alias="MEMORY_FUNCTION_NAME")
+    memory_table_name: str | None = Field(default=None, alias="MEMORY_TABLE_NAME")
+    # Preference extraction with the gateway's `classify` task where no pattern matched (off: the local route's
+    # SmolLM2 is not reliable enough for it, docs/memory.md).
+    memory_classify: bool = Field(default=False, alias="MEMORY_CLASSIFY")
     # The tools service (functions/tools): its function, its state (breakers), and the per-tenant tool policy (an
     # SSM parameter in AWS; a file locally, the repo's policies/tools.json when neither is set).
     tools_function_name: str | None = Field(default=None, alias="TOOLS_FUNCTION_NAME")
     tool_state_table_name: str | None = Field(default=None, alias="TOOL_STATE_TABLE_NAME")
     tools_policy_parameter: str | None = Field(default=None, alias="TOOLS_POLICY_PARAMETER")
     tools_policy_path: str | None = Field(default=None, alias="TOOLS_POLICY_PATH")
+    mcp_servers_table_name: str | None = Field(default=None, alias="MCP_SERVERS_TABLE_NAME")
+    # Email (send_email) and files (read_file, write_file, list_files): the outbox table (every email once per
+    # idempotency key), the files bucket, and the verified SES identity's address emails are sent from in AWS
+    # (unset there: send_email is not available; locally the outbox is the delivery).
+    outbox_table_name: str | None = Field(default=None, alias="OUTBOX_TABLE_NAME")
+    files_bucket_name: str | None = Field(default=None, alias="FILES_BUCKET_NAME")
+    email_sender: str | None = Field(default=None, alias="EMAIL_SENDER")
+
+    # The evaluation service (functions/evaluation): its results table, and its policy file (sampling rates,
+    # faithfulness method, degradation rule); the repo's policies/evaluation.json when unset.
+    evaluations_table_name: str | None = Field(default=None, alias="EVALUATIONS_TABLE_NAME")
+    evaluation_policy_path: str | None = Field(default=None, alias="EVALUATION_POLICY_PATH")
 
     # Users' JWTs, as the Lambda authorizer verifies them: the issuer, the audiences a token's `aud` (or, for
     # Cognito access tokens, `client_id`) must name (comma-separated), and where the issuer's keys are.

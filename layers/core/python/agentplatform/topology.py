@@ -491,6 +491,7 @@ _AGENT_STEP_USES: dict[str, list[Grant]] = {
     ],
     "tool": [Grant(ref="function:tools", access=Access.INVOKE)],
     "answer": [Grant(ref="function:llm_gateway", access=Access.INVOKE)],
+    "load": [Grant(ref="function:memory", access=Access.INVOKE)],  # recall: what the user's memory holds
     "finalize": [Grant(ref="bus:platform", access=Access.PUBLISH)],
 }
 _AGENT_STEP_PURPOSE = {
@@ -531,8 +532,16 @@ _AGENT_RULES: list[Rule] = []
 # (functions/tools, policies/tools.json).
 _TOOLS_TABLES: list[Table] = [
     Table(name="tool_state", purpose="The tools' shared state: a breaker per tool, one row each."),
+    Table(name="mcp_servers", purpose="Each tenant's external MCP servers: URL, timeout, auth header value."),
+    Table(
+        name="outbox",
+        purpose="Every email a tenant's agent asked to send, once per idempotency key: the local delivery, in AWS "
+        "the audit record of what SES sent.",
+    ),
 ]
-_TOOLS_BUCKETS: list[Bucket] = []
+_TOOLS_BUCKETS: list[Bucket] = [
+    Bucket(name="files", purpose="Tenants' own files for the files tools, each under its <tenant>/ prefix."),
+]
 _TOOLS_FUNCTIONS: list[Function] = [
     Function(
         name="tools",
@@ -544,10 +553,56 @@ _TOOLS_FUNCTIONS: list[Function] = [
         uses=[
             Grant(ref="table:tool_state", access=Access.READ_WRITE),
             Grant(ref="function:retrieval", access=Access.INVOKE),
+            Grant(ref="table:mcp_servers", access=Access.READ),
+            Grant(ref="table:outbox", access=Access.READ_WRITE),
+            Grant(ref="bucket:files", access=Access.READ_WRITE),
         ],
     ),
 ]
-_TOOLS_ROUTES: list[Route] = []
+_TOOLS_ROUTES: list[Route] = [
+    Route(method="GET", path="/v1/outbox", function="api", scopes=["admin"], authorizer="jwt"),
+    # MCP (Streamable HTTP, stateless): one POST per JSON-RPC message; GET/DELETE answer 405 from the api.
+    Route(method="POST", path="/mcp", function="api", scopes=["tools"]),
+    Route(method="POST", path="/v1/mcp/servers", function="api", scopes=["admin"], authorizer="jwt"),
+    Route(method="GET", path="/v1/mcp/servers", function="api", scopes=["admin"], authorizer="jwt"),
+    Route(method="DELETE", path="/v1/mcp/servers/{name}", function="api", scopes=["admin"], authorizer="jwt"),
+]
+# The memory service: preferences, conversation summaries and entity facts per tenant + user, learned from
+# turn.completed and recalled by the agent loop's load step (functions/memory, docs/memory.md).
+_MEMORY_TABLES: list[Table] = [
+    Table(name="memory", purpose="Each user's memory: preferences, conversation summaries, entity facts."),
+]
+_MEMORY_FUNCTIONS: list[Function] = [
+    Function(
+        name="memory",
+        service="memory",
+        handler="functions.memory.handler.handler",
+        purpose="Learns from completed turns; recalls, lists, sets and deletes a user's memory (table + index).",
+        memory_mb=512,
+        timeout_s=60,
+        uses=[
+            Grant(ref="table:memory", access=Access.READ_WRITE),
+            Grant(ref="search:knowledge", access=Access.READ_WRITE),  # its own index there: `<index>-memory`
+            Grant(ref="endpoint:embedding", access=Access.INVOKE),
+            Grant(ref="function:llm_gateway", access=Access.INVOKE),
+        ],
+    ),
+]
+_MEMORY_RULES: list[Rule] = [
+    Rule(
+        name="memory_learn",
+        purpose="A completed turn -> the memory function learns its preferences, facts and summary.",
+        bus="platform",
+        event_pattern={"source": ["agentplatform.orchestrator"], "detail-type": ["turn.completed"]},
+        targets=[Target(ref="function:memory")],
+    )
+]
+_MEMORY_ROUTES: list[Route] = [
+    Route(method="GET", path="/v1/memory", function="api", scopes=["memory"]),
+    Route(method="DELETE", path="/v1/memory", function="api", scopes=["memory"]),
+    Route(method="PUT", path="/v1/memory/preferences/{key}", function="api", scopes=["memory"]),
+    Route(method="DELETE", path="/v1/memory/{memory_id}", function="api", scopes=["memory"]),
+]
 _AGENT_ROUTES: list[Route] = [
     Route(method="POST", path="/v1/conversations", function="api", scopes=["conversations"]),
     Route(method="GET", path="/v1/conversations", function="api", scopes=["conversations"]),
@@ -561,6 +616,61 @@ _AGENT_ROUTES: list[Route] = [
     ),
     Route(method="GET", path="/v1/escalations", function="api", scopes=["escalations"]),
     Route(method="POST", path="/v1/escalations/{escalation_id}/resolve", function="api", scopes=["escalations"]),
+]
+
+# Evaluation: sampled turn.completed events scored, stored, watched for degradation (functions/evaluation).
+_EVAL_QUEUES = [
+    Queue(
+        name="evaluation",
+        purpose="turn.completed events waiting for the evaluator (a buffer with a DLQ; sampled by the evaluator).",
+        visibility_timeout_s=720,  # six times the evaluator's timeout, as AWS advises for event sources
+        max_receive_count=3,
+    ),
+]
+_EVAL_TABLES = [
+    Table(
+        name="evaluations",
+        purpose="One record per evaluated turn (scores, route, passages), the alerts, and each score's alert state.",
+        indexes=[TableIndex(name="by_route", partition_key="route_key", sort_key="sk")],
+    ),
+]
+_EVAL_FUNCTIONS = [
+    Function(
+        name="evaluator",
+        service="evaluation",
+        handler="functions.evaluation.handler.handler",
+        purpose="Scores sampled turns (faithfulness, relevance, citations, abstention, cost), stores them, alerts.",
+        memory_mb=512,
+        timeout_s=120,
+        uses=[
+            Grant(ref="table:evaluations", access=Access.READ_WRITE),
+            Grant(ref="function:llm_gateway", access=Access.INVOKE),
+            Grant(ref="bus:platform", access=Access.PUBLISH),
+        ],
+    ),
+]
+_EVAL_RULES = [
+    Rule(
+        name="turn_completed_evaluation",
+        purpose="Every finished turn -> the evaluation queue (the evaluator samples per tenant).",
+        bus="platform",
+        event_pattern={"source": ["agentplatform.orchestrator"], "detail-type": ["turn.completed"]},
+        targets=[Target(ref="queue:evaluation")],
+    ),
+    Rule(
+        name="evaluation_alerts",
+        purpose="Evaluation degradation alerts (raised and cleared) -> the operators' alert queue.",
+        bus="platform",
+        event_pattern={"source": ["agentplatform.evaluation"], "detail-type": ["evaluation.alert"]},
+        targets=[Target(ref="queue:alerts")],
+    ),
+]
+_EVAL_EVENT_SOURCES = [EventSourceMapping(queue="evaluation", function="evaluator", batch_size=10)]
+# Evaluation results are operators' reading: the `eval` scope (local/auth.py mints it on request).
+EVAL_SCOPE = "eval"
+_EVAL_ROUTES = [
+    Route(method="GET", path="/v1/eval/alerts", function="api", scopes=[EVAL_SCOPE]),
+    Route(method="GET", path="/v1/eval/summary", function="api", scopes=[EVAL_SCOPE]),
 ]
 
 PLATFORM = Topology(
@@ -585,6 +695,7 @@ PLATFORM = Topology(
             purpose="Drop-folder object events waiting to start an ingestion run (a buffer with a DLQ).",
             visibility_timeout_s=180,  # six times the starter's timeout, as AWS advises for event sources
         ),
+        *_EVAL_QUEUES,
     ],
     tables=[
         Table(name="documents", purpose="Document registry: one row per tenant document and version."),
@@ -599,6 +710,8 @@ PLATFORM = Topology(
         ),
         *_GATEWAY_TABLES,
         *_AGENT_TABLES,
+        *_EVAL_TABLES,
+        *_MEMORY_TABLES,
         *_TOOLS_TABLES,
     ],
     buses=[EventBus(name="platform", purpose="The platform's own events (turn.completed, canary, alerts).")],
@@ -622,6 +735,11 @@ PLATFORM = Topology(
                 Grant(ref="table:conversations", access=Access.READ_WRITE),
                 Grant(ref="statemachine:agent_loop", access=Access.START),
                 Grant(ref="statemachine:agent_loop", access=Access.RESUME),
+                Grant(ref="table:outbox", access=Access.READ),
+                Grant(ref="function:tools", access=Access.INVOKE),  # /mcp
+                Grant(ref="table:mcp_servers", access=Access.READ_WRITE),
+                Grant(ref="table:evaluations", access=Access.READ),
+                Grant(ref="function:memory", access=Access.INVOKE),
             ],
         ),
         Function(
@@ -665,6 +783,8 @@ PLATFORM = Topology(
         ),
         *_GATEWAY_FUNCTIONS,
         *_AGENT_FUNCTIONS,
+        *_EVAL_FUNCTIONS,
+        *_MEMORY_FUNCTIONS,
         *_TOOLS_FUNCTIONS,
     ],
     state_machines=[
@@ -724,12 +844,15 @@ PLATFORM = Topology(
             targets=[Target(ref="queue:alerts")],
         ),
         *_AGENT_RULES,
+        *_EVAL_RULES,
+        *_MEMORY_RULES,
         *_GATEWAY_RULES,
     ],
     event_sources=[
         # Up to 50 object changes per starter call: the starter packs them into few ingestion runs (batched
         # embedding and one index commit per run); the 1 s window is what Lambda requires above 10 messages.
-        EventSourceMapping(queue="ingest", function="ingest_starter", batch_size=50, max_batching_window_s=1)
+        EventSourceMapping(queue="ingest", function="ingest_starter", batch_size=50, max_batching_window_s=1),
+        *_EVAL_EVENT_SOURCES,
     ],
     model_endpoints=[
         ModelEndpoint(
@@ -762,6 +885,8 @@ PLATFORM = Topology(
         Route(method="DELETE", path="/v1/admin/api-keys/{key_id}", function="api", scopes=["admin"], authorizer="jwt"),
         *_GATEWAY_ROUTES,
         *_AGENT_ROUTES,
+        *_EVAL_ROUTES,
+        *_MEMORY_ROUTES,
         *_TOOLS_ROUTES,
         Route(method="GET", path="/openapi.json", function="api", public=True),
         Route(method="GET", path="/docs", function="api", public=True),
