@@ -2,7 +2,8 @@
 runs one handler with a sample event against a freshly started local stack; `python -m local token` mints a
 bearer token of the local dev issuer for a tenant and user; `python -m local status [--watch]` shows ingestion
 progress and `python -m local tenant NAME` accepts a new tenant, both against the running stack; `python -m local
-chat` is a conversation with it at the terminal (local/chat.py)."""
+chat` is a conversation with it at the terminal (local/chat.py); `python -m local trace ID` prints one request's
+timeline across services from the logs the runtime keeps (local/trace.py)."""
 
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     mint.add_argument("--admin", action="store_true", help=f"add the {ADMIN_SCOPE!r} scope (the tenant's admin)")
     mint.add_argument("--groups", nargs="*", default=[], help="ACL groups (document visibility)")
     mint.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default: %(default)s)")
+    trace = commands.add_parser("trace", help="one request's timeline across services, from the local logbook")
+    trace.add_argument("correlation_id", help="the x-correlation-id of the request (every API response has one)")
     chat = commands.add_parser("chat", help="a conversation with the running stack at this terminal")
     chat.add_argument("--url", default="http://127.0.0.1:8080", help="the API (default: %(default)s)")
     chat.add_argument("--tenant", default="acme")
@@ -57,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         return show(args.tenant, args.watch)
     if args.command == "tenant":
         return add_tenant(args.name)
+    if args.command == "trace":
+        from local.trace import main as trace_main
+
+        return trace_main(RuntimeSettings().data_dir / "logs", args.correlation_id)
     if args.command == "chat":
         from local.chat import main as chat_main
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agentplatform.topology import Function
+from local.logbook import Logbook
 
 log = logging.getLogger("local.lambda")
 
@@ -67,6 +68,7 @@ class LambdaRouter:
         # module objects (the API resolver's current event, the logger's correlation id).
         self._running: dict[str, threading.Lock] = {}
         self.invocations: dict[str, int] = {}
+        self.logbook = Logbook()  # records nothing until the runtime opens it on its data folder
 
     def arn(self, physical_name: str) -> str:
         return f"arn:aws:lambda:{self._region}:{self._account}:function:{physical_name}"
@@ -107,7 +109,7 @@ class LambdaRouter:
             running = self._running.setdefault(physical, threading.Lock())
         try:
             handler = self._handler(physical)
-            with running:
+            with running, self.logbook.invocation(function, context, event):
                 result = handler(event, context)
             return InvocationResult(payload=json.dumps(result, default=str).encode())
         except Exception as exc:  # Lambda reports any exception as an Unhandled function error

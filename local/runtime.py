@@ -158,6 +158,7 @@ class LocalRuntime:
     def _start(self) -> None:
         s = self.settings
         s.data_dir.mkdir(parents=True, exist_ok=True)
+        self.router.logbook.open(s.data_dir / "logs")
         self.delivery = EventDelivery(self.router, self.client, s.region)
         self.emulator = MotoEmulator(s.host, s.aws_port, self.router, self.delivery)
         self.emulator.start()
@@ -227,6 +228,7 @@ class LocalRuntime:
         if self.emulator:
             self.emulator.stop()
         use_container(None)  # closes what the handlers opened (the embedded search index)
+        self.router.logbook.close()
         self._restore_environment()
         global _running
         if _running is self:

@@ -15,7 +15,7 @@ from agentplatform.errors import (
     UpstreamUnavailable,
     error_class,
 )
-from agentplatform.observability import with_correlation
+from agentplatform.observability import client_context, with_correlation
 
 
 class LambdaFunction:
@@ -26,10 +26,12 @@ class LambdaFunction:
 
     def invoke(self, payload: Mapping[str, Any]) -> Any:
         with aws_call(self._resource):
+            context = client_context()
             out = self._lambda.invoke(
                 FunctionName=self.name,
                 InvocationType="RequestResponse",
                 Payload=json.dumps(with_correlation(payload)).encode(),
+                **({"ClientContext": context} if context else {}),
             )
             body = out["Payload"].read()
         try:
