@@ -24,7 +24,17 @@ from agentplatform.inference import FunctionDefinition, Tool
 from agentplatform.ports import KeyValueTable
 
 # Adding a tool: a module here with a `SPEC`, and its name in this tuple.
-TOOL_MODULES = ("functions.tools.knowledge", "functions.tools.escalation")
+TOOL_MODULES = (
+    "functions.tools.knowledge",
+    "functions.tools.escalation",
+    "functions.tools.send_email",
+    "functions.tools.read_file",
+    "functions.tools.write_file",
+    "functions.tools.list_files",
+    "functions.tools.crm_lookup",
+    "functions.tools.erp_order_status",
+    "functions.tools.sql_query",
+)
 
 
 class ToolFailed(Exception):
@@ -44,6 +54,8 @@ class ToolContext:
     # What the tools declared in `needs` (container attributes by name: other services' functions, tables,
     # buckets); one this deployment was not granted is missing, and the tool says it is not available.
     resources: Mapping[str, Any] = field(default_factory=dict)
+    # The tenant's policy limits on this tool (functions/tools/policy.py, e.g. {"max_rows": 50}); {} when none.
+    limits: Mapping[str, Any] = field(default_factory=dict)
 
 
 Run = Callable[[dict[str, Any], ToolContext], dict[str, Any]]

@@ -13,6 +13,7 @@ from agentplatform.config import Settings, get_settings
 from agentplatform.errors import ConfigurationError
 from agentplatform.ports import (
     ChatModel,
+    EmailSender,
     EmbeddingModel,
     EventBus,
     Function,
@@ -21,6 +22,7 @@ from agentplatform.ports import (
     Queue,
     RerankModel,
     SearchIndex,
+    SqlDatabase,
     TaskTokens,
     Workflow,
 )
@@ -30,6 +32,8 @@ if TYPE_CHECKING:
     from agentplatform.conversations import ConversationStore
     from agentplatform.documents import DocumentRegistry
     from agentplatform.limits import RateLimiter, TokenMeter
+    from agentplatform.mcp_servers import McpServerStore
+    from agentplatform.outbox import Outbox
 
 
 class Container:
@@ -53,7 +57,13 @@ class Container:
     def _new_client(self, service: str) -> Any:
         from botocore.config import Config
 
-        if service == "sagemaker-runtime":
+        if service == "rds-data":
+            # A statement's transaction is this adapter's to retry or roll back; the Data API waits up to 45 s.
+            config = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=3, read_timeout=50)
+        elif service == "sesv2":
+            # SendEmail is not idempotent: a resend after a lost answer could deliver twice (the outbox claims once).
+            config = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=3, read_timeout=10)
+        elif service == "sagemaker-runtime":
             # Generation is slow and not idempotent: wait past InvokeEndpoint's own 60 s limit, never resend.
             config = Config(retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=3, read_timeout=70)
         else:
@@ -219,6 +229,53 @@ class Container:
         return LambdaFunction(self.settings.require("tools_function_name"), self.client("lambda"))
 
     @cached_property
+    def outbox(self) -> Outbox:
+        from agentplatform.adapters.aws.storage import DynamoTable
+        from agentplatform.outbox import Outbox
+
+        return Outbox(DynamoTable(self.settings.require("outbox_table_name"), self.client("dynamodb")))
+
+    @cached_property
+    def email_sender(self) -> EmailSender:
+        if self.settings.backend == "local":  # the outbox is the delivery: nothing leaves the machine
+            from agentplatform.adapters.local.outbox import OutboxEmailSender
+
+            return OutboxEmailSender(self.outbox)
+        from agentplatform.adapters.aws.ses import SesEmailSender
+
+        return SesEmailSender(self.outbox, self.settings.require("email_sender"), self.client("sesv2"))
+
+    @cached_property
+    def files_bucket(self) -> ObjectStore:
+        from agentplatform.adapters.aws.storage import S3ObjectStore
+
+        return S3ObjectStore(self.settings.require("files_bucket_name"), self.client("s3"))
+
+    @cached_property
+    def mcp_servers(self) -> McpServerStore:
+        from agentplatform.adapters.aws.storage import DynamoTable
+        from agentplatform.mcp_servers import McpServerStore
+
+        return McpServerStore(DynamoTable(self.settings.require("mcp_servers_table_name"), self.client("dynamodb")))
+
+    @cached_property
+    def memory_table(self) -> KeyValueTable:
+        from agentplatform.adapters.aws.storage import DynamoTable
+
+        return DynamoTable(self.settings.require("memory_table_name"), self.client("dynamodb"))
+
+    @cached_property
+    def memory_function(self) -> Function:
+        from agentplatform.adapters.aws.functions import LambdaFunction
+
+        return LambdaFunction(self.settings.require("memory_function_name"), self.client("lambda"))
+
+    @cached_property
+    def memory_index(self) -> SearchIndex:
+        """Memory's own index on the knowledge domain: knowledge searches never see a memory."""
+        return self._search_index(f"{self.settings.search_index}-memory")
+
+    @cached_property
     def agent_workflow(self) -> Workflow:
         from agentplatform.adapters.aws.storage import StepFunctionsWorkflow
 
@@ -238,24 +295,44 @@ class Container:
         return LambdaFunction(self.settings.require("retrieval_function_name"), self.client("lambda"))
 
     @cached_property
+    def sql_database(self) -> SqlDatabase:
+        """The business tools' CRM + ERP database: a SQLite file locally, Aurora through the Data API in AWS."""
+        if self.settings.sql_database_path:
+            from agentplatform.adapters.sqlite_db import SqliteDatabase
+
+            return SqliteDatabase(self.settings.sql_database_path)
+        from agentplatform.adapters.aws.rds_data import RdsDataDatabase
+
+        return RdsDataDatabase(
+            self.settings.require("sql_cluster_arn"),
+            self.settings.require("sql_secret_arn"),
+            self.settings.sql_database,
+            self.client("rds-data"),
+        )
+
+    @cached_property
     def search_index(self) -> SearchIndex:
+        return self._search_index(self.settings.search_index)
+
+    def _search_index(self, name: str) -> SearchIndex:
         url = self.settings.require("knowledge_search_url")
         if url.startswith("file://"):
             from pathlib import Path
 
             from agentplatform.adapters.local.search import EmbeddedSearchIndex
 
-            return EmbeddedSearchIndex(Path(url.removeprefix("file://")) / self.settings.search_index)
+            return EmbeddedSearchIndex(Path(url.removeprefix("file://")) / name)
         from agentplatform.adapters.opensearch import OpenSearchIndex, connect
 
         client = connect(url, region=self.settings.region, sigv4=self.settings.backend == "aws")
-        return OpenSearchIndex(client, index=self.settings.search_index)
+        return OpenSearchIndex(client, index=name)
 
     def close(self) -> None:
         """Release what outlives a request (the embedded index's directory lock)."""
-        index = self.__dict__.pop("search_index", None)
-        if index is not None and hasattr(index, "close"):
-            index.close()
+        for name in ("search_index", "memory_index"):
+            index = self.__dict__.pop(name, None)
+            if index is not None and hasattr(index, "close"):
+                index.close()
 
 
 _container: Container | None = None

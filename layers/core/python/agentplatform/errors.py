@@ -133,6 +133,18 @@ class DependencyUnavailable(PlatformError):
     code, status, title, retryable = "dependency_unavailable", 503, "Dependency unavailable", True
 
 
+class QueryFailed(PlatformError):
+    """The SQL database refused a statement (an unknown column, a type mismatch): the statement's to fix."""
+
+    code, status, title = "query_failed", 422, "Query failed"
+
+
+class QueryTimedOut(PlatformError):
+    """A SQL statement ran past its statement timeout and was cancelled."""
+
+    code, status, title = "query_timed_out", 504, "Query timed out"
+
+
 class ModelInputRejected(PlatformError):
     """A model endpoint refused the input (too long, too many, malformed): the caller's to fix, not retryable."""
 
