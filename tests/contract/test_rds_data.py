@@ -1,0 +1,143 @@
+"""The Aurora Data API adapter against botocore's own rds-data model (Stubber checks every request's parameters and
+every canned answer's shape): a read-only transaction with a statement timeout, typed parameters, typed rows,
+and the Data API's errors as the platform's."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+import pytest
+from botocore.stub import ANY, Stubber
+
+from agentplatform.adapters.aws.rds_data import RdsDataDatabase
+from agentplatform.errors import DependencyUnavailable, QueryFailed, QueryTimedOut, UpstreamThrottled
+from agentplatform.sql import transpile
+from functions.tools import erp_order_status
+from functions.tools.registry import ToolContext, ToolRegistry
+
+CLUSTER = "arn:aws:rds:us-east-1:123456789012:cluster:crm"
+SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:crm-tools-AbCdEf"
+TARGET = {"resourceArn": CLUSTER, "secretArn": SECRET, "database": "crm"}
+TX = "tx-0001"
+
+
+@pytest.fixture
+def stubbed() -> Any:
+    client = boto3.session.Session().client(
+        "rds-data", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    with Stubber(client) as stub:
+        yield RdsDataDatabase(CLUSTER, SECRET, "crm", client), stub
+        stub.assert_no_pending_responses()
+
+
+def _begin_and_guard(stub: Stubber, timeout_ms: str) -> None:
+    stub.add_response("begin_transaction", {"transactionId": TX}, TARGET)
+    stub.add_response(
+        "execute_statement",
+        {"records": [[{"stringValue": timeout_ms}, {"stringValue": "on"}]], "numberOfRecordsUpdated": 0},
+        {**TARGET, "sql": ANY, "transactionId": TX,
+         "parameters": [{"name": "timeout_ms", "value": {"stringValue": timeout_ms}}]},
+    )  # fmt: skip
+
+
+def _rollback(stub: Stubber) -> None:
+    stub.add_response(
+        "rollback_transaction",
+        {"transactionStatus": "Rollback Complete"},
+        {"resourceArn": CLUSTER, "secretArn": SECRET, "transactionId": TX},
+    )
+
+
+def _column(name: str, type_name: str) -> dict[str, Any]:
+    return {"name": name, "label": name, "typeName": type_name}
+
+
+def test_a_query_runs_read_only_with_typed_parameters_and_rows(stubbed: Any):
+    db, stub = stubbed
+    _begin_and_guard(stub, "2500")
+    stub.add_response(
+        "execute_statement",
+        {
+            "columnMetadata": [_column("order_number", "varchar"), _column("lines", "int8"),
+                               _column("total_amount", "numeric"), _column("paid_on", "date"),
+                               _column("open", "bool")],
+            "records": [
+                [{"stringValue": "SO-10042"}, {"longValue": 3}, {"stringValue": "1234.50"}, {"isNull": True},
+                 {"booleanValue": True}],
+                [{"stringValue": "SO-10043"}, {"longValue": 1}, {"stringValue": "99.00"},
+                 {"stringValue": "2026-03-01"}, {"booleanValue": False}],
+            ],
+        },
+        {**TARGET, "sql": "SELECT ...", "transactionId": TX, "includeResultMetadata": True,
+         "parameters": [{"name": "tenant", "value": {"stringValue": "acme"}}, {"name": "n", "value": {"longValue": 2}},
+                        {"name": "x", "value": {"doubleValue": 1.5}}, {"name": "b", "value": {"booleanValue": True}},
+                        {"name": "z", "value": {"isNull": True}}]},
+    )  # fmt: skip
+    _rollback(stub)
+    rows = db.query("SELECT ...", {"tenant": "acme", "n": 2, "x": 1.5, "b": True, "z": None}, timeout_s=2.5, max_rows=1)
+    assert rows.columns == ["order_number", "lines", "total_amount", "paid_on", "open"]
+    assert rows.rows == [["SO-10042", 3, 1234.5, None, True]]
+    assert rows.truncated is True
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("BadRequestException", QueryFailed),
+        ("StatementTimeoutException", QueryTimedOut),
+        ("DatabaseResumingException", DependencyUnavailable),
+        ("ThrottlingException", UpstreamThrottled),
+        ("InternalServerErrorException", DependencyUnavailable),
+    ],
+)
+def test_data_api_errors_become_platform_errors_and_the_transaction_is_rolled_back(stubbed: Any, code: str, error):
+    db, stub = stubbed
+    _begin_and_guard(stub, "1000")
+    stub.add_client_error("execute_statement", service_error_code=code, service_message="ERROR: column x",
+                          http_status_code=400)  # fmt: skip
+    _rollback(stub)
+    with pytest.raises(error):
+        db.query("SELECT x FROM v_orders", {}, timeout_s=1, max_rows=10)
+
+
+def test_a_cluster_that_cannot_start_a_transaction_is_unavailable(stubbed: Any):
+    db, stub = stubbed
+    stub.add_client_error("begin_transaction", service_error_code="DatabaseResumingException", http_status_code=400)
+    with pytest.raises(DependencyUnavailable):
+        db.query("SELECT 1", {}, timeout_s=1, max_rows=1)
+
+
+def test_erp_order_status_sends_postgres_sql_with_the_callers_tenant(stubbed: Any):
+    # The same tool over the Data API: PostgreSQL text from the one source, `:name` parameters, tenant from the
+    # context.
+    db, stub = stubbed
+    params = [{"name": "tenant", "value": {"stringValue": "globex"}},
+              {"name": "order_number", "value": {"stringValue": "SO-20007"}}]  # fmt: skip
+    answers = {
+        erp_order_status._ORDER: (
+            [_column("order_number", "varchar"), _column("status", "varchar"), _column("total_amount", "numeric")],
+            [[{"stringValue": "SO-20007"}, {"stringValue": "shipped"}, {"stringValue": "500.00"}]],
+        ),
+        **{statement: ([_column("id", "varchar")], []) for statement in erp_order_status._PARTS.values()},
+    }
+    for statement, (columns, records) in answers.items():
+        _begin_and_guard(stub, "5000")
+        stub.add_response(
+            "execute_statement",
+            {"columnMetadata": columns, "records": records},
+            {**TARGET, "sql": transpile(statement, "postgres"), "parameters": params, "transactionId": TX,
+             "includeResultMetadata": True},
+        )  # fmt: skip
+        _rollback(stub)
+    context = ToolContext(
+        tenant="globex", user="u", groups=(), conversation_id="c", turn=1, step=0, call_id="k", idempotency_key="i",
+        resources={"sql_database": db},
+    )  # fmt: skip
+    out = ToolRegistry([erp_order_status.SPEC]).call("erp_order_status", {"order_number": "so-20007"}, context)
+    assert out.status == "ok", out.error
+    assert out.result["order"] == {
+        "order_number": "SO-20007", "status": "shipped", "total_amount": 500.0, "lines": [], "shipments": [],
+        "invoices": [],
+    }  # fmt: skip
