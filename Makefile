@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
 
-.PHONY: install up test test-fast lint format synth invoke token bench eval clean eval-answers
+.PHONY: install up test test-fast lint format synth invoke token bench eval clean eval-answers eval-report
 
 $(PY_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,7 +18,8 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(PY_STAMP) $(NODE_STAMP)  ## Python venv (.venv) and the pinned CDK CLI (node_modules)
+install: $(PY_STAMP) $(NODE_STAMP)  ## Python venv (.venv), the pinned CDK CLI (node_modules), headless Chromium
+	@[ -x /usr/bin/chromium ] || scripts/install-chromium.sh
 
 up: $(PY_STAMP)  ## Run the whole platform locally until Ctrl-C
 	$(PY) -m local up
@@ -66,3 +67,7 @@ eval: $(PY_STAMP)  ## Retrieval quality on Cranfield (nDCG@10, recall@100); resu
 EVAL_ARGS ?=
 eval-answers: $(PY_STAMP)  ## Answer quality on eval/golden through the conversation API (EVAL_ARGS="--url http://127.0.0.1:8080" for make up, "--offline" without a stack)
 	$(PY) -m bench.answers_eval $(EVAL_ARGS)
+
+EVAL_REPORT_ARGS ?=
+eval-report: $(PY_STAMP)  ## HTML report of the stored evaluation results (EVAL_REPORT_ARGS="--tenant acme --out bench-results/eval-report.html")
+	$(PY) -m bench.eval_report $(EVAL_REPORT_ARGS)
