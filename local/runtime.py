@@ -16,6 +16,7 @@ from agentplatform.bootstrap import container, use_container
 from agentplatform.config import reset_settings
 from agentplatform.topology import AUTHORIZER_CACHE_TTL_S, PLATFORM, CorsPolicy, Topology
 from local.auth import AUDIENCE, ISSUER, Authorizers, DevIssuer, JwtAuthorizer, LambdaAuthorizer
+from local.crm_db import ensure_database
 from local.delivery import EventDelivery, QueuePoller
 from local.dropfolder import DropFolderMirror
 from local.emulator import ACCOUNT, MotoEmulator, Scheduler
@@ -280,6 +281,8 @@ class LocalRuntime:
             # retrieval-first plan (docs/agent-loop.md): ask it only when the searches found nothing. An
             # AGENT_MODEL_STEP already in the environment wins (a test of the model's routing sets `always`).
             "AGENT_MODEL_STEP": os.environ.get("AGENT_MODEL_STEP") or "when_needed",
+            # The business tools' CRM + ERP database, built from the shipped sample data set (data/crm).
+            "SQL_DATABASE_PATH": str(ensure_database(self.settings.data_dir / "crm.sqlite3")),
             **self.provisioned.env(),
         }
         for key, value in env.items():
