@@ -13,6 +13,7 @@ from agentplatform.errors import ConfigurationError, ValidationFailed
 from agentplatform.observability import lambda_entry
 from agentplatform.policy_documents import FilePolicySource, SsmPolicySource
 from agentplatform.tools import ToolCallRequest, ToolListRequest
+from functions.tools.mcp_remote import RemoteTools
 from functions.tools.policy import DEFAULT_POLICY_PATH, ToolPolicy, parse_tool_policy
 from functions.tools.registry import Breaker, ToolRegistry, default_specs
 from functions.tools.service import ToolService
@@ -34,7 +35,13 @@ def service() -> ToolService:
         specs = default_specs()
         breaker = Breaker.over(c.tool_state_table, threshold=BREAKER_FAILURES, open_s=BREAKER_OPEN_S)
         needs = {need for spec in specs for need in spec.needs}
-        built = ToolService(ToolRegistry(specs, breaker), policy_source(c).get, _Resources(c, needs))
+        # A deployment without the MCP servers table has no remote tools.
+        remote = (
+            RemoteTools(c.mcp_servers, local=c.settings.backend == "local", breaker=breaker)
+            if c.settings.mcp_servers_table_name
+            else None
+        )
+        built = ToolService(ToolRegistry(specs, breaker), policy_source(c).get, _Resources(c, needs), remote)
         _built = (c, built)
         return built
 

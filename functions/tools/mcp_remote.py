@@ -3,9 +3,9 @@
 Each server's `tools/list` (through the SDK's streamable HTTP client, bounded by the server's timeout) becomes
 one spec per tool, named `<server>__<tool>` with the server's input schema; listings are kept `LISTING_TTL_S`
 per container. A call opens a session, calls the tool and closes it: the platform keeps no connection between
-invocations. One breaker per server (the registry's Breaker, keyed `mcp:<server>`) covers listing and calls, so
-a server that is down costs one timeout, not one per tool. Before every connection the host's addresses are
-checked again (a registration's name may resolve elsewhere since).
+invocations. One breaker per tenant's server (the registry's Breaker, keyed `mcp:<tenant>/<server>`) covers
+listing and calls, so a server that is down costs one timeout, not one per tool. Before every connection the
+host's addresses are checked again (a registration's name may resolve elsewhere since).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class RemoteTools:
             cached = self._listings.get(key)
         if cached and cached[0] > self._clock():
             return cached[1]
-        breaker_key = PREFIX + server.name
+        breaker_key = _breaker_key(tenant, server)
         if self.breaker.is_open(breaker_key):
             return []
         try:
@@ -119,7 +119,7 @@ class RemoteTools:
             return None
 
         def run(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
-            return self.call(server, tool.name, arguments)
+            return self.call(ctx.tenant, server, tool.name, arguments)
 
         return ToolSpec(
             name=name,
@@ -132,8 +132,8 @@ class RemoteTools:
             side_effect=not (tool.annotations and tool.annotations.read_only_hint),
         )
 
-    def call(self, server: Server, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        breaker_key = PREFIX + server.name
+    def call(self, tenant: str, server: Server, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        breaker_key = _breaker_key(tenant, server)
         if self.breaker.is_open(breaker_key):
             raise ToolFailed(f"the MCP server {server.name} is unavailable right now; answer without it")
         try:
@@ -166,6 +166,10 @@ class RemoteTools:
             raise ToolFailed(f"the MCP server {server.name} did not answer within {server.timeout_s:g} s") from None
         except Exception as exc:  # the SDK's transport and protocol errors, in whatever group they arrive
             raise ToolFailed(f"the MCP server {server.name} failed: {_reason(exc)}") from None
+
+
+def _breaker_key(tenant: str, server: Server) -> str:
+    return f"{PREFIX}{tenant}/{server.name}"  # servers are a tenant's own: one tenant's outage is not another's
 
 
 async def _all_tools(session: ClientSession) -> list[mt.Tool]:
