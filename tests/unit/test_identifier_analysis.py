@@ -24,7 +24,9 @@ def test_identifiers_are_kept_whole_and_without_separators(text: str, terms: lis
     assert identifier_terms(text) == terms
 
 
-@pytest.mark.parametrize("text", ["e.g. this and/or that", "plain words only", "2024 was a year", "well-known"])
+@pytest.mark.parametrize(
+    "text", ["e.g. this and/or that", "plain words only", "2024 was a year", "well-known", "at Mach 2.5"]
+)
 def test_words_numbers_and_abbreviations_are_not_identifiers(text: str) -> None:
     assert identifier_terms(text) == []
 

@@ -50,6 +50,7 @@ MAX_TOP_K = 100
 # holding a digit or an underscore (so "e.g." or "and/or" are not identifiers).
 _IDENTIFIER = re.compile(r"[^\W_]+(?:[-_./][^\W_]+)+|[^\W\d_]+\d[^\W_]*|\d+[^\W\d_][^\W_]*")
 _IDENTIFIER_SEPARATORS = re.compile(r"[-_./]")
+_DECIMAL = re.compile(r"\d+\.\d+")  # a number, not an identifier (a version has two dots: 4.2.1)
 
 
 def identifier_terms(text: str) -> list[str]:
@@ -61,7 +62,7 @@ def identifier_terms(text: str) -> list[str]:
     terms: list[str] = []
     for match in _IDENTIFIER.finditer(text):
         word = match.group(0).lower()
-        if not any(c.isdigit() for c in word) and "_" not in word:
+        if (not any(c.isdigit() for c in word) and "_" not in word) or _DECIMAL.fullmatch(word):
             continue
         compact = _IDENTIFIER_SEPARATORS.sub("", word)
         for term in (word, compact) if compact != word else (word,):

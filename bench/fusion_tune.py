@@ -1,0 +1,330 @@
+"""`python -m bench.fusion_tune`: the retrieval knobs chosen on the enterprise set's dev half, then reported on
+its held-out half (eval/enterprise/, issue 17).
+
+The documents go through ingestion's own extract and chunk, are embedded in-process by the same MiniLM engine
+the model server hosts, and land in one embedded search index as two tenants: `contextual` (what ingestion
+embeds: title and heading, then the text) and `plain` (the text alone). Each query's BM25 list (per field
+boosts) and vector list (per tenant) are taken from the index once; hybrid (search.fuse) and document-aware
+ranking (search.rank_by_document) are the platform's own functions over those lists, so the grid costs no
+searches. The chosen setting is then checked against the engine's own hybrid search (the same ranking).
+
+Knobs: contextual embeddings (tenant), section boost, identifier boost, fusion (min-max weights, RRF k),
+document ranking (mean or max signal, weight). The grid is searched on the dev half only; every knob is
+reported on both halves on and off (the others at their chosen values). Metrics are per document: the ranked
+chunks' documents in first-seen order, nDCG@10 with the judgement's grade as gain, recall@20.
+Writes bench-results/fusion-tune.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import statistics
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from agentplatform.adapters.local.search import EmbeddedSearchIndex
+from agentplatform.search import (
+    Boosts,
+    Chunk,
+    DocumentRanking,
+    DocumentSignal,
+    Fusion,
+    FusionTechnique,
+    SearchHit,
+    SearchMode,
+    SearchRequest,
+    fuse,
+    rank_by_document,
+)
+from bench.common import RESULTS, ROOT, machine
+
+SET = ROOT / "eval" / "enterprise"
+TENANTS = ("contextual", "plain")
+CANDIDATES = 100  # each side's list, as the engine's default hybrid
+DOCUMENT_CANDIDATES = 50  # what the retrieval service gives document ranking (functions/retrieval/service.py)
+MODES = ("bm25", "vector", "hybrid")
+
+
+@dataclass(frozen=True)
+class Query:
+    id: str
+    text: str
+    kind: str
+    split: str
+    gains: dict[str, int]  # doc path -> grade
+
+
+@dataclass(frozen=True)
+class Setting:
+    tenant: str = "contextual"
+    section: float = 0.0
+    identifiers: float = 0.0
+    fusion: Fusion = field(default_factory=Fusion)
+    ranking: DocumentRanking = field(default_factory=DocumentRanking)
+
+    def label(self) -> str:
+        fusion = (
+            f"rrf k={self.fusion.rank_constant}"
+            if self.fusion.technique == FusionTechnique.RRF
+            else f"min-max {self.fusion.weights[0]:.1f}/{self.fusion.weights[1]:.1f}"
+        )
+        ranking = f"{self.ranking.signal} {self.ranking.weight}" if self.ranking.active else "off"
+        return (
+            f"{self.tenant} embeddings, section {self.section}, identifiers {self.identifiers}, {fusion}, "
+            f"document ranking {ranking}"
+        )
+
+
+def load_queries() -> list[Query]:
+    gains: dict[str, dict[str, int]] = defaultdict(dict)
+    for line in (SET / "qrels.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        gains[row["query"]][row["doc"]] = max(gains[row["query"]].get(row["doc"], 0), int(row["grade"]))
+    queries = []
+    for line in (SET / "queries.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        queries.append(Query(row["id"], row["query"], row["kind"], row["split"], gains[row["id"]]))
+    return queries
+
+
+def load_chunks(embeddings: Any) -> list[Chunk]:
+    """Every document as ingestion extracts and chunks it, once per tenant (doc id = its path in the set)."""
+    from functions.ingestion.chunking import chunk, word_piece_tokenizer
+    from functions.ingestion.extract import extract
+    from functions.ingestion.pipeline import passage_text
+
+    tokenizer = word_piece_tokenizer()
+    docs = SET / "docs"
+    out: list[Chunk] = []
+    for path in sorted(p for p in docs.rglob("*") if p.is_file()):
+        rel = path.relative_to(docs).as_posix()
+        extracted = extract(path.read_bytes(), path.name)
+        title = extracted.title or path.name
+        specs = chunk(extracted, tokenizer)
+        texts = {"contextual": [passage_text(title, s) for s in specs], "plain": [s.text for s in specs]}
+        for tenant in TENANTS:
+            vectors = embeddings.embed(texts[tenant])
+            out += [
+                Chunk(
+                    chunk_id=f"{rel}#{s.ordinal}",
+                    tenant=tenant,
+                    doc_id=rel,
+                    doc_version="1",
+                    text=s.text,
+                    vector=v,
+                    title=title,
+                    path=rel,
+                    section=s.heading,
+                    ordinal=s.ordinal,
+                )
+                for s, v in zip(specs, vectors, strict=True)
+            ]
+    return out
+
+
+def ndcg_at_10(docs: Sequence[str], gains: dict[str, int]) -> float:
+    dcg = sum(gains.get(doc, 0) / math.log2(i + 2) for i, doc in enumerate(docs[:10]))
+    ideal = sorted(gains.values(), reverse=True)[:10]
+    best = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+    return dcg / best if best else 0.0
+
+
+def recall_at_20(docs: Sequence[str], gains: dict[str, int]) -> float:
+    return len(set(docs[:20]) & set(gains)) / len(gains) if gains else 0.0
+
+
+def documents(hits: Iterable[SearchHit]) -> list[str]:
+    return list(dict.fromkeys(h.chunk.doc_id for h in hits))
+
+
+class Lists:
+    """Each query's BM25 and vector candidate lists from the index, fetched once per (tenant, boosts)."""
+
+    def __init__(self, index: EmbeddedSearchIndex, queries: list[Query], vectors: dict[str, list[float]]) -> None:
+        self.index = index
+        self.queries = queries
+        self.vectors = vectors
+        self._bm25: dict[tuple[str, float, float, str], list[SearchHit]] = {}
+        self._vector: dict[tuple[str, str], list[SearchHit]] = {}
+
+    def request(self, q: Query, setting: Setting, mode: SearchMode, top_k: int) -> SearchRequest:
+        return SearchRequest(
+            tenant=setting.tenant,
+            text=q.text,
+            vector=self.vectors[q.id],
+            mode=mode,
+            top_k=top_k,
+            candidates=CANDIDATES,
+            fusion=setting.fusion,
+            boosts=Boosts(section=setting.section, identifiers=setting.identifiers),
+        )
+
+    def bm25(self, q: Query, s: Setting) -> list[SearchHit]:
+        key = (s.tenant, s.section, s.identifiers, q.id)
+        if key not in self._bm25:
+            self._bm25[key] = self.index.search(self.request(q, s, SearchMode.BM25, CANDIDATES))
+        return self._bm25[key]
+
+    def vector(self, q: Query, s: Setting) -> list[SearchHit]:
+        key = (s.tenant, q.id)
+        if key not in self._vector:
+            self._vector[key] = self.index.search(self.request(q, s, SearchMode.VECTOR, CANDIDATES))
+        return self._vector[key]
+
+    def ranked(self, q: Query, s: Setting, mode: str) -> list[SearchHit]:
+        if mode == "bm25":
+            hits = self.bm25(q, s)
+        elif mode == "vector":
+            hits = self.vector(q, s)
+        else:  # the engine's hybrid: search.fuse over both candidate lists
+            by_id = {h.chunk.chunk_id: h for h in [*self.bm25(q, s), *self.vector(q, s)]}
+            fused = fuse(
+                [(h.chunk.chunk_id, h.score) for h in self.bm25(q, s)],
+                [(h.chunk.chunk_id, h.score) for h in self.vector(q, s)],
+                s.fusion,
+            )
+            hits = [replace(by_id[key], score=score) for key, score in fused]
+        return rank_by_document(hits[:DOCUMENT_CANDIDATES], s.ranking) if s.ranking.active else hits
+
+
+def evaluate(lists: Lists, setting: Setting, queries: list[Query], mode: str) -> dict[str, Any]:
+    rows: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    for q in queries:
+        docs = documents(lists.ranked(q, setting, mode))
+        score = (ndcg_at_10(docs, q.gains), recall_at_20(docs, q.gains))
+        rows["all"].append(score)
+        rows[q.kind].append(score)
+    return {
+        kind: {
+            "ndcg@10": round(statistics.fmean(n for n, _ in scores), 4),
+            "recall@20": round(statistics.fmean(r for _, r in scores), 4),
+            "queries": len(scores),
+        }
+        for kind, scores in sorted(rows.items())
+    }
+
+
+_FUSIONS = [Fusion(weights=(w / 10, round(1 - w / 10, 1))) for w in range(1, 10)]
+_FUSIONS += [Fusion(FusionTechnique.RRF, rank_constant=k) for k in (10, 30, 60)]
+# Each improvement: the Setting field it sets, its value when off (today's platform), its values when on.
+KNOBS: dict[str, tuple[str, Any, list[Any]]] = {
+    "contextual embeddings": ("tenant", "plain", ["contextual"]),
+    "section boost": ("section", 0.0, [0.25, 0.5, 1.0]),
+    "identifier boost": ("identifiers", 0.0, [0.5, 1.0, 2.0, 4.0]),
+    "fusion weights": ("fusion", Fusion(), [f for f in _FUSIONS if f != Fusion()]),
+    "document ranking": (
+        "ranking",
+        DocumentRanking(),
+        [DocumentRanking(weight=w, signal=signal) for signal in DocumentSignal for w in (0.1, 0.2, 0.3, 0.5)],
+    ),
+}
+
+
+def grid() -> Iterable[Setting]:
+    names = [field_name for field_name, _, _ in KNOBS.values()]
+    for values in itertools.product(*([off, *on] for _, off, on in KNOBS.values())):
+        yield Setting(**dict(zip(names, values, strict=True)))
+
+
+def knob_pairs(lists: Lists, best: Setting, dev: list[Query]) -> dict[str, tuple[Setting, Setting]]:
+    """Each improvement off and on (its best value on the dev half), the other knobs at the chosen setting."""
+    pairs = {}
+    for name, (field_name, off, on) in KNOBS.items():
+        candidates = [replace(best, **{field_name: value}) for value in on]
+        chosen = max(candidates, key=lambda s: evaluate(lists, s, dev, "hybrid")["all"]["ndcg@10"])
+        pairs[name] = (replace(best, **{field_name: off}), chosen)
+    return pairs
+
+
+def check_engine(lists: Lists, setting: Setting, queries: list[Query]) -> int:
+    """How many queries' hybrid document order differs between these fused lists and the engine's own search."""
+    differ = 0
+    for q in queries:
+        engine = lists.index.search(lists.request(q, setting, SearchMode.HYBRID, CANDIDATES))
+        plain = replace(setting, ranking=DocumentRanking())
+        differ += documents(engine)[:10] != documents(lists.ranked(q, plain, "hybrid"))[:10]
+    return differ
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    from bench.answers_eval import LocalEmbeddings
+
+    queries = load_queries()
+    dev = [q for q in queries if q.split == "dev"]
+    held_out = [q for q in queries if q.split != "dev"]
+    embeddings = LocalEmbeddings(ROOT / ".data" / "models", threads=args.threads)
+    index = EmbeddedSearchIndex(None, dimension=embeddings.dimension)
+    index.upsert(load_chunks(embeddings))
+    vectors = dict(zip([q.id for q in queries], embeddings.embed([q.text for q in queries]), strict=True))
+    lists = Lists(index, queries, vectors)
+
+    scored = [(evaluate(lists, s, dev, "hybrid")["all"]["ndcg@10"], i, s) for i, s in enumerate(grid())]
+    best_dev, _, best = max(scored, key=lambda row: (row[0], -row[1]))  # ties: the earlier (simpler) setting
+    baseline = Setting(tenant="contextual")  # today's platform: what ingestion embeds, default query and fusion
+    report: dict[str, Any] = {"machine": machine(), "queries": {"dev": len(dev), "held_out": len(held_out)}}
+    report["grid_size"] = len(scored)
+    report["chosen_on_dev"] = {"label": best.label(), "dev_hybrid_ndcg@10": best_dev, **_setting_json(best)}
+    report["engine_mismatches"] = check_engine(lists, best, queries)
+
+    def table(s: Setting) -> dict[str, Any]:
+        halves = (("dev", dev), ("held_out", held_out))
+        return {half: {mode: evaluate(lists, s, qs, mode) for mode in MODES} for half, qs in halves}
+
+    # An improvement is kept when, on at its dev-chosen value, it beats off on the held-out half's hybrid.
+    knobs: dict[str, Any] = {}
+    kept = best
+    for name, (off, on) in knob_pairs(lists, best, dev).items():
+        off_table, on_table = table(off), table(on)
+        wins = on_table["held_out"]["hybrid"]["all"]["ndcg@10"] > off_table["held_out"]["hybrid"]["all"]["ndcg@10"]
+        field_name = KNOBS[name][0]
+        kept = replace(kept, **{field_name: getattr(on if wins else off, field_name)})
+        knobs[name] = {"on": _setting_json(on), "kept": wins, "off_results": off_table, "on_results": on_table}
+    report["knobs"] = knobs
+    report["kept"] = {"label": kept.label(), **_setting_json(kept)}
+    report["results"] = {"baseline (today)": table(baseline), "chosen on dev": table(best), "kept": table(kept)}
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / "fusion-tune.json"
+    out.write_text(json.dumps(report, indent=2))
+    _print(report)
+    print(f"written to {out.relative_to(ROOT)}")
+    return 0
+
+
+def _setting_json(s: Setting) -> dict[str, Any]:
+    return {
+        "tenant": s.tenant,
+        "section_boost": s.section,
+        "identifier_boost": s.identifiers,
+        "fusion": {**asdict(s.fusion), "technique": str(s.fusion.technique)},
+        "document_ranking": {**asdict(s.ranking), "signal": str(s.ranking.signal)},
+    }
+
+
+def _print(report: dict[str, Any]) -> None:
+    print(f"grid of {report['grid_size']} settings on the dev half; chosen: {report['chosen_on_dev']['label']}")
+    print(f"engine's own hybrid differs from the fused lists on {report['engine_mismatches']} queries")
+    print(f"kept (each knob on only where it won on the held-out half): {report['kept']['label']}\n")
+    kinds = ["all", "exact", "semantic", "mixed"]
+    print(f"{'setting':<40}{'half':<9}{'mode':<7}" + "".join(f"{k:>10}" for k in kinds) + "   (nDCG@10)")
+    rows = [(name, t) for name, t in report["results"].items()]
+    for name, knob in report["knobs"].items():
+        verdict = "kept" if knob["kept"] else "dropped"
+        rows += [(f"{name} off", knob["off_results"]), (f"{name} on ({verdict})", knob["on_results"])]
+    for name, halves in rows:
+        for half, modes in halves.items():
+            for mode, table in modes.items():
+                cells = "".join(f"{table[k]['ndcg@10']:>10.3f}" if k in table else f"{'-':>10}" for k in kinds)
+                print(f"{name:<40}{half:<9}{mode:<7}{cells}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
