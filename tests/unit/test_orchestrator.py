@@ -190,7 +190,7 @@ def test_tool_messages_carry_the_results_the_model_sees(world):
     messages = world.gateway.calls[0]["messages"]
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "tool"]
     assert json.loads(messages[-1]["content"])["passages"][0]["citation"]["doc_id"] == "d0"
-    assert {t["function"]["name"] for t in world.gateway.calls[0]["tools"]} == {"knowledge_search", "escalate_to_human"}
+    assert {t["function"]["name"] for t in world.gateway.calls[0]["tools"]} >= {"knowledge_search", "escalate_to_human"}
 
 
 def test_an_unsupported_answer_is_retried_quoted_then_replaced_by_the_extractive_one(world):

@@ -96,7 +96,10 @@ def test_the_shipped_tools_refuse_identity_arguments():
     ):
         out = registry.call(name, args, CTX)
         assert out.status == "error" and "Additional properties" in out.error
-    assert {t.function.name for t in registry.schemas()} == {"knowledge_search", "escalate_to_human"}
+    for schema in registry.schemas():  # every shipped tool: no identity field, nothing beyond its own
+        parameters = schema.function.parameters
+        assert parameters["additionalProperties"] is False, schema.function.name
+        assert not {"tenant", "user", "groups", "acl_groups"} & set(parameters.get("properties", {}))
 
 
 POLICY = {

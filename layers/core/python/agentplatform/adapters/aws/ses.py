@@ -17,11 +17,10 @@ _CHARSET = "UTF-8"
 
 
 class SesEmailSender:
-    def __init__(self, outbox: Outbox, sender: str, client: Any, *, configuration_set: str | None = None) -> None:
+    def __init__(self, outbox: Outbox, sender: str, client: Any) -> None:
         self._outbox = outbox
         self._sender = sender  # the verified SES identity's address the tools function may send as
         self._ses = client
-        self._configuration_set = configuration_set
 
     def send(
         self,
@@ -55,8 +54,6 @@ class SesEmailSender:
             # SES tag values allow [A-Za-z0-9_-] only: the tenant id is that, the key is hex.
             "EmailTags": [{"Name": "tenant", "Value": tenant}, {"Name": "request", "Value": idempotency_key}],
         }
-        if self._configuration_set:
-            request["ConfigurationSetName"] = self._configuration_set
         try:
             with aws_call("ses"):
                 out = self._ses.send_email(**request)
