@@ -11,7 +11,7 @@ from agentplatform.errors import ModelOutputInvalid, ValidationFailed
 from agentplatform.inference import estimate_tokens
 from agentplatform.model_clients import EndpointReranker
 from agentplatform.retrieval import RetrievalRequest
-from agentplatform.search import Chunk, SearchHit
+from agentplatform.search import Chunk, DocumentRanking, SearchHit
 from functions.retrieval.context import assemble, dedupe
 from functions.retrieval.handler import handler
 from functions.retrieval.service import RetrievalService
@@ -162,3 +162,13 @@ def test_the_handler_refuses_a_request_without_a_tenant(lambda_context: Any) -> 
     with pytest.raises(ValidationFailed) as raised:
         handler({"query": "fan blades", "correlation_id": "c-1"}, lambda_context)
     assert [e.loc for e in raised.value.errors] == [("tenant",)]
+
+
+def test_document_ranking_keeps_a_long_document_from_filling_the_hits() -> None:
+    index = MemorySearchIndex()
+    manual = [chunk("manual", n, f"Brake pads wear; check the brake pads, part {n}.") for n in range(6)]
+    index.upsert([*manual, chunk("sheet", 0, "Brake pads: replace at 3 mm.", tenant="acme")])
+    query = request(query="brake pads", top_k=3, mode="bm25")
+    assert [h.citation.doc_id for h in RetrievalService(index, EMBED).search(query).hits] == ["manual"] * 3
+    capped = RetrievalService(index, EMBED, ranking=DocumentRanking(per_document=2)).search(query)
+    assert sorted(h.citation.doc_id for h in capped.hits) == ["manual", "manual", "sheet"]
