@@ -34,6 +34,7 @@ from typing import Any
 
 from agentplatform import grounding
 from bench.common import RESULTS, ROOT, machine
+from bench.eval_report import store_offline
 
 GOLDEN = ROOT / "eval" / "golden"
 TENANT = "acme"
@@ -275,6 +276,15 @@ def run_offline(split: str, generation: bool, cache_dir: Path, candidate: str | 
                 grounded=grounding.check(extract.text, passages).supported,
                 retrieved_docs=sorted({p.citation.path for p in passages}),
                 retrieved_right_doc=bool(q.doc) and any(p.citation.path == q.doc for p in passages),
+                passages=[
+                    {
+                        "ref": p.ref,
+                        "doc_id": p.citation.doc_id,
+                        "title": p.citation.title,
+                        "text": p.text[:PASSAGE_CHARS],
+                    }
+                    for p in passages
+                ],
                 best={
                     "score": round(best.score, 3),
                     "cosine": round(best.cosine, 3),
@@ -574,7 +584,8 @@ def _ask(session: Any, url: str, q: Question) -> dict[str, Any]:
     wall_ms = (time.perf_counter() - t0) * 1000
     answer = turn.get("answer") or ""
     citations = turn.get("citations") or []
-    retrieved = _retrieved(turn)
+    passages = _retrieved_passages(turn)
+    retrieved = {p["ref"]: p["doc_id"] for p in passages}
     # A citation is valid when its ref is a passage the turn retrieved and names that passage's document.
     valid_docs = all(retrieved.get(c.get("ref")) == c.get("doc_id") for c in citations)
     return score(
@@ -591,13 +602,14 @@ def _ask(session: Any, url: str, q: Question) -> dict[str, Any]:
         total_ms=turn.get("total_ms") if turn.get("total_ms") is not None else round(wall_ms, 1),
         wall_ms=round(wall_ms, 1),
         conversation_ms=round((t0 - started) * 1000, 1),
+        passages=passages,
     )
 
 
-def _retrieved(turn: dict[str, Any]) -> dict[int, str]:
-    """ref -> doc_id of the passages the turn's knowledge_search runs returned, numbered as the agent loop
-    numbers them for the model (in order, repeats of a document's same text once)."""
-    out: dict[int, str] = {}
+def _retrieved_passages(turn: dict[str, Any]) -> list[dict[str, Any]]:
+    """The passages the turn's knowledge_search runs returned (ref, doc_id, title, text), numbered as the agent
+    loop numbers them for the model (in order, repeats of a document's same text once)."""
+    out: list[dict[str, Any]] = []
     seen: set[tuple[str, str]] = set()
     for run in turn.get("tool_runs") or []:
         if run.get("name") != "knowledge_search" or run.get("status") != "ok" or not run.get("result"):
@@ -606,7 +618,15 @@ def _retrieved(turn: dict[str, Any]) -> dict[int, str]:
             key = (passage["citation"]["doc_id"], passage["text"][:200])
             if key not in seen:
                 seen.add(key)
-                out[len(out) + 1] = passage["citation"]["doc_id"]
+                citation = passage["citation"]
+                out.append(
+                    {
+                        "ref": len(out) + 1,
+                        "doc_id": citation["doc_id"],
+                        "title": citation.get("title", ""),
+                        "text": passage["text"][:PASSAGE_CHARS],
+                    }
+                )
     return out
 
 
@@ -621,6 +641,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="a running stack (make up) instead of an in-process one")
     parser.add_argument("--wait", type=float, default=300, help="seconds to wait for indexing")
     parser.add_argument("--limit", type=int, help="only the first N questions of the split (a smoke run)")
+    parser.add_argument(
+        "--release", help="the release (run id) its evaluation records are stored under (default: mode + time)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)  # the stack's request logs would bury the report
     logging.getLogger("werkzeug").setLevel(logging.ERROR)
@@ -636,6 +659,9 @@ def main(argv: list[str] | None = None) -> int:
         name = "answers.json"
     print_report(out)
     print(f"\nwritten: {write(out, name)}")
+    # The same records as production's evaluations (make eval-report compares releases with the last one).
+    release = args.release or f"{out['mode']}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+    print(f"evaluation records: {store_offline(out['results'], release, tenant=TENANT)}")
     return 0
 
 

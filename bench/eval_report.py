@@ -19,8 +19,9 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
-from agentplatform.evaluation import QUALITY_SCORES, EvaluationRecord
+from agentplatform.evaluation import QUALITY_SCORES, EvaluationRecord, TurnSample
 from bench.common import RESULTS
 
 OFFLINE_DIR = RESULTS / "evaluations"
@@ -44,6 +45,47 @@ def append_jsonl(path: Path, records: Sequence[EvaluationRecord]) -> None:
     with path.open("a") as f:
         for record in records:
             f.write(record.model_dump_json() + "\n")
+
+
+def store_offline(
+    results: Sequence[dict[str, Any]], release: str, *, tenant: str, embed: Any = None, folder: Path = OFFLINE_DIR
+) -> Path:
+    """`make eval-answers` results as evaluation records of `release` (bench-results/evaluations/<release>.jsonl):
+    the evaluator's own scorers on each golden question's answer and passages, so a release compares with the
+    last one and with production in the report."""
+    from functions.evaluation.policy import DEFAULT_POLICY_PATH, parse_policy
+    from functions.evaluation.service import Evaluator
+
+    policy = parse_policy(DEFAULT_POLICY_PATH.read_text(), str(DEFAULT_POLICY_PATH))
+    evaluator = Evaluator(None, lambda: policy, embed=embed)  # type: ignore[arg-type]  # evaluate() stores nothing
+    now = int(time.time() * 1000)
+    records = []
+    for n, result in enumerate(results):
+        sample = TurnSample(
+            tenant=tenant,
+            conversation_id=f"{release}:{result['id']}",
+            turn=1,
+            status=result.get("status") or "answered",
+            answer_kind=result.get("answer_kind") or ("abstained" if result.get("abstained") else "generated"),
+            question=result["question"],
+            answer=result.get("answer") or "",
+            passages=result.get("passages") or [],
+            total_ms=result.get("total_ms"),
+            model_ms=result.get("model_ms"),
+            tokens_in=result.get("tokens_in", 0),
+            tokens_out=result.get("tokens_out", 0),
+            cost_usd=result.get("cost_usd", 0.0),
+            answered_by=result.get("answered_by") or "offline",
+            completed_ms=now + n,
+            release=release,
+            expect_abstain=not result["answerable"] if "answerable" in result else None,
+        )
+        records.append(evaluator.evaluate(sample, policy))
+    path = folder / f"{release}.jsonl"
+    if path.exists():
+        path.unlink()  # one file per release: a rerun replaces it
+    append_jsonl(path, records)
+    return path
 
 
 def _esc(value: object) -> str:

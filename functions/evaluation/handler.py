@@ -17,6 +17,8 @@ from agentplatform.evaluation import EvaluationRecord
 from agentplatform.observability import METRICS_NAMESPACE, lambda_entry, telemetry
 from functions.evaluation.service import Evaluator
 
+PLATFORM_DIMENSION = "scope"  # the platform-wide series: one alarm for every tenant and route
+
 _built: tuple[Container, Evaluator] | None = None
 _lock = threading.Lock()
 
@@ -45,12 +47,13 @@ def evaluator() -> Evaluator:
 
 
 def emit_metrics(record: EvaluationRecord) -> None:
-    """EMF: each score by tenant and by answering route (one metric set per record: a batch mixes tenants)."""
+    """EMF: each score by tenant, by answering route, and platform-wide (what the CloudWatch alarms watch,
+    infra/cdk/evaluation.py); one metric set per record, since a batch mixes tenants."""
     from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
     values = {name: score.value for name, score in record.scores.items() if score.status == "ok"}
     failed = sum(1 for score in record.scores.values() if score.status == "failed")
-    for dimension, value in (("tenant", record.tenant), ("route", record.route)):
+    for dimension, value in (("tenant", record.tenant), ("route", record.route), (PLATFORM_DIMENSION, "all")):
         for name, number in (*values.items(), ("ScorerFailures", failed)):
             unit = MetricUnit.Milliseconds if name == "latency_ms" else MetricUnit.Count
             with single_metric(

@@ -57,13 +57,16 @@ class Evaluator:
         gateway: Function | None = None,
         bus: EventBus | None = None,
         emit: Emit | None = None,
+        embed: Callable[[Sequence[str]], list[list[float]]] | None = None,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
+        """`embed`: embeddings to use where there is no gateway (offline runs, with the model in-process)."""
         self.store = store
         self.policy = policy
         self.gateway = gateway
         self.bus = bus
         self.emit = emit
+        self.embed = embed
         self.now_ms = now_ms
 
     # one turn ---------------------------------------------------------------------------------------------------
@@ -84,7 +87,7 @@ class Evaluator:
     def evaluate(self, sample: TurnSample, policy: EvaluationPolicy | None = None) -> EvaluationRecord:
         policy = policy or self.policy()
         tools = ScorerTools(
-            embed=self._embed(sample.tenant) if self.gateway is not None else None,
+            embed=self._embed(sample.tenant) if self.gateway is not None else self.embed,
             judge=self._judge(sample.tenant) if self.gateway is not None else None,
         )
         scores: dict[str, Score] = {}

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agentplatform.evaluation import TurnSample
-from bench.eval_report import append_jsonl, load_jsonl, main, render
+from bench.eval_report import append_jsonl, load_jsonl, main, render, store_offline
 from functions.evaluation.policy import EvaluationPolicy
 from functions.evaluation.service import Evaluator
 from tests.conftest import sample_event
@@ -91,3 +91,34 @@ def test_report_renders_in_headless_chromium_with_data_points(tmp_path) -> None:
     colors = {c for _, c in image.getcolors(maxcolors=1 << 20) or []}
     assert image.size == (1000, 1600) and len(colors) > 20  # the page drew text and coloured plots
     assert (31, 119, 180) in colors or (214, 39, 40) in colors  # a series' colour is on screen
+
+
+def test_eval_answers_results_are_stored_as_records_of_their_release(tmp_path) -> None:
+    passage = {"ref": 1, "doc_id": "engine", "title": "Maintenance", "text": "Inspect the blades every 100 hours."}
+    results = [
+        {
+            "id": "q1",
+            "answerable": True,
+            "question": "How often are blades inspected?",
+            "abstained": False,
+            "answer": "Inspect the blades every 100 hours [1].",
+            "passages": [passage],
+            "total_ms": 900.0,
+        },
+        {
+            "id": "q2",
+            "answerable": False,
+            "question": "Who painted the hangar?",
+            "abstained": True,
+            "answer": "I don't know.",
+            "passages": [passage],
+            "total_ms": 700.0,
+        },
+    ]
+    path = store_offline(results, "r7", tenant="acme", folder=tmp_path)
+    first, second = load_jsonl([path])
+    assert (first.release, first.source, path.name) == ("r7", "offline", "r7.jsonl")
+    assert first.value("faithfulness") == 1.0 and first.value("abstention") == 1.0
+    assert second.value("abstention") == 1.0 and second.scores["faithfulness"].status == "skipped"
+    store_offline(results[:1], "r7", tenant="acme", folder=tmp_path)
+    assert len(load_jsonl([path])) == 1  # a rerun of a release replaces its records
