@@ -215,7 +215,7 @@ def test_twenty_turns_give_twenty_records_with_every_score(stack) -> None:
     body = summary.json()
     assert body["records"] == 20 and sum(body["by_route"].values()) == 20
     assert api(stack, "GET", "/v1/eval/summary?window=1h", bearer(stack, "acme", USER)).status_code == 403
-    assert api(stack, "GET", "/v1/eval/summary?window=99y", bearer(stack, "acme", OPERATOR)).status_code == 422
+    assert api(stack, "GET", "/v1/eval/summary?window=1y", bearer(stack, "acme", OPERATOR)).status_code == 422
     other = api(stack, "GET", "/v1/eval/summary?window=1h", bearer(stack, "globex", OPERATOR)).json()
     assert other["records"] == 0  # the tenant comes from the credentials
     assert alerts(stack) == []
