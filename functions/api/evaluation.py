@@ -39,7 +39,7 @@ def _store() -> EvaluationStore:
 
 
 def window_seconds(window: str) -> int:
-    """`15m`, `1h`, `7d` in seconds; longer ones read MAX_WINDOW_S (what the table keeps)."""
+    """`15m`, `1h`, `7d` in seconds; longer ones read MAX_WINDOW_S."""
     return min(MAX_WINDOW_S, int(window[:-1]) * _UNIT_S[window[-1]])
 
 
