@@ -12,6 +12,7 @@ sections out in `Extracted.text`, so offsets mean the same thing for every forma
 from __future__ import annotations
 
 import codecs
+import functools
 import io
 import re
 import threading
@@ -19,6 +20,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
+from typing import Any
 
 import charset_normalizer
 import docx
@@ -249,93 +251,73 @@ def _read_text(data: bytes, name: str) -> Extracted:
 
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n.*?\n(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
 _HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-_FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_ATX = re.compile(r"^ {0,3}(#{1,6})(?:[ \t]+(.*?))?(?:[ \t]+#+)?[ \t]*$")
-_SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
-_THEMATIC_BREAK = re.compile(r"^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$")
-_LINK_DEFINITION = re.compile(r"^ {0,3}\[[^\]]+\]:[ \t]*\S")
-_TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)+\|?[ \t]*$")
-_BLOCK_PREFIX = re.compile(r"^[ \t]*(?:>[ \t]?)*(?:[-*+][ \t]+(?:\[[ xX]\][ \t]+)?)?")
-_TABLE_EDGES = re.compile(r"^[ \t]*\|[ \t]*|[ \t]*\|[ \t]*$")
-_CODE_SPAN = re.compile(r"(`+)(.+?)\1")
-# Inline syntax outside code spans, each replaced by the text it marks up: images and links keep their text and
-# lose their URLs; autolinks keep theirs (the URL is the text); emphasis and raw HTML tags go.
-_INLINE = (
-    (re.compile(r"!\[([^\]]*)\]\((?:[^()\s]|\([^()]*\))*(?:\s+\"[^\"]*\")?\)"), r"\1"),
-    (re.compile(r"\[([^\]]+)\]\((?:[^()\s]|\([^()]*\))*(?:\s+\"[^\"]*\")?\)"), r"\1"),
-    (re.compile(r"!?\[([^\]]+)\]\[[^\]]*\]"), r"\1"),
-    (re.compile(r"<((?:https?|ftp|mailto):[^>\s]+|[^@>\s]+@[^@>\s]+)>"), r"\1"),
-    (re.compile(r"</?[A-Za-z][\w-]*(?:\s[^<>]*)?/?>"), ""),
-    (re.compile(r"(\*\*|__)(\S(?:.*?\S)?)\1"), r"\2"),
-    (re.compile(r"(?<![\w*])\*(\S(?:.*?\S)?)\*(?![\w*])"), r"\1"),
-    (re.compile(r"(?<![\w_])_(\S(?:.*?\S)?)_(?![\w_])"), r"\1"),
-    (re.compile(r"~~(\S(?:.*?\S)?)~~"), r"\1"),
-    (re.compile(r"\\([!-/:-@\[-`{-~])"), r"\1"),
-)
+_HTML_TAG = re.compile(r"</?[A-Za-z][\w-]*(?:\s[^<>]*)?/?>")
 
 
-def _markdown_inline(line: str) -> str:
-    line = _BLOCK_PREFIX.sub("", line, count=1)
-    if line.lstrip().startswith("|"):
-        line = _TABLE_EDGES.sub("", line)
-    parts = _CODE_SPAN.split(line)  # [text, ticks, code, text, ticks, code, ..., text]
-    out = []
-    for index, part in enumerate(parts):
-        if index % 3 == 0:
-            for pattern, replacement in _INLINE:
-                part = pattern.sub(replacement, part)
-            out.append(part)
-        elif index % 3 == 2:
-            out.append(part.strip())
+@functools.cache
+def _markdown_parser() -> Any:
+    # CommonMark (indented code, nested lists, setext headings, reference links, as the spec reads them) plus GFM
+    # tables. markdown-it-py is pure Python and already in the layer (rich depends on it).
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark").enable("table")
+
+
+def _inline_text(token: Any) -> str:
+    """An inline token's text: emphasis, links and raw tags lose their syntax, images keep their alt text, code
+    spans their code, and line breaks stay line breaks."""
+    out: list[str] = []
+    for child in token.children or []:
+        if child.type in ("text", "code_inline"):
+            out.append(child.content)
+        elif child.type in ("softbreak", "hardbreak"):
+            out.append("\n")
+        elif child.type == "image":
+            out.append(_inline_text(child))
     return "".join(out)
 
 
 def _read_markdown(data: bytes, name: str) -> Extracted:
-    """Markdown, read the way CommonMark splits blocks (closely enough for text): ATX and setext headings open
-    sections; fenced code keeps its content; front matter, comments, rules and link definitions go."""
+    """Markdown parsed by a CommonMark parser: headings open sections (the first level-1 one is the title);
+    paragraphs, list items (nested ones too) and table rows keep their text; code keeps its content; front
+    matter, comments, raw HTML tags, rules and link definitions go."""
     text = _HTML_COMMENT.sub("", _FRONT_MATTER.sub("", _NEWLINES.sub("\n", _decode(data, name)), count=1))
     outline = _Outline()
     title = ""
-    lines: list[str] = []  # the paragraph being read, as written
-
-    def flush() -> None:
-        outline.paragraph("\n".join(_markdown_inline(line) for line in lines))
-        lines.clear()
-
-    def heading(text: str, level: int) -> None:
-        nonlocal title
-        text = _markdown_inline(text)
-        outline.heading(text)
-        if level == 1 and not title:
-            title = text
-
-    fence: str | None = None
-    code: list[str] = []
-    for line in text.split("\n"):
-        if fence is not None:
-            if line.strip().startswith(fence) and set(line.strip()) == {fence[0]}:
-                outline.paragraph("\n".join(code))
-                fence, code = None, []
+    block: list[str] = []  # the lines of the list or table being read: one paragraph in the end
+    depth = 0  # inside how many lists and tables
+    row: list[str] = []
+    tokens = _markdown_parser().parse(text)
+    for index, token in enumerate(tokens):
+        kind = token.type
+        if kind == "heading_open":
+            heading = _one_line(_inline_text(tokens[index + 1]))
+            outline.heading(heading)
+            if token.tag == "h1" and not title:
+                title = heading
+        elif kind in ("bullet_list_open", "ordered_list_open", "table_open"):
+            depth += 1
+        elif kind in ("bullet_list_close", "ordered_list_close", "table_close"):
+            depth -= 1
+            if depth == 0:
+                outline.paragraph("\n".join(block))
+                block = []
+        elif kind == "tr_open":
+            row = []
+        elif kind == "tr_close":
+            block.append(" | ".join(row))
+        elif kind == "inline" and tokens[index - 1].type in ("th_open", "td_open"):
+            row.append(_one_line(_inline_text(token)))
+        elif kind == "inline" and tokens[index - 1].type == "paragraph_open":
+            paragraph = _inline_text(token)
+            if depth:
+                block.append(paragraph)
             else:
-                code.append(line)
-        elif match := _FENCE.match(line):
-            flush()
-            fence = match.group(1)
-        elif not line.strip():
-            flush()
-        elif match := _ATX.match(line):
-            flush()
-            heading(match.group(2) or "", len(match.group(1)))
-        elif lines and (match := _SETEXT.match(line)):
-            underlined = " ".join(lines)
-            lines.clear()
-            heading(underlined, 1 if match.group(1).startswith("=") else 2)
-        elif _THEMATIC_BREAK.match(line) or _LINK_DEFINITION.match(line):
-            flush()
-        elif not _TABLE_RULE.match(line):
-            lines.append(line)
-    flush()
-    outline.paragraph("\n".join(code))  # an unclosed fence runs to the end of the document
+                outline.paragraph(paragraph)
+        elif kind in ("fence", "code_block"):
+            (block.append if depth else outline.paragraph)(token.content.strip("\n"))
+        elif kind == "html_block":
+            (block.append if depth else outline.paragraph)(_HTML_TAG.sub("", token.content))
     return outline.build(title, MARKDOWN)
 
 

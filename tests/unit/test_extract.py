@@ -293,3 +293,22 @@ def test_pdfs_extracted_from_many_threads_at_once_are_read_one_at_a_time() -> No
         results = list(pool.map(lambda data: extract(data, "bulletin.pdf"), documents))
     assert [r.title for r in results] == [f"Bulletin {n}" for n in range(16)]
     assert all(r.pages == 3 for r in results)
+
+
+def test_markdown_reads_indented_code_nested_lists_and_tables_as_commonmark_does() -> None:
+    doc = extract(
+        b"# Runbook\n\nRun:\n\n    systemctl restart agent\n\nSteps:\n\n1. Stop the service\n   - drain the queue\n"
+        b"   - wait for `E-4012` to clear\n2. Restart it\n\n| Code | Meaning |\n|---|---|\n| E-4012 | **queue full** |\n\n"
+        b"A [link](https://example.com/x) and <span>raw html</span>.\n",
+        "runbook.md",
+    )
+    assert doc.title == "Runbook"
+    assert doc.text.split("\n\n") == [
+        "Runbook",
+        "Run:",
+        "systemctl restart agent",  # indented code: its content, without the indentation
+        "Steps:",
+        "Stop the service\ndrain the queue\nwait for E-4012 to clear\nRestart it",  # one block, nested items too
+        "Code | Meaning\nE-4012 | queue full",
+        "A link and raw html.",
+    ]
