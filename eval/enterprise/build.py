@@ -20,6 +20,7 @@ import io
 import json
 import re
 import zipfile
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -88,7 +89,7 @@ def parse_queries(text: str, origin: str) -> list[dict]:
             kind, query, answer = (part.strip() for part in line[2:].split("|"))
             if kind not in KINDS:
                 raise ValueError(f"{origin}: unknown kind {kind!r}")
-            queries.append({"kind": kind, "query": query, "answer": answer, "judged": []})
+            queries.append({"origin": origin, "kind": kind, "query": query, "answer": answer, "judged": []})
         else:
             grade, _, target = line.strip().partition(" ")
             doc, _, section = target.partition("#")
@@ -199,19 +200,27 @@ def load() -> tuple[list[Doc], list[dict]]:
     queries: list[dict] = []
     for path in sorted(SOURCE.glob("*.txt")):
         if path.name.startswith("queries-"):
-            queries += parse_queries(path.read_text(), path.name)
+            queries += parse_queries(path.read_text(), path.stem.removeprefix("queries-"))
         else:
             docs += parse_documents(path.read_text(), path.name)
     return docs, queries
 
 
 def assign(queries: list[dict]) -> None:
-    """Ids in source order; within each kind, alternate dev and test, so both halves hold each kind equally."""
-    seen = dict.fromkeys(KINDS, 0)
-    for number, query in enumerate(queries, start=1):
-        query["id"] = f"q{number:03d}"
-        query["split"] = "dev" if seen[query["kind"]] % 2 == 0 else "test"
-        seen[query["kind"]] += 1
+    """Ids and splits stable under appending: the id is the source file's name and the query's position in it
+    (`products-007`), and within each file and kind the queries alternate dev, test, dev, ... in source order (test
+    first in every other file, so that the files' odd counts cancel): both halves hold each kind equally, give or
+    take one, and a query added at the end of a file moves no other."""
+    seen: Counter[tuple[str, str]] = Counter()
+    numbers: Counter[str] = Counter()
+    files = sorted({q["origin"] for q in queries})
+    for query in queries:
+        origin = query.pop("origin")
+        numbers[origin] += 1
+        query["id"] = f"{origin}-{numbers[origin]:03d}"
+        parity = (seen[(origin, query["kind"])] + files.index(origin)) % 2
+        query["split"] = "dev" if parity == 0 else "test"
+        seen[(origin, query["kind"])] += 1
 
 
 def main() -> None:
