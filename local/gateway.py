@@ -186,11 +186,14 @@ class HttpGateway:
     def handle(self, request: BaseHTTPRequestHandler) -> int:
         origin = request.headers.get("origin")
         cors = self._cors_headers(origin)
-        length = int(request.headers.get("content-length") or 0)
-        if length > MAX_BODY_BYTES:
+        try:
+            body = read_body(request)
+        except BodyTooLarge:
             request.close_connection = True
             return self._message(request, 413, "Request Entity Too Large", cors)
-        body = request.rfile.read(length) if length else b""
+        except ValueError:
+            request.close_connection = True
+            return self._message(request, 400, "Bad Request", cors)
         if (
             self._cors
             and request.command == "OPTIONS"
@@ -267,3 +270,29 @@ class HttpGateway:
         if request.command != "HEAD":
             request.wfile.write(body)
         return status
+
+
+class BodyTooLarge(Exception):
+    """The request body is over API Gateway's payload limit."""
+
+
+def read_body(request: BaseHTTPRequestHandler) -> bytes:
+    """The request body, whether framed by Content-Length or sent chunked (Transfer-Encoding: chunked, as clients
+    that stream a body do); over MAX_BODY_BYTES raises BodyTooLarge, bad framing ValueError."""
+    if "chunked" in request.headers.get("transfer-encoding", "").lower():
+        body = bytearray()
+        while True:
+            size_line = request.rfile.readline(1024)
+            size = int(size_line.split(b";", 1)[0].strip() or b"x", 16)  # chunk extensions are ignored
+            if size == 0:
+                while request.rfile.readline(1024).strip():  # trailers, up to the blank line
+                    pass
+                return bytes(body)
+            if len(body) + size > MAX_BODY_BYTES:
+                raise BodyTooLarge
+            body += request.rfile.read(size)
+            request.rfile.readline(3)  # the CRLF after each chunk
+    length = int(request.headers.get("content-length") or 0)
+    if length > MAX_BODY_BYTES:
+        raise BodyTooLarge
+    return request.rfile.read(length) if length else b""

@@ -75,3 +75,15 @@ def test_docs_page_renders_the_openapi_document(runtime):
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
     assert 'url: "openapi.json"' in response.text and "swagger-ui-bundle.js" in response.text
     assert "script-src" in response.headers["content-security-policy"]
+
+
+def test_a_chunked_request_body_is_read_not_taken_as_empty(runtime):
+    def chunks(*parts: bytes):
+        yield from parts  # requests sends a generator with Transfer-Encoding: chunked
+
+    url, headers = f"{runtime.http_url}/v1/search", {**bearer(runtime), "Content-Type": "application/json"}
+    response = requests.post(url, data=chunks(b'{"query": ', b'"   "}'), headers=headers, timeout=30)
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["body.query"]  # the body arrived whole
+    big = chunks(*([b"x" * 65536] * 17))  # 1.06 MiB, over the payload limit
+    assert requests.post(url, data=big, headers=headers, timeout=30).status_code == 413
