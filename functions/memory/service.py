@@ -325,11 +325,14 @@ class MemoryService:
         through = int(summary.get("through") or 0) if summary else 0
         if summary and summary.get("value"):
             notes.append(f"Summary of this conversation through turn {through}: {summary['value']}")
-        if question.strip() and any(r["kind"] != MemoryKind.PREFERENCE and r["id"] != summary_id for r in rows):
-            notes += self._similar(tenant, user, question, exclude=summary_id)
+        indexed = {r["id"] for r in rows if r.get("value") and r["kind"] != MemoryKind.PREFERENCE} - {summary_id}
+        if question.strip() and indexed:
+            notes += self._similar(tenant, user, question, indexed)
         return Recollection(notes=notes, search_hints=hints, summarized_through=through)
 
-    def _similar(self, tenant: str, user: str, question: str, *, exclude: str) -> list[str]:
+    def _similar(self, tenant: str, user: str, question: str, known: set[str]) -> list[str]:
+        """Facts and other conversations' summaries like the question; only those whose row still exists (an index
+        entry outliving its row, e.g. a local table reset, is never recalled)."""
         vector = self._embeddings.embed([question])[0]
         hits = self._index.search(
             SearchRequest(
@@ -345,7 +348,7 @@ class MemoryService:
         notes = []
         for hit in hits:
             chunk = hit.chunk
-            if chunk.chunk_id == exclude:
+            if chunk.chunk_id not in known:
                 continue
             if chunk.title.lower() not in named and (hit.vector or 0.0) < RECALL_MIN_SCORE:
                 continue

@@ -179,6 +179,18 @@ def test_facts_unrelated_to_the_question_stay_out_of_recall(world):
     ]
 
 
+def test_an_index_entry_without_its_row_is_never_recalled(world):
+    memory = world.make()
+    memory.learn(turn(1, "Where is ORD-1042?", "ORD-1042 shipped on 3 May [1]."))
+    memory.learn(turn(2, "Where is ORD-2000?", "ORD-2000 is late [1]."))
+    orphan = next(k for k, v in world.table.items.items() if v.get("key") == "ORD-1042")
+    del world.table.items[orphan]  # e.g. the local runtime's table reset while the index folder stayed
+    assert world.index.count("acme") == 2
+    assert memory.recall("acme", "alice", "c_2", "ORD-1042 and ORD-2000?").notes == [
+        "Known from an earlier turn: ORD-2000: Where is ORD-2000? ORD-2000 is late."
+    ]
+
+
 def test_learning_the_same_turn_twice_changes_nothing(world):
     memory = world.make(summary_tokens=10_000)
     t = turn(1, "I'm in the EU office. Where is ORD-1042?", "ORD-1042 shipped [1].")

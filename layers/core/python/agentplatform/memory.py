@@ -7,7 +7,6 @@ entity facts (what a turn said about an order, a ticket, a customer id, with the
 
 from __future__ import annotations
 
-import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -94,7 +93,3 @@ class MemoryList(BaseModel):
 
 class Deleted(BaseModel):
     deleted: int = Field(description="How many memories were removed (from the table and the index).")
-
-
-def is_memory_id(value: str) -> bool:
-    return re.match(MEMORY_ID, value) is not None
