@@ -51,14 +51,19 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (
         "language",
         re.compile(
-            r"\b(?:answer|reply|respond|write|talk|speak)(?:\s+to\s+me)?\s+(?:only\s+)?in\s+(" + _LANGUAGES + r")\b",
+            r"\b(?:answer|reply|respond|write|talk|speak)(?:\s+to\s+me)?\s+(?:only\s+)?in\s+(" + _LANGUAGES + r")\b"
+            # "I'd rather read replies in Spanish.": a wish that ends on the language
+            r"|\bI(?:'d|\s+would)?\s+(?:like|prefer|rather|want)\b[^.?!]{0,40}?\bin\s+("
+            + _LANGUAGES
+            + r")(?=\s*(?:[.,;!]|$))",
             re.IGNORECASE,
         ),
     ),
     (
         "office",
         re.compile(
-            _I_AM + r"(?i:in|at|with|from|based in|based at|working in|working at|working from)\s+(?i:the|our)\s+"
+            r"(?:" + _I_AM + r"(?i:in|at|with|from|based in|based at|working in|working at|working from|working out of)"
+            r"|\bI\s+(?i:work|sit)\s+(?i:in|at|from|out of))\s+(?i:the|our)\s+"
             r"([A-Za-z][\w&.\-]*(?:\s+[A-Za-z][\w&.\-]*){0,2}?)\s+(?i:office)\b"
         ),
     ),

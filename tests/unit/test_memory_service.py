@@ -80,11 +80,17 @@ def turn(n: int, question: str, answer_text: str = "", *, user: str = "alice", t
         ("I am based in New York.", [("location", "New York")]),
         ("Call me Sam, thanks", [("name", "Sam")]),
         ("Keep it short please", [("answer_length", "short")]),
+        ("These days I work out of the Lisbon office.", [("office", "Lisbon")]),
+        ("I would rather read replies in Spanish.", [("language", "Spanish")]),
+        ("I'd like answers in French, please", [("language", "French")]),
         # Not statements about the user: questions, other people, non-languages.
         ("Am I in the EU office?", []),
         ("Is Bob in the EU office?", []),
         ("Please answer in detail", []),
         ("What does the policy say about the US office?", []),
+        ("Do you work in the EU office?", []),
+        ("Is it true that replies in French are slower?", []),
+        ("I want the contract in German law terms", []),
     ],
 )
 def test_preferences_are_extracted_only_from_statements(text, expected):
