@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import importlib
 import io
 import json
 from types import SimpleNamespace
@@ -206,3 +207,10 @@ def test_the_logbook_keeps_each_invocation_and_its_lines_bounded_in_size(tmp_pat
     assert [log["step"] for log in invocations[-1]["logs"]] == [0, 1, 2, 3, 4]
     assert all(log["tenant"] == "acme" and log["correlation_id"] == "cid-1" for log in invocations[-1]["logs"])
     assert not read_lines(tmp_path, "cid-2")
+
+
+def test_every_function_of_the_topology_runs_through_lambda_entry():
+    """Logger, Tracer, Metrics and the correlation id on every handler, with no per-handler code."""
+    for function in PLATFORM.functions:
+        handler = getattr(importlib.import_module(function.module), function.attribute)
+        assert getattr(handler, "lambda_entry_service", None), function.name

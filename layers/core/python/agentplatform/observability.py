@@ -202,6 +202,7 @@ def lambda_entry(service: str) -> Callable[[Handler], Handler]:
                 )
             return instrumented(event, context)
 
+        entry.lambda_entry_service = service  # type: ignore[attr-defined]  # tests check every handler has one
         return entry  # type: ignore[return-value]
 
     return decorate
