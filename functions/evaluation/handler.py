@@ -50,7 +50,10 @@ def emit_metrics(record: EvaluationRecord) -> None:
     """EMF: each score by tenant, by answering route, and platform-wide (what the CloudWatch alarms watch,
     infra/cdk/evaluation.py); one metric set per record, since a batch mixes tenants."""
     from aws_lambda_powertools.metrics import MetricUnit, single_metric
+    from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 
+    if is_metrics_disabled():  # single_metric prints even then (the local runtime disables metrics)
+        return
     values = {name: score.value for name, score in record.scores.items() if score.status == "ok"}
     failed = sum(1 for score in record.scores.values() if score.status == "failed")
     for dimension, value in (("tenant", record.tenant), ("route", record.route), (PLATFORM_DIMENSION, "all")):

@@ -204,3 +204,19 @@ def test_handler_reports_only_failed_messages(store, monkeypatch) -> None:
     result = module.handler.__wrapped__(event, None)
     assert result == {"batchItemFailures": [{"itemIdentifier": "m2"}]}
     assert len(store.records("acme")) == 1
+
+
+def test_metrics_are_emf_by_tenant_route_and_platform(store, capsys, monkeypatch) -> None:
+    from functions.evaluation.handler import emit_metrics
+
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    record = evaluator(store).evaluate(TurnSample(**detail(9)))
+    emit_metrics(record)
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    faithfulness = [line for line in lines if "Eval_faithfulness" in line]
+    dims = sorted(d for line in faithfulness for d in line["_aws"]["CloudWatchMetrics"][0]["Dimensions"][0])
+    assert dims == ["route", "scope", "tenant"]
+    assert all(line["Eval_faithfulness"] in (1.0, [1.0]) for line in faithfulness)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    emit_metrics(record)
+    assert capsys.readouterr().out == ""
