@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import importlib
 import json
 import logging
@@ -55,7 +56,8 @@ class InvocationResult:
 class LambdaRouter:
     """Maps physical function names (and ARNs) to the topology's handlers and runs them in this process.
 
-    Timeouts are reported to the handler through the context but not enforced: a thread cannot be killed.
+    A handler past its timeout is reported as Lambda reports it (`Sandbox.Timedout`, "Task timed out after ...")
+    though its thread cannot be killed; a result that is not JSON fails the invocation (`Runtime.MarshalError`).
     """
 
     def __init__(self, account: str, region: str) -> None:
@@ -74,9 +76,13 @@ class LambdaRouter:
         return f"arn:aws:lambda:{self._region}:{self._account}:function:{physical_name}"
 
     def register(self, physical_name: str, function: Function, handler: Handler | None = None) -> None:
+        """The function's handler: `handler` in place of its topology's (a test's double), or, without one, the
+        topology's, imported on first use."""
         self._functions[physical_name] = function
         if handler is not None:
             self._handlers[physical_name] = handler
+        else:
+            self._handlers.pop(physical_name, None)
 
     def knows(self, name_or_arn: str) -> bool:
         return self._physical(name_or_arn) in self._functions
@@ -109,15 +115,53 @@ class LambdaRouter:
             running = self._running.setdefault(physical, threading.Lock())
         try:
             handler = self._handler(physical)
-            with running, self.logbook.invocation(function, context, event):
-                result = handler(event, context)
-            return InvocationResult(payload=json.dumps(result, default=str).encode())
-        except Exception as exc:  # Lambda reports any exception as an Unhandled function error
-            log.info("function %s raised %s: %s", function.name, type(exc).__name__, exc)
-            error = {
-                "errorType": type(exc).__name__,
-                "errorMessage": str(exc),
-                "requestId": context.aws_request_id,
-                "stackTrace": traceback.format_exception(exc)[-5:],
-            }
-            return InvocationResult(payload=json.dumps(error).encode(), error_type=type(exc).__name__)
+        except Exception as exc:
+            return _error(function, context, exc)
+        outcome: list[InvocationResult] = []
+
+        def run() -> None:
+            try:
+                with self.logbook.invocation(function, context, event):
+                    result = handler(event, context)
+                # As Lambda's runtime: the result must be JSON; nothing is turned into a string for the handler.
+                outcome.append(InvocationResult(payload=json.dumps(result).encode()))
+            except TypeError as exc:
+                marshal = RuntimeError(f"Unable to marshal response: {exc}")
+                outcome.append(_error(function, context, marshal, error_type="Runtime.MarshalError"))
+            except Exception as exc:  # Lambda reports any exception as an Unhandled function error
+                outcome.append(_error(function, context, exc))
+            finally:
+                running.release()
+
+        running.acquire()  # one event at a time per container; waiting for it is not the function's time
+        # The caller's context goes along, as it did when the handler ran on the caller's thread.
+        worker = threading.Thread(target=contextvars.copy_context().run, args=(run,), name=f"lambda-{function.name}")
+        worker.daemon = True
+        worker.start()
+        worker.join(function.timeout_s)
+        if outcome:
+            return outcome[0]
+        # Past its timeout: Lambda stops the container and reports the timeout. A thread cannot be stopped, so it
+        # runs on, its result dropped, and the next event gets a new "container" (a new lock), as in Lambda.
+        with self._lock:
+            if self._running.get(physical) is running:
+                self._running[physical] = threading.Lock()
+        log.warning("function %s timed out after %s s", function.name, function.timeout_s)
+        timed_out = TimeoutError(f"Task timed out after {function.timeout_s:.2f} seconds")
+        return _error(function, context, timed_out, error_type="Sandbox.Timedout")
+
+
+def _error(
+    function: Function, context: LambdaContext, exc: BaseException, *, error_type: str | None = None
+) -> InvocationResult:
+    """Lambda's Unhandled function error: its type (which Step Functions matches in Retry and Catch), its message,
+    and the end of the stack."""
+    kind = error_type or type(exc).__name__
+    log.info("function %s failed with %s: %s", function.name, kind, exc)
+    error = {
+        "errorType": kind,
+        "errorMessage": str(exc),
+        "requestId": context.aws_request_id,
+        "stackTrace": traceback.format_exception(exc)[-5:],
+    }
+    return InvocationResult(payload=json.dumps(error).encode(), error_type=kind)

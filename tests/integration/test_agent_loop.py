@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 import pytest
@@ -267,3 +268,24 @@ def test_other_users_and_tenants_get_404_and_bad_input_4xx(stack):
     sfn = stack.client("stepfunctions")
     arn = stack.provisioned.value("statemachine:agent_loop", "arn")
     wait_for(lambda: not sfn.list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"], timeout_s=15)
+
+
+def test_a_tool_step_past_its_timeout_is_a_timeout_in_the_execution_history(stack):
+    name = stack.provisioned.value("function:agent_tool", "name")
+    real = PLATFORM.function("agent_tool")
+
+    def sleeps(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        time.sleep(2.5)
+        return {"never": "seen"}
+
+    stack.router.register(name, real.model_copy(update={"timeout_s": 1}), sleeps)
+    try:
+        t = ask(stack, conversation(stack), "How often are the turbine blades inspected?").json()
+    finally:
+        stack.router.register(name, real)  # back to the real handler
+    history = stack.client("stepfunctions").get_execution_history(executionArn=t["execution_arn"])["events"]
+    failed = [e["taskFailedEventDetails"] for e in history if e["type"] == "TaskFailed"]
+    assert failed and failed[0]["error"] == "Sandbox.Timedout", failed
+    assert "Task timed out after 1.00 seconds" in failed[0]["cause"]
+    # The Map's catch turned it into a failed tool the loop answered around; the turn never hangs.
+    assert t["status"] in ("answered", "failed") and t["tool_runs"][0]["status"] == "error", t

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 from agentplatform.topology import Function
 from local.lambdas import LambdaRouter
@@ -43,3 +44,30 @@ def test_one_function_handles_one_event_at_a_time_like_one_container():
         results = list(pool.map(lambda i: router.invoke("fn", {"i": i}), range(32)))
     assert peak[0] == 1
     assert sorted(json.loads(r.payload)["i"] for r in results) == list(range(32))
+
+
+def test_a_result_that_is_not_json_fails_the_invocation_as_lambda_does():
+    router = LambdaRouter("123456789012", "us-east-1")
+    router.register("fn", FUNCTION, lambda event, context: {"at": datetime.now(UTC)})
+    result = router.invoke("fn", {})
+    assert result.failed and result.error_type == "Runtime.MarshalError"
+    assert "Unable to marshal response" in json.loads(result.payload)["errorMessage"]
+
+
+def test_a_handler_past_its_timeout_is_reported_timed_out_and_the_next_event_does_not_wait_for_it():
+    router = LambdaRouter("123456789012", "us-east-1")
+    release = threading.Event()
+
+    def handler(event, context):
+        if event.get("slow"):
+            release.wait(10)
+        return {"ok": True}
+
+    router.register("fn", FUNCTION.model_copy(update={"timeout_s": 1}), handler)
+    started = time.monotonic()
+    result = router.invoke("fn", {"slow": True})
+    assert result.failed and result.error_type == "Sandbox.Timedout"
+    assert json.loads(result.payload)["errorMessage"] == "Task timed out after 1.00 seconds"
+    assert 1.0 <= time.monotonic() - started < 3
+    assert not router.invoke("fn", {}).failed  # a new "container": the stuck one still holds its own
+    release.set()
