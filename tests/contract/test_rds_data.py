@@ -4,6 +4,7 @@ and the Data API's errors as the platform's."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import boto3
@@ -18,6 +19,7 @@ from functions.tools.registry import ToolContext, ToolRegistry
 
 CLUSTER = "arn:aws:rds:us-east-1:123456789012:cluster:crm"
 SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:crm-tools-AbCdEf"
+CLUSTER_ADMIN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:crm-admin-GhIjKl"
 TARGET = {"resourceArn": CLUSTER, "secretArn": SECRET, "database": "crm"}
 TX = "tx-0001"
 
@@ -141,3 +143,46 @@ def test_erp_order_status_sends_postgres_sql_with_the_callers_tenant(stubbed: An
         "order_number": "SO-20007", "status": "shipped", "total_amount": 500.0, "lines": [], "shipments": [],
         "invoices": [],
     }  # fmt: skip
+
+
+def test_the_aurora_seed_loads_the_data_set_in_one_transaction_and_creates_the_reader():
+    from infra.sql_seed import BATCH, load
+    from local.crm_db import SEED_DIR, TABLES
+
+    session = boto3.session.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    rds, secrets = session.client("rds-data"), session.client("secretsmanager")
+    calls: list[tuple[str, dict[str, Any]]] = []
+    record = lambda params, model, **_: calls.append((model.name, dict(params)))  # noqa: E731
+    rds.meta.events.register("provide-client-params.rds-data.*", record)
+    rows = {t: sum(1 for _ in (SEED_DIR / f"{t}.csv").open()) - 1 for t in TABLES}
+    with Stubber(rds) as stub, Stubber(secrets) as secret_stub:
+        stub.add_response("begin_transaction", {"transactionId": TX})
+        for _ in range(3 + len(TABLES) + 12):  # drop the views and tables, then the schema's 12 statements
+            stub.add_response("execute_statement", {"numberOfRecordsUpdated": 0})
+        for table in TABLES:
+            for _ in range(0, rows[table], BATCH):
+                stub.add_response("batch_execute_statement", {"updateResults": []})
+        stub.add_response("commit_transaction", {"transactionStatus": "Transaction Committed"})
+        secret_stub.add_response(
+            "get_secret_value",
+            {"SecretString": json.dumps({"username": "tools_reader", "password": "p'w"})},
+            {"SecretId": SECRET},
+        )
+        stub.add_response("execute_statement", {"records": []})  # no such role yet
+        for _ in range(4):
+            stub.add_response("execute_statement", {"numberOfRecordsUpdated": 0})
+        loaded = load(rds, secrets, cluster_arn=CLUSTER, admin_secret_arn=CLUSTER_ADMIN, reader_secret_arn=SECRET)
+        stub.assert_no_pending_responses()
+    assert loaded == rows
+    in_transaction = [p for name, p in calls if p.get("transactionId") == TX and name != "CommitTransaction"]
+    assert len(in_transaction) == len(calls) - 1 - 1 - 5  # all but begin, commit and the reader's five
+    lines = next(p for name, p in calls if name == "BatchExecuteStatement" and "order_lines" in p["sql"])
+    first = {f["name"]: f for f in lines["parameterSets"][0]}
+    assert first["line_no"]["value"] == {"longValue": 1}
+    assert first["unit_price"]["typeHint"] == "DECIMAL" and "stringValue" in first["unit_price"]["value"]
+    invoices = next(p for name, p in calls if name == "BatchExecuteStatement" and "invoices" in p["sql"])
+    assert any({"name": "paid_on", "value": {"isNull": True}} in row for row in invoices["parameterSets"])
+    reader_sql = [p["sql"] for _, p in calls[-4:]]
+    assert reader_sql[0] == "CREATE ROLE tools_reader LOGIN PASSWORD 'p''w'"
+    assert reader_sql[1].startswith("GRANT SELECT ON accounts, ") and reader_sql[1].endswith(" TO tools_reader")
+    assert "default_transaction_read_only = on" in reader_sql[2]
