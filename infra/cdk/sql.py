@@ -4,7 +4,7 @@ RDS Data API (HTTPS, IAM-signed), so the tools function needs neither a VPC plac
 - Data API on; no security group rule admits anything (no function connects to the cluster's port).
 - Two secrets: the cluster's admin credentials (for the operator's schema load), and the tools' reader
   (`tools_reader`), the only one the tools function may read. The reader's login and its SELECT grant on the
-  views and tables are created once by the operator (docs/tools-sql.md: "Aurora: first deploy").
+  views and tables are created once after the first deploy by `python -m infra.sql_seed` (docs/tools-sql.md).
 - The tools function: the Data API's statement and transaction actions on this cluster and GetSecretValue on the
   reader secret only; SQL_CLUSTER_ARN, SQL_SECRET_ARN and SQL_DATABASE in its environment.
 - Encrypted storage, IAM database authentication on, deletion protection, 7-day backups, the PostgreSQL log to
