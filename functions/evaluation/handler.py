@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -18,6 +18,9 @@ from agentplatform.observability import METRICS_NAMESPACE, lambda_entry, telemet
 from functions.evaluation.service import Evaluator
 
 PLATFORM_DIMENSION = "scope"  # the platform-wide series: one alarm for every tenant and route
+
+if TYPE_CHECKING:
+    from functions.evaluation.policy import FilePolicySource, StaticPolicySource
 
 _built: tuple[Container, Evaluator] | None = None
 _lock = threading.Lock()
@@ -31,10 +34,20 @@ def evaluator() -> Evaluator:
         if _built is not None and _built[0] is c:
             return _built[1]
         from agentplatform.adapters.aws.evaluations import EvaluationStore
-        from functions.evaluation.policy import DEFAULT_POLICY_PATH, FilePolicySource
+        from functions.evaluation.policy import (
+            DEFAULT_POLICY_PATH,
+            FilePolicySource,
+            StaticPolicySource,
+            parse_policy,
+        )
 
         s = c.settings
-        source = FilePolicySource(Path(s.evaluation_policy_path) if s.evaluation_policy_path else DEFAULT_POLICY_PATH)
+        path = Path(s.evaluation_policy_path) if s.evaluation_policy_path else DEFAULT_POLICY_PATH
+        source: StaticPolicySource | FilePolicySource = (
+            StaticPolicySource(parse_policy(s.evaluation_policy, "EVALUATION_POLICY"))
+            if s.evaluation_policy  # AWS: the JSON itself, from CDK
+            else FilePolicySource(path)
+        )
         built = Evaluator(
             EvaluationStore(s.require("evaluations_table_name"), c.client("dynamodb")),
             source.get,

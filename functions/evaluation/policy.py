@@ -65,6 +65,16 @@ class FilePolicySource:
         return self._seen[1]
 
 
+class StaticPolicySource:
+    """A policy given whole (in AWS, CDK puts the policy file's JSON in EVALUATION_POLICY)."""
+
+    def __init__(self, policy: EvaluationPolicy) -> None:
+        self._policy = policy
+
+    def get(self) -> EvaluationPolicy:
+        return self._policy
+
+
 def parse_policy(text: str, source: str) -> EvaluationPolicy:
     try:
         return EvaluationPolicy.model_validate(json.loads(text))

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from aws_cdk import Duration
 from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from agentplatform.observability import METRICS_NAMESPACE
@@ -16,13 +17,18 @@ from functions.evaluation.handler import PLATFORM_DIMENSION
 from functions.evaluation.policy import DEFAULT_POLICY_PATH, parse_policy
 
 EVALUATOR_FUNCTION = "evaluator"
+POLICY_ENV = "EVALUATION_POLICY"  # the policy's JSON: policies/ is not in the function's asset
 PERIOD = Duration.minutes(15)
 
 
 class EvaluationAlarms(Construct):
-    def __init__(self, scope: Construct, id: str, *, policy_path: Path = DEFAULT_POLICY_PATH) -> None:
+    def __init__(
+        self, scope: Construct, id: str, *, function: lambda_.Function, policy_path: Path = DEFAULT_POLICY_PATH
+    ) -> None:
         super().__init__(scope, id)
-        policy = parse_policy(policy_path.read_text(encoding="utf-8"), str(policy_path))  # a bad policy fails synth
+        text = policy_path.read_text(encoding="utf-8")
+        policy = parse_policy(text, str(policy_path))  # a bad policy fails synth, naming the field
+        function.add_environment(POLICY_ENV, policy.model_dump_json(exclude={"description"}))
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         for score, threshold in sorted(policy.thresholds.items()):
             metric = cloudwatch.Metric(

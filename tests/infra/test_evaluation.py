@@ -18,3 +18,11 @@ def test_one_alarm_per_watched_score(synth) -> None:
         assert alarm["Threshold"] == threshold and alarm["ComparisonOperator"] == "LessThanThreshold"
         assert alarm["Dimensions"] == [{"Name": "scope", "Value": "all"}]
         assert alarm["TreatMissingData"] == "notBreaching"
+
+
+def test_the_evaluator_gets_the_policy_it_alarms_on(synth) -> None:
+    env = synth.props("function:evaluator")["Environment"]["Variables"]
+    deployed = parse_policy(env["EVALUATION_POLICY"], "env")
+    assert deployed.model_dump(exclude={"description"}) == parse_policy(
+        DEFAULT_POLICY_PATH.read_text(), "policy"
+    ).model_dump(exclude={"description"})

@@ -103,6 +103,8 @@ class Settings(BaseSettings):
     # faithfulness method, degradation rule); the repo's policies/evaluation.json when unset.
     evaluations_table_name: str | None = Field(default=None, alias="EVALUATIONS_TABLE_NAME")
     evaluation_policy_path: str | None = Field(default=None, alias="EVALUATION_POLICY_PATH")
+    # In AWS the policy's JSON itself (CDK sets it from policies/evaluation.json: the file is not in the asset).
+    evaluation_policy: str | None = Field(default=None, alias="EVALUATION_POLICY")
 
     # Users' JWTs, as the Lambda authorizer verifies them: the issuer, the audiences a token's `aud` (or, for
     # Cognito access tokens, `client_id`) must name (comma-separated), and where the issuer's keys are.
