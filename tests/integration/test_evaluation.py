@@ -206,10 +206,17 @@ def test_twenty_turns_give_twenty_records_with_every_score(stack) -> None:
     assert len(found) == 20
     for record in found:
         assert set(record["scores"]) == set(SCORES)
-        not_ok = {k: s for k, s in record["scores"].items() if s["status"] != "ok"}
-        assert not not_ok, (record["question"], record["answer"], not_ok)
-    faithfulness = [r["scores"]["faithfulness"]["value"] for r in found]
-    assert sum(faithfulness) / 20 >= 0.8, faithfulness
+        # Every score measured; only an abstention skips the scores of claims (and says why), none failed.
+        failed = {k: s["reason"] for k, s in record["scores"].items() if s["status"] == "failed"}
+        assert not failed, (record["question"], record["answer"], failed)
+        skipped = {k for k, s in record["scores"].items() if s["status"] == "skipped"}
+        assert skipped <= {"faithfulness", "answer_relevance"}, skipped
+        assert not skipped or record["answer_kind"] == "abstained"
+        assert record["passages"] and record["tools"][0]["name"] == "knowledge_search"
+    faithfulness = [
+        r["scores"]["faithfulness"]["value"] for r in found if r["scores"]["faithfulness"]["value"] is not None
+    ]
+    assert len(faithfulness) >= 18 and sum(faithfulness) / len(faithfulness) >= 0.8, faithfulness
     summary = api(stack, "GET", "/v1/eval/summary?window=1h", bearer(stack, "acme", OPERATOR))
     assert summary.status_code == 200, summary.text
     body = summary.json()
