@@ -27,6 +27,7 @@ from functions.api.mcp import router as mcp_router
 from functions.api.mcp_servers import router as mcp_servers_router
 from functions.api.memory import router as memory_router
 from functions.api.openapi import describe
+from functions.api.outbox import router as outbox_router
 from functions.api.search import router as search_router
 
 if TYPE_CHECKING:
@@ -111,6 +112,7 @@ def api() -> APIGatewayHttpResolver:
     resolver.include_router(memory_router)
     resolver.include_router(mcp_router)
     resolver.include_router(mcp_servers_router)
+    resolver.include_router(outbox_router)
     return resolver
 
 
