@@ -500,6 +500,10 @@ class AgentLoop:
         return {"status": "failed", "turn": ctx["turn"], "failure": error}
 
     def _completed(self, ctx: dict[str, Any], values: dict[str, Any], model_ms: float) -> None:
+        metrics = telemetry("orchestrator").metrics  # business metrics: the dashboard's turn outcomes and latency
+        answered = values["status"] == TurnStatus.ANSWERED.value
+        metrics.add_metric(name="TurnsAnswered" if answered else "TurnsFailed", unit="Count", value=1)
+        metrics.add_metric(name="TurnLatencyMs", unit="Milliseconds", value=float(values["total_ms"]))
         if self.bus is None:
             return
         try:

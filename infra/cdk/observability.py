@@ -8,6 +8,7 @@ dashboard and alarmed without an edit here:
 - every dead-letter queue's depth (the queues named `...Dlq` by storage.py and events.py; each already has its
   depth > 0 alarm, which this topic now receives);
 - Step Functions: failed, timed-out and aborted executions per state machine;
+- chat turns answered / failed and their p95 latency (the orchestrator's EMF);
 - the gateway's EMF metrics (tokens, cost, errors, latency) and budget use, with an alarm past BUDGET_ALARM_PCT;
 - the evaluation scores (`Eval_<score>`, platform-wide and by route; functions/evaluation/handler.py).
 """
@@ -32,6 +33,9 @@ ERROR_RATE_PCT = 5  # a function's errors per invocation over 5 minutes, in %
 API_P95_MS = 3000  # a chat turn through the API answers in ~0.3-2 s locally (docs/agent-loop.md)
 BUDGET_ALARM_PCT = 80
 PERIOD = Duration.minutes(5)
+# The agent loop's EMF (functions/orchestrator/service.py `_completed`).
+ORCHESTRATOR_SERVICE = "orchestrator"
+TURN_METRICS = ("TurnsAnswered", "TurnsFailed")
 # The gateway's EMF (functions/llm_gateway/handler.py `_emit`); Powertools adds the `service` dimension.
 GATEWAY_SERVICE = "llm_gateway"
 GATEWAY_METRICS = ("TokensIn", "TokensOut", "CostMicroUsd", "Errors")
@@ -57,6 +61,7 @@ class Observability(Construct):
         self._api(http_api)
         self._dlqs(stack)
         self._state_machines(registry)
+        self._turns()
         self._gateway()
         self._evaluation()
         # Every alarm of the stack notifies the topic: the DLQ alarms of storage.py and events.py, the evaluation's
@@ -156,6 +161,27 @@ class Observability(Construct):
             ]
         self.dashboard.add_widgets(
             cloudwatch.GraphWidget(title="Step Functions: failed, timed out, aborted", left=metrics, width=24)
+        )
+
+    def _turns(self) -> None:
+        def orchestrator(name: str, statistic: str) -> cloudwatch.Metric:
+            return cloudwatch.Metric(
+                namespace=METRICS_NAMESPACE,
+                metric_name=name,
+                dimensions_map={"service": ORCHESTRATOR_SERVICE},
+                period=PERIOD,
+                statistic=statistic,
+            )
+
+        self.dashboard.add_widgets(
+            cloudwatch.GraphWidget(
+                title="Chat turns: answered and failed",
+                left=[orchestrator(n, "Sum") for n in TURN_METRICS],
+                width=12,
+            ),
+            cloudwatch.GraphWidget(
+                title="Chat turns: p95 latency (ms)", left=[orchestrator("TurnLatencyMs", "p95")], width=12
+            ),
         )
 
     def _gateway(self) -> None:

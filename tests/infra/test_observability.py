@@ -86,7 +86,8 @@ def test_api_latency_budget_and_the_metrics_of_the_gateway_and_evaluation(synth)
     (budget,) = [a for a in alarms if a.get("MetricName") == BUDGET_METRIC]
     assert budget["Threshold"] == BUDGET_ALARM_PCT and budget["Statistic"] == "Maximum"
     body = _dashboard_body(synth)
-    for name in ("TokensIn", "TokensOut", "CostMicroUsd", "LatencyMs", "4xx", "5xx", "ExecutionsFailed"):
+    names = ("TokensIn", "TokensOut", "CostMicroUsd", "LatencyMs", "4xx", "5xx", "ExecutionsFailed", "TurnsFailed")
+    for name in (*names, "TurnsAnswered", "TurnLatencyMs"):
         assert f'\\"{name}\\"' in body, name
     assert all(f"Eval_{score}" in body for score in EVAL_SCORES)
 
