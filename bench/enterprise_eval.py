@@ -295,9 +295,31 @@ def print_table(table: dict[str, Any], split: str, level: str) -> None:
         print(f"{name:<34}{row}")
 
 
+def write_pool(
+    queries: list[Query], every: dict[str, dict[str, list[Unit]]], qrels: dict[str, dict[Unit, int]], k: int, out: Path
+) -> None:
+    lines = []
+    for q in queries:
+        # How many methods put each unjudged section in their top k: the ones most agree on are graded first.
+        pooled = Counter(u for r in every.values() for u in first_seen(r[q.id])[:k] if u not in qrels[q.id])
+        if pooled:
+            units = [{"doc": doc, "section": section, "methods": n} for (doc, section), n in pooled.most_common()]
+            lines.append(json.dumps({"query": q.id, "text": q.text, "unjudged": units}))
+    out.write_text("".join(line + "\n" for line in lines))
+    print(f"{len(lines)} queries with unjudged sections in a top {k}: {out.relative_to(RESULTS.parent)}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=2, help="embedding threads on the model server")
+    parser.add_argument(
+        "--pool",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also write bench-results/enterprise-pool.jsonl: each query's unjudged sections in any method's top K, "
+        "for a judge to grade (pooling)",
+    )
     args = parser.parse_args()
     manifest, queries, qrels = load_set()
     passages = paragraphs_of_set(manifest)
@@ -315,6 +337,7 @@ def main() -> int:
 
     table: dict[str, Any] = {}
     latency: dict[str, float] = {}
+    every: dict[str, dict[str, list[Unit]]] = {}
     with tempfile.TemporaryDirectory() as folder:
         index = EmbeddedSearchIndex(Path(folder) / "index")
         index.upsert(chunks)
@@ -326,9 +349,11 @@ def main() -> int:
         ):
             rankings, latency[key] = platform_rankings(index, queries, query_vectors, units, mode, fusion)
             table[key] = score(queries, rankings, qrels)
+            every[key] = rankings
         index.close()
     for method, rankings in reference_rankings(passages, passage_vectors, queries, query_vectors).items():
         table[f"reference_{method}"] = score(queries, rankings, qrels)
+        every[f"reference_{method}"] = rankings
 
     kinds = Counter((q.kind, q.split) for q in queries)
     results = {
@@ -345,6 +370,8 @@ def main() -> int:
         "methods": table,
     }
     RESULTS.mkdir(exist_ok=True)
+    if args.pool:
+        write_pool(queries, every, qrels, args.pool, RESULTS / "enterprise-pool.jsonl")
     out = RESULTS / "enterprise-eval.json"
     out.write_text(json.dumps(results, indent=2))
     print(
