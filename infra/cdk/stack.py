@@ -10,17 +10,22 @@ from infra.cdk.api import AUTHORIZER_FUNCTION, HttpApi
 from infra.cdk.auth import TENANT_CLAIM_TRIGGER, Auth, protected_routes
 from infra.cdk.bundling import Assets, build_assets
 from infra.cdk.edge import Edge
+from infra.cdk.email import ToolsEmail, email_context
 from infra.cdk.endpoints import ModelEndpoints
+from infra.cdk.evaluation import EVALUATOR_FUNCTION, EvaluationAlarms
 from infra.cdk.event_sources import EventSources
 from infra.cdk.events import Rules
 from infra.cdk.firewall import UserPoolFirewall
 from infra.cdk.functions import Functions
 from infra.cdk.llm_gateway import GATEWAY_FUNCTION, LlmGatewayPolicy
 from infra.cdk.network import Network, needs_network
+from infra.cdk.observability import Observability
 from infra.cdk.registry import Registry, construct_id
 from infra.cdk.search import Search
 from infra.cdk.settings import InfraSettings
+from infra.cdk.sql import TOOLS_FUNCTION, SqlDatabase
 from infra.cdk.storage import Storage
+from infra.cdk.tool_policy import ToolPolicyParameter
 from infra.cdk.workflows import Workflows
 
 
@@ -90,6 +95,26 @@ class PlatformStack(Stack):
             if GATEWAY_FUNCTION in self.registry.functions
             else None
         )
+        # The business tools' Aurora database (Data API), granted to the tools function alone.
+        self.sql = (
+            SqlDatabase(
+                self,
+                "SqlDatabase",
+                network=self.network,
+                function=self.registry.functions[TOOLS_FUNCTION],
+                log_retention=settings.log_retention,
+            )
+            if self.network and TOOLS_FUNCTION in self.registry.functions
+            else None
+        )
+        # The tools' policy (an SSM parameter) and, where an SES identity is configured, email: granted to the tools
+        # function alone.
+        if TOOLS_FUNCTION in self.registry.functions:
+            tools_function = self.registry.functions[TOOLS_FUNCTION]
+            self.tool_policy = ToolPolicyParameter(self, "ToolPolicy", function=tools_function)
+            email = email_context(self.node)
+            if email:
+                self.email = ToolsEmail(self, "Email", function=tools_function, identity=email[0], sender=email[1])
         # The queues' pollers: each mapping's function polls its queue with exactly the consume actions.
         self.event_sources = EventSources(self, "EventSources", topology=topology, registry=self.registry)
         if self.search:
@@ -98,6 +123,12 @@ class PlatformStack(Stack):
             self, "Workflows", topology=topology, registry=self.registry, log_retention=settings.log_retention
         )
         self.rules = Rules(self, "Events", topology=topology, registry=self.registry)
+        # Score degradation in AWS: CloudWatch alarms on the evaluator's platform-wide EMF series.
+        self.evaluation = (
+            EvaluationAlarms(self, "Evaluation", function=self.registry.functions[EVALUATOR_FUNCTION])
+            if EVALUATOR_FUNCTION in self.registry.functions
+            else None
+        )
         self.auth = (
             Auth(
                 self,
@@ -147,6 +178,8 @@ class PlatformStack(Stack):
             if settings.edge
             else None
         )
+        # Last: the dashboard and alarms read what every construct above made (and notify on their alarms).
+        self.observability = Observability(self, "Observability", registry=self.registry, http_api=self.api.api)
         self._outputs()
 
     def _outputs(self) -> None:
