@@ -12,18 +12,24 @@ from agentplatform.retrieval import Hit, RetrievalRequest, SearchResult
 from agentplatform.search import (
     MAX_TOP_K,
     DocumentRanking,
+    Fusion,
     SearchFilters,
     SearchHit,
     SearchMode,
     SearchRequest,
+    identifier_terms,
     rank_by_document,
 )
 from functions.retrieval.context import assemble, citation, dedupe
 
 # Ask the index for more than top_k: dedupe drops some, and the rerank and the context need room to choose.
 OVERFETCH = 2
-# Document-aware ranking (search.rank_by_document), chosen on the enterprise set's dev half (docs/retrieval.md),
-# and how many candidates it sees: a document's score is taken over these.
+# Chosen on the enterprise set's dev half, kept where they won on its held-out half (bench/fusion_tune.py,
+# docs/retrieval.md): hybrid fusion weights (bm25, vector), heavier on BM25 for a query naming an identifier
+# (E-4012, INC-2291), which the vector model reads as noise; and document-aware ranking (search.rank_by_document),
+# off because it lost there, with how many candidates it sees when on.
+FUSION = Fusion(weights=(0.4, 0.6))
+IDENTIFIER_FUSION = Fusion(weights=(0.7, 0.3))
 DOCUMENT_RANKING = DocumentRanking()
 DOCUMENT_CANDIDATES = 50
 
@@ -59,6 +65,7 @@ class RetrievalService:
                 vector=vector,
                 mode=request.mode,
                 top_k=min(MAX_TOP_K, depth),
+                fusion=IDENTIFIER_FUSION if identifier_terms(request.query) else FUSION,
                 filters=SearchFilters(
                     doc_ids=tuple(request.filters.doc_ids),
                     tags=tuple(request.filters.tags),

@@ -42,7 +42,8 @@ def test_the_chunk_document_carries_the_identifier_terms_of_its_title_heading_an
 
 
 def test_boosts_leave_out_zero_weighted_clauses_and_queries_without_identifiers() -> None:
-    assert [f for f, _, _ in Boosts().fields("brake E-4012")] == ["text", "title"]
+    assert [f for f, _, _ in Boosts().fields("brake E-4012")] == ["text", "title", "identifiers"]  # the defaults
+    assert [f for f, _, _ in Boosts(identifiers=0).fields("brake E-4012")] == ["text", "title"]
     assert Boosts(section=0.2, identifiers=2).fields("brake E-4012") == [
         ("text", "brake E-4012", 1.0),
         ("title", "brake E-4012", 0.5),

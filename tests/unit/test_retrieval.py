@@ -14,7 +14,7 @@ from agentplatform.retrieval import RetrievalRequest
 from agentplatform.search import Chunk, DocumentRanking, SearchHit
 from functions.retrieval.context import assemble, dedupe
 from functions.retrieval.handler import handler
-from functions.retrieval.service import RetrievalService
+from functions.retrieval.service import FUSION, IDENTIFIER_FUSION, RetrievalService
 
 EMBED = MemoryEmbeddings()
 
@@ -172,3 +172,18 @@ def test_document_ranking_keeps_a_long_document_from_filling_the_hits() -> None:
     assert [h.citation.doc_id for h in RetrievalService(index, EMBED).search(query).hits] == ["manual"] * 3
     capped = RetrievalService(index, EMBED, ranking=DocumentRanking(per_document=2)).search(query)
     assert sorted(h.citation.doc_id for h in capped.hits) == ["manual", "manual", "sheet"]
+
+
+def test_a_query_naming_an_identifier_is_fused_with_its_own_weights(index: MemorySearchIndex) -> None:
+    sent: list[Any] = []
+
+    class Recording(MemorySearchIndex):
+        def search(self, request: Any) -> Any:
+            sent.append(request)
+            return super().search(request)
+
+    service = RetrievalService(Recording(), EMBED)
+    service.search(request(query="what does E-4012 mean"))
+    service.search(request(query="fan blades"))
+    assert [r.fusion for r in sent] == [IDENTIFIER_FUSION, FUSION]
+    assert IDENTIFIER_FUSION.weights[0] > FUSION.weights[0]  # identifiers lean on BM25

@@ -38,7 +38,6 @@ from agentplatform.search import (
     SearchRequest,
     chunk_document,
     chunk_from_document,
-    chunk_identifiers,
     fuse,
     require_tenant,
     vector_score,
@@ -402,8 +401,9 @@ class EmbeddedSearchIndex:
         document.add_text("text", chunk.text)
         document.add_text("title", chunk.title)
         document.add_text("section", chunk.section)
-        document.add_text("identifiers", chunk_identifiers(chunk))
-        document.add_bytes("source", json.dumps(chunk_document(chunk)).encode())
+        source = chunk_document(chunk)
+        document.add_text("identifiers", source["identifiers"])
+        document.add_bytes("source", json.dumps(source).encode())
         document.add_bytes("vector", vector.astype(np.float32).tobytes())
         self._writer.add_document(document)
         self._tenant(chunk.tenant).add(vid, chunk, vector)
