@@ -16,9 +16,11 @@ from agentplatform.bootstrap import container
 from agentplatform.mcp_servers import McpServer, McpServerList, McpServerRegistration, check_url
 from agentplatform.principal import caller
 from agentplatform.topology import ADMIN_SCOPE
+from functions.api.problems import PROBLEM_JSON, Problem
 
 router = APIGatewayHttpRouter()
 
+_CONFLICT = {"description": "A server of that name exists", "content": {PROBLEM_JSON: {"model": Problem}}}
 _Name = Annotated[str, Path(pattern=r"^[a-z][a-z0-9-]{0,31}$", description="A registered server's name.")]
 
 
@@ -30,7 +32,7 @@ _Name = Annotated[str, Path(pattern=r"^[a-z][a-z0-9-]{0,31}$", description="A re
         "The optional `auth_header` is sent as the server's Authorization header and never returned."
     ),
     tags=["mcp"],
-    responses={201: {"description": "Registered"}, 409: {"description": "A server of that name exists"}},
+    responses={201: {"description": "Registered"}, 409: _CONFLICT},
 )
 def register_server(body: McpServerRegistration) -> Response[McpServer]:
     principal = caller(router.current_event.raw_event, ADMIN_SCOPE)
@@ -55,7 +57,7 @@ def list_servers() -> McpServerList:
     "/v1/mcp/servers/<name>",
     summary="Remove a registered MCP server",
     tags=["mcp"],
-    responses={404: {"description": "No server of that name for the tenant"}},
+    responses={200: {"description": "Removed: the server as it was registered"}},
 )
 def delete_server(name: _Name) -> McpServer:
     principal = caller(router.current_event.raw_event, ADMIN_SCOPE)

@@ -15,18 +15,18 @@ import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
-import httpx2
 import jsonschema
-import mcp.types as mt
-from mcp.client.session import ClientSession
-from mcp.client.streamable_http import streamable_http_client
 
 from agentplatform.mcp_servers import SEPARATOR, McpServerStore, resolved_refusal
 from agentplatform.observability import telemetry
 from functions.tools.registry import Breaker, ToolContext, ToolFailed, ToolSpec
+
+if TYPE_CHECKING:  # the SDK loads on the first connection: seconds a cold start without MCP servers never pays
+    import mcp_types as mt
+    from mcp.client.session import ClientSession
 
 LISTING_TTL_S = 60.0
 PREFIX = "mcp:"  # the policy's name for all of one server's tools: `mcp:<server>`
@@ -148,6 +148,10 @@ class RemoteTools:
         refusal = resolved_refusal(server.url, local=self.local)
         if refusal:
             raise ToolFailed(f"the MCP server {server.name} may not be reached: {refusal}")
+        import httpx2
+        from mcp.client.session import ClientSession
+        from mcp.client.streamable_http import streamable_http_client
+
         headers = {"Authorization": server.auth_header} if server.auth_header else {}
 
         async def session() -> T:
@@ -173,6 +177,8 @@ def _breaker_key(tenant: str, server: Server) -> str:
 
 
 async def _all_tools(session: ClientSession) -> list[mt.Tool]:
+    import mcp_types as mt
+
     tools: list[mt.Tool] = []
     cursor: str | None = None
     for _ in range(20):  # a bound on pages: a server that paginates forever lists what it gave
@@ -186,6 +192,8 @@ async def _all_tools(session: ClientSession) -> list[mt.Tool]:
 
 def as_json(result: mt.CallToolResult) -> dict[str, Any]:
     """A CallToolResult as the tool's JSON result; a result the server marked as an error fails the call."""
+    import mcp_types as mt
+
     text = "\n".join(c.text for c in result.content if isinstance(c, mt.TextContent))
     if result.is_error:
         raise ToolFailed(text[:2000] or "the MCP tool reported an error")

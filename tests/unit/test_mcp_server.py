@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import mcp.types as mt
+import mcp_types as mt
 import pytest
 
 from agentplatform.errors import ValidationFailed
 from agentplatform.mcp_servers import address_refusal, check_url
 from agentplatform.principal import Principal
 from agentplatform.tools import ToolsClient
-from functions.api.mcp import LATEST, McpTools, handle
+from functions.api.mcp_protocol import LATEST, McpTools, handle
 from functions.tools.mcp_remote import as_json, server_of
 from functions.tools.registry import ToolFailed
 
