@@ -34,6 +34,11 @@ DOCUMENT_RANKING = DocumentRanking()
 DOCUMENT_CANDIDATES = 50
 
 
+def fusion_for(query: str) -> Fusion:
+    """The hybrid fusion the service asks the index for `query` (benchmarks reproduce the service with it)."""
+    return IDENTIFIER_FUSION if identifier_terms(query) else FUSION
+
+
 class RetrievalService:
     def __init__(
         self,
@@ -65,7 +70,7 @@ class RetrievalService:
                 vector=vector,
                 mode=request.mode,
                 top_k=min(MAX_TOP_K, depth),
-                fusion=IDENTIFIER_FUSION if identifier_terms(request.query) else FUSION,
+                fusion=fusion_for(request.query),
                 filters=SearchFilters(
                     doc_ids=tuple(request.filters.doc_ids),
                     tags=tuple(request.filters.tags),
