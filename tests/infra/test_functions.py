@@ -8,7 +8,11 @@ import pytest
 
 from agentplatform.topology import ENV_ATTRIBUTE, PLATFORM, Function, env_var, split_ref
 from infra.cdk.api import AUTHORIZER_FUNCTION
+from infra.cdk.evaluation import EVALUATOR_FUNCTION
+from infra.cdk.evaluation import POLICY_ENV as EVAL_POLICY_ENV
 from infra.cdk.llm_gateway import GATEWAY_FUNCTION, POLICY_ENV
+from infra.cdk.sql import SQL_ENV, TOOLS_FUNCTION
+from infra.cdk.tool_policy import POLICY_ENV as TOOL_POLICY_ENV
 from tests.infra.cdk_synth import INTRINSIC, Synth, text
 
 pytestmark = pytest.mark.infra
@@ -38,6 +42,12 @@ def test_function_env_is_exactly_its_grants(synth: Synth, function: Function) ->
     verifier = TOKEN_VERIFIER_ENV if function.name == AUTHORIZER_FUNCTION else set()
     # The LLM gateway also reads its routing policy from an SSM parameter (not a topology resource).
     policy = {POLICY_ENV} if function.name == GATEWAY_FUNCTION else set()
+    # So does the tools function, its tool policy (test_tools_infra checks the value).
+    policy |= {TOOL_POLICY_ENV} if function.name == "tools" else set()
+    # And its SQL database (Aurora through the Data API; test_sql checks the values).
+    policy |= set(SQL_ENV) if function.name == TOOLS_FUNCTION else set()
+    # And the evaluator, its evaluation policy's JSON (test_evaluation checks the value).
+    policy |= {EVAL_POLICY_ENV} if function.name == EVALUATOR_FUNCTION else set()
     assert set(env) == BASE_ENV | verifier | policy | {env_var(g.ref) for g in function.uses}
     assert env["PLATFORM_BACKEND"] == "aws"
     assert env["POWERTOOLS_SERVICE_NAME"] == function.service

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from agentplatform.topology import PLATFORM, Access, Grant, split_ref
-from infra.cdk.llm_gateway import GATEWAY_FUNCTION
+from infra.cdk.llm_gateway import GATEWAY_FUNCTION, POLICY_ENV
+from infra.cdk.tool_policy import POLICY_ENV as TOOL_POLICY_ENV
 from tests.infra.cdk_synth import Synth, statement_pairs, text
 
 pytestmark = pytest.mark.infra
@@ -169,6 +170,8 @@ def test_function_role_is_exactly_its_grants(synth: Synth, function: Any) -> Non
     pairs = statement_pairs(synth.role_statements(role_lid))
     if function.name == GATEWAY_FUNCTION:
         pairs = _without_gateway_extras(synth, pairs)
+    if function.name == "tools":
+        pairs = _without_tool_policy_read(synth, pairs)
     _check_exact(synth, pairs, function.uses + polled, baseline)
 
 
@@ -178,8 +181,8 @@ def _without_gateway_extras(synth: Synth, pairs: list[tuple[str, Any]]) -> list[
     from functions.llm_gateway.policy import parse_policy
     from infra.cdk.llm_gateway import AWS_POLICY, foundation_models
 
-    (parameter,) = synth.of_type("AWS::SSM::Parameter")
-    (secret,) = synth.of_type("AWS::SecretsManager::Secret")
+    parameter, _ = synth.target(synth.props(f"function:{GATEWAY_FUNCTION}")["Environment"]["Variables"][POLICY_ENV])
+    (secret,) = [lid for lid in synth.of_type("AWS::SecretsManager::Secret") if lid.startswith("LlmGateway")]
     models = {m for m, _ in foundation_models(parse_policy(AWS_POLICY.read_text(), "aws"))}
     rest, seen = [], {"ssm": False, "secret": False, "models": set()}
     for action, resource in pairs:
@@ -198,6 +201,14 @@ def _without_gateway_extras(synth: Synth, pairs: list[tuple[str, Any]]) -> list[
             rest.append((action, resource))
     assert seen == {"ssm": True, "secret": True, "models": models}
     return rest
+
+
+def _without_tool_policy_read(synth: Synth, pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The tools function's GetParameter, on its own policy parameter only (test_tools_infra checks SES)."""
+    parameter, _ = synth.target(synth.props("function:tools")["Environment"]["Variables"][TOOL_POLICY_ENV])
+    reads = [(a, r) for a, r in pairs if a == "ssm:GetParameter"]
+    assert len(reads) == 1 and parameter in text(reads[0][1]), reads
+    return [(a, r) for a, r in pairs if a != "ssm:GetParameter"]
 
 
 @pytest.mark.parametrize("machine", [pytest.param(m, id=m.name) for m in PLATFORM.state_machines])
