@@ -157,3 +157,26 @@ def test_the_outbox_is_the_tenants_admins_alone(stack):
     assert outbox(stack, "globex") == []
     user = api(stack, "GET", "/v1/outbox", bearer(stack, "acme", USER))
     assert user.status_code in (401, 403), user.text
+
+
+def test_files_through_the_tools_function_stay_in_the_callers_tenant(stack):
+    """Issue check 4 on the running stack: the provisioned files bucket, the tools function's container."""
+
+    def files(tenant: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        caller = ToolCaller(tenant=tenant, user="alice", idempotency_key=f"{tenant}-{name}")
+        failed, result = stack.invoke(
+            "tools", ToolCallRequest(caller=caller, name=name, arguments=arguments).model_dump(mode="json")
+        )
+        assert not failed, result
+        return result
+
+    assert files("globex", "write_file", {"path": "x", "content": "globex's own"})["status"] == "ok"
+    assert files("acme", "write_file", {"path": "reports/q3.txt", "content": "acme q3"})["status"] == "ok"
+    for path in ("../globex/x", "/etc/passwd", "%2e%2e/globex/x"):
+        refused = files("acme", "read_file", {"path": path})
+        assert refused["status"] == "error" and "path" in refused["error"], refused
+    assert [f["path"] for f in files("acme", "list_files", {})["result"]["files"]] == ["reports/q3.txt"]
+    assert [f["path"] for f in files("globex", "list_files", {})["result"]["files"]] == ["x"]
+    bucket = stack.provisioned.value("bucket:files", "name")
+    keys = sorted(o["Key"] for o in stack.client("s3").list_objects_v2(Bucket=bucket)["Contents"])
+    assert keys == ["acme/reports/q3.txt", "globex/x"]
