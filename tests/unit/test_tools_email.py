@@ -13,7 +13,7 @@ from moto import mock_aws
 from agentplatform.adapters.aws.ses import SesEmailSender
 from agentplatform.adapters.aws.storage import DynamoTable
 from agentplatform.adapters.local.outbox import OutboxEmailSender
-from agentplatform.errors import DependencyUnavailable
+from agentplatform.errors import DependencyRejected
 from agentplatform.outbox import EmailMessage, Outbox
 from functions.tools import send_email
 from functions.tools.registry import ToolContext, ToolRegistry
@@ -110,7 +110,7 @@ def test_a_failed_ses_send_is_recorded_and_not_repeated(outbox):
     client, stub = ses_stub()
     stub.add_client_error("send_email", service_error_code="MessageRejected", http_status_code=400)
     sender = SesEmailSender(outbox, "agent@mail.example.com", client)
-    with stub, pytest.raises(DependencyUnavailable):
+    with stub, pytest.raises(DependencyRejected):  # SES refused this message: a resend cannot help
         sender.send("acme", MESSAGE, idempotency_key="k1", requested_by="alice")
     with stub:  # no response queued: a second SES call would raise
         again = sender.send("acme", MESSAGE, idempotency_key="k1", requested_by="alice")

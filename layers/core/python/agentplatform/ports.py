@@ -277,5 +277,5 @@ class EmailSender(Protocol):
         conversation_id: str | None = None,
     ) -> SentEmail:
         """The outbox entry of this key: sent now, or the earlier request's (`duplicate`), never sent twice.
-        Raise DependencyUnavailable/UpstreamThrottled when the transport fails (the entry is then `failed`)."""
+        Raise the platform error of a transport failure (the entry is then `failed`, and stays so)."""
         ...
