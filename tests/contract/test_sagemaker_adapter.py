@@ -12,7 +12,8 @@ from botocore.stub import Stubber
 from agentplatform.adapters.aws.sagemaker import SageMakerEndpoint
 from agentplatform.errors import (
     ConfigurationError,
-    DependencyUnavailable,
+    DependencyRejected,
+    ModelEndpointUnavailable,
     ModelInputRejected,
     ModelOutputInvalid,
     UpstreamThrottled,
@@ -63,17 +64,18 @@ def test_non_json_answer_is_model_output_invalid(runtime):
         (
             "ModelError",
             {"OriginalStatusCode": 500, "OriginalMessage": "CUDA out of memory"},
-            DependencyUnavailable,
+            ModelEndpointUnavailable,  # the Embed state or the gateway retries it; the SDK never resends
             "endpoint emb",
         ),
         ("ValidationError", {}, ConfigurationError, "endpoint emb"),
         ("ThrottlingException", {}, UpstreamThrottled, "throttled"),
-        ("ServiceUnavailable", {}, DependencyUnavailable, "endpoint emb"),
+        ("ServiceUnavailable", {}, ModelEndpointUnavailable, "endpoint emb"),
+        ("AccessDeniedException", {}, DependencyRejected, "refused"),  # no retry can fix a missing grant
     ],
 )
 def test_errors_map_to_platform_errors(runtime, code, fields, expected, says):
     client, stubber = runtime
-    status = 424 if code == "ModelError" else 400
+    status = {"ModelError": 424, "ServiceUnavailable": 503}.get(code, 400)
     stubber.add_client_error(
         "invoke_endpoint",
         service_error_code=code,

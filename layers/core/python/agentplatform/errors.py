@@ -128,9 +128,24 @@ class ConfigurationError(PlatformError):
 
 
 class DependencyUnavailable(PlatformError):
-    """A backing service (S3, SQS, DynamoDB, a model endpoint, ...) could not be reached or answered 5xx."""
+    """A backing service (S3, SQS, DynamoDB, a model endpoint, ...) could not be reached, answered 5xx, or kept
+    throttling. From an AWS API it comes after the SDK's own retries: nothing above retries it again."""
 
     code, status, title, retryable = "dependency_unavailable", 503, "Dependency unavailable", True
+
+
+class ModelEndpointUnavailable(DependencyUnavailable):
+    """A model endpoint could not be reached or failed (5xx, a timeout). Model calls are never resent by the
+    SDK: the caller's one retry place (the gateway, or the ingestion state machine's Embed state) decides."""
+
+    code = "model_endpoint_unavailable"
+
+
+class DependencyRejected(PlatformError):
+    """A backing service refused the request as this deployment sent it: access denied, a resource that does
+    not exist, an invalid request. A deploy or code problem: retrying cannot help, so nothing retries it."""
+
+    code, status, title = "dependency_rejected", 500, "Dependency refused the request"
 
 
 class QueryFailed(PlatformError):

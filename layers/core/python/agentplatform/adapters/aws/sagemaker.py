@@ -8,9 +8,11 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from agentplatform.adapters.aws.errors import translate
+from agentplatform.adapters.aws.errors import is_throttling, translate
 from agentplatform.errors import (
     ConfigurationError,
+    DependencyUnavailable,
+    ModelEndpointUnavailable,
     ModelInputRejected,
     ModelOutputInvalid,
     PlatformError,
@@ -34,8 +36,8 @@ class SageMakerEndpoint:
             body = out["Body"].read()
         except ClientError as exc:
             raise self._translate(exc) from exc
-        except BotoCoreError as exc:
-            raise translate(exc, resource=f"endpoint {self.name}") from exc
+        except BotoCoreError as exc:  # unreachable, timed out: the SDK does not resend model calls
+            raise ModelEndpointUnavailable(f"endpoint {self.name} unreachable: {type(exc).__name__}") from exc
         try:
             return json.loads(body)
         except ValueError as exc:
@@ -53,9 +55,15 @@ class SageMakerEndpoint:
                 return ModelOutputInvalid(detail, endpoint=self.name)
             if 400 <= status < 500 and status != 408:
                 return ModelInputRejected(detail, endpoint=self.name, status=status)
+            return ModelEndpointUnavailable(f"endpoint {self.name}: {detail}", endpoint=self.name, status=status)
         if code == "ValidationError":  # e.g. no such endpoint: a deployment problem, not the caller's input
             return ConfigurationError(f"endpoint {self.name}: {error.get('Message', code)}", endpoint=self.name)
-        return translate(exc, resource=f"endpoint {self.name}")
+        if is_throttling(exc):
+            return UpstreamThrottled(f"endpoint {self.name} throttled the request", endpoint=self.name)
+        failure = translate(exc, resource=f"endpoint {self.name}")
+        if isinstance(failure, DependencyUnavailable):  # the endpoint's 5xx: the caller's retry place decides
+            return ModelEndpointUnavailable(failure.detail, endpoint=self.name)
+        return failure
 
 
 def _original(response: Mapping[str, Any], fallback: str) -> tuple[int, str]:

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from agentplatform.adapters.aws.errors import aws_call, probe
-from agentplatform.errors import DependencyUnavailable, PlatformError, UpstreamThrottled
+from agentplatform.errors import DependencyUnavailable, PlatformError
 from agentplatform.observability import sqs_correlation_attribute, with_correlation
 from agentplatform.ports import StoredObject, Update
 
@@ -201,7 +201,7 @@ class DynamoTable:
                 if not request:
                     break
             else:
-                raise UpstreamThrottled(f"{self._resource} left keys unprocessed", resource=self._resource)
+                raise DependencyUnavailable(f"{self._resource} left keys unprocessed", resource=self._resource)
         return [found.get(tuple(k[n] for n in names)) for k in keys]
 
     def put_many(self, items: Sequence[Mapping[str, Any]]) -> None:
@@ -218,7 +218,7 @@ class DynamoTable:
                 if not request:
                     break
             else:
-                raise UpstreamThrottled(f"{self._resource} left items unprocessed", resource=self._resource)
+                raise DependencyUnavailable(f"{self._resource} left items unprocessed", resource=self._resource)
 
     def update_many(self, updates: Sequence[Update]) -> list[bool]:
         """One UpdateItem per item, a few at a time. DynamoDB's only multi-item conditional write is a transaction,
