@@ -67,6 +67,8 @@ def _emit(values: dict[str, Any]) -> None:
     for name in ("TokensIn", "TokensOut", "CostMicroUsd", "CacheHit", "Errors"):
         metrics.add_metric(name=name, unit="Count", value=values[name])
     metrics.add_metric(name="LatencyMs", unit="Milliseconds", value=values["LatencyMs"])
+    if values.get("BudgetUsedPercent") is not None:
+        metrics.add_metric(name="BudgetUsedPercent", unit="Percent", value=values["BudgetUsedPercent"])
     metrics.add_metadata(key="target", value=values["target"])
 
 

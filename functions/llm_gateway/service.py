@@ -136,7 +136,7 @@ class LlmGateway:
                 log.warning("cache store failed", extra={"error": exc.code})
         info = self._info(policy, name, target.provider, outcome, run, cost)
         self._account(
-            call.tenant, call.task, name, target.provider, usage, outcome, None, run, reservation.period, cost
+            call.tenant, call.task, name, target.provider, usage, outcome, None, run, reservation.period, cost, limit
         )
         return ChatAnswer(message=choice.message, finish_reason=choice.finish_reason, usage=usage, gateway=info)
 
@@ -157,7 +157,8 @@ class LlmGateway:
         if route.order == "cheapest":
             candidates.sort(key=lambda named: named[1].cost_usd(tokens, 0))
         most = max((t.cost_usd(tokens, 0) for _, t in candidates), default=0.0)
-        reservation = self._reserve(call.tenant, "embed", tokens, most, _limit(policy, call.tier), run)
+        limit = _limit(policy, call.tier)
+        reservation = self._reserve(call.tenant, "embed", tokens, most, limit, run)
         try:
             name, target, (vectors, usage) = self._first_answer(policy, candidates, run, deadline, texts=call.texts)
         except BaseException as exc:
@@ -166,7 +167,9 @@ class LlmGateway:
             raise
         cost = target.cost_usd(usage.prompt_tokens, 0)
         self._budget.settle(reservation, usage.total_tokens, round(cost * MICRO))
-        self._account(call.tenant, "embed", name, target.provider, usage, "bypass", None, run, reservation.period, cost)
+        self._account(
+            call.tenant, "embed", name, target.provider, usage, "bypass", None, run, reservation.period, cost, limit
+        )
         info = self._info(policy, name, target.provider, "bypass", run, cost)
         return EmbedAnswer(vectors=vectors, usage=usage, gateway=info)
 
@@ -369,6 +372,7 @@ class LlmGateway:
         run: _Attempts,
         period: str | None,
         cost: float = 0.0,
+        limit: Limit | None = None,
     ) -> None:
         latency_ms = round((self._clock() - run.started) * 1000)
         outcome = "ok" if error is None else getattr(error, "code", "internal_error")
@@ -408,17 +412,21 @@ class LlmGateway:
             },
         )
         if self._emit is not None:
-            self._emit(
-                {
-                    "target": target or "-",
-                    "TokensIn": prompt,
-                    "TokensOut": completion,
-                    "CostMicroUsd": round(cost * MICRO),
-                    "LatencyMs": latency_ms,
-                    "CacheHit": 1 if cache in ("exact", "semantic") else 0,
-                    "Errors": 0 if error is None else 1,
-                }
-            )
+            values: dict[str, Any] = {
+                "target": target or "-",
+                "TokensIn": prompt,
+                "TokensOut": completion,
+                "CostMicroUsd": round(cost * MICRO),
+                "LatencyMs": latency_ms,
+                "CacheHit": 1 if cache in ("exact", "semantic") else 0,
+                "Errors": 0 if error is None else 1,
+            }
+            if limit is not None:  # what the budget alarm watches (the highest share across tenants)
+                try:
+                    values["BudgetUsedPercent"] = self._budget.used_percent(tenant, limit)
+                except PlatformError as exc:
+                    log.warning("budget share not read", extra={"error": exc.code, "tenant": tenant})
+            self._emit(values)
 
 
 class _Expired(DependencyUnavailable):

@@ -331,6 +331,13 @@ def test_the_budget_reserves_the_maximum_and_settles_to_the_real_cost():
     assert spent.tokens == 15 and spent.usd_micro == round((10 * 0.001 + 5 * 0.002) / 1000 * 1e6)
 
 
+def test_each_call_reports_the_share_of_the_budget_spent_for_the_budget_alarm():
+    rig = Rig()
+    rig.chat(tier="free")  # 15 of the free tier's 1,000 tokens; its cost is a far smaller share of $1
+    rig.chat(tier="free", cache="bypass")
+    assert [m["BudgetUsedPercent"] for m in rig.metrics] == [1.5, 3.0]
+
+
 def test_over_budget_is_refused_before_any_call_with_the_period_end():
     rig = Rig()
     with pytest.raises(BudgetExceeded) as caught:

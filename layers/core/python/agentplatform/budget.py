@@ -103,6 +103,17 @@ class Budget:
         item = self._table.get(self._key(tenant, period)) or {}
         return Spent(period, self._period_end(now), int(item.get("tokens", 0)), int(item.get("usd_micro", 0)))
 
+    def used_percent(self, tenant: str, limit: Limit) -> float | None:
+        """How much of the period's allowance the tenant has spent, in % of the tighter dimension; None when
+        neither dimension is limited."""
+        spent = self.spent(tenant)
+        shares = [
+            100.0 * used / allowed
+            for used, allowed in ((spent.tokens, limit.tokens), (spent.usd_micro, limit.usd_micro))
+            if allowed
+        ]
+        return round(max(shares), 2) if shares else None
+
     def check(self, tenant: str, limit: Limit) -> None:
         """Raise BudgetExceeded when the tenant has nothing left (for work whose cost is only known after it)."""
         now = self._now()
