@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import re
 import sys
 from collections import Counter
@@ -143,3 +144,25 @@ def test_the_committed_files_are_what_build_py_makes_of_the_sources(manifest, qu
     for doc in docs:
         data = build.render_pdf(doc)[0] if doc.format == "pdf" else build._RENDER[doc.format](doc)
         assert data == (SET / "docs" / doc.path).read_bytes(), f"{doc.path}: rerun eval/enterprise/build.py"
+
+
+def test_the_eval_maps_every_chunk_and_paragraph_to_a_manifest_section(manifest):
+    from bench import enterprise_eval
+
+    entries = list(manifest.values())
+    chunks, units = enterprise_eval.chunks_of_set(entries, lambda texts: [[1.0, 0.0]] * len(texts))
+    sections = {(doc, s["heading"]) for doc, m in manifest.items() for s in m["sections"]}
+    assert {c.chunk_id for c in chunks} == set(units) and set(units.values()) <= sections
+    assert {doc for doc, _ in units.values()} == set(manifest)
+    assert len(chunks) > 3 * len(manifest)  # the long documents are many chunks
+    assert {(p.doc, p.section) for p in enterprise_eval.paragraphs_of_set(entries)} <= sections
+
+
+def test_the_eval_metrics_on_known_rankings():
+    from bench.enterprise_eval import ndcg_at, recall_at
+
+    gains = {"a": 2, "b": 1}
+    assert ndcg_at(10, ["a", "b", "c"], gains) == pytest.approx(1.0)
+    assert ndcg_at(10, ["c", "a"], gains) == pytest.approx((2 / math.log2(3)) / (2 + 1 / math.log2(3)))
+    assert recall_at(20, ["b", "x"], gains) == 0.5
+    assert ndcg_at(10, ["x"], {}) == 0.0
