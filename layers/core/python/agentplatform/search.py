@@ -1,11 +1,12 @@
 """The search domain: chunks, queries, hits, and the semantics every SearchIndex adapter shares.
 
 One definition of relevance for every engine: the same analysis (tokens split on anything that is not a letter
-or digit, lowercased, stopwords removed, Snowball English stems), the same BM25 query (the chunk text, plus its
-document title at TITLE_BOOST), the same vector score (`(1 + cosine) / 2`, OpenSearch's Lucene cosine score),
-and the same fusion as OpenSearch's search pipelines (`fuse`): the normalization processor's min-max +
-weighted arithmetic mean, or the score-ranker processor's reciprocal rank fusion. The OpenSearch adapter sends
-these as an index analyzer, query bodies and a search pipeline; the embedded engine and the fake compute them.
+or digit, lowercased, stopwords removed, Snowball English stems; identifiers also whole, `identifier_terms`), the
+same BM25 query (the chunk text, plus its title, section heading and identifier terms at the request's Boosts),
+the same vector score (`(1 + cosine) / 2`, OpenSearch's Lucene cosine score), and the same fusion as
+OpenSearch's search pipelines (`fuse`): the normalization processor's min-max + weighted arithmetic mean, or the
+score-ranker processor's reciprocal rank fusion. The OpenSearch adapter sends these as index analyzers, query
+bodies and a search pipeline; the embedded engine and the fake compute them.
 """
 
 from __future__ import annotations
