@@ -31,6 +31,10 @@ NEAR_DUPLICATES = [
         ("finance/travel-expense-policy-us.md", r"\bUS\b|American"),
         ("finance/travel-expense-policy-eu.md", r"\bEU\b|Paris|Amsterdam|Brussels"),
     ),
+    (
+        ("facilities/lyon-office-guide.html", r"Lyon|French"),
+        ("facilities/eindhoven-office-guide.md", r"Eindhoven|Dutch"),
+    ),
     (("it/data-retention-schedule-us.txt", r"\bUS\b"), ("it/data-retention-schedule-eu.txt", r"\bEU\b|European")),
 ]
 
