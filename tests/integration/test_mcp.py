@@ -22,6 +22,7 @@ import mcp.types as mt
 import pytest
 import requests
 import uvicorn
+from mcp import MCPError
 from mcp.client.session import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
@@ -179,7 +180,7 @@ def test_without_credentials_mcp_is_401_with_www_authenticate(stack):
         timeout=30,
     )
     assert answer.status_code == 401 and answer.headers["www-authenticate"].startswith("Bearer")
-    with pytest.raises(Exception):  # the SDK raises its HTTP error, in task groups
+    with pytest.RaisesGroup(MCPError, flatten_subgroups=True):  # the SDK's error for the 401, in its task groups
         anyio.run(mcp_session, f"{stack.http_url}/mcp", None, lambda s: s.list_tools())
     no_scope = api_key(stack, "acme", ["search"])
     refused = requests.post(

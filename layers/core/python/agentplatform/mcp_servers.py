@@ -36,7 +36,16 @@ class McpServerRegistration(BaseModel):
     )
 
     name: ServerName
-    url: Annotated[str, Field(min_length=8, max_length=2048, description="The server's Streamable HTTP endpoint.")]
+    url: Annotated[
+        str,
+        Field(
+            min_length=8,
+            max_length=2048,
+            # The shape only; check_url decides which hosts the platform may reach.
+            pattern=r"^(https://[^\s/?#@:\[\]]+|http://(127\.0\.0\.1|localhost|\[::1\]))(:[0-9]{1,5})?([/?#]\S*)?$",
+            description="The server's Streamable HTTP endpoint: https (http only to the local runtime's loopback).",
+        ),
+    ]
     auth_header: Annotated[
         str | None,
         Field(
