@@ -11,10 +11,12 @@ import pytest
 from agentplatform.errors import ValidationFailed
 from agentplatform.mcp_servers import address_refusal, check_url
 from agentplatform.principal import Principal
-from agentplatform.tools import ToolsClient
+from agentplatform.tools import ToolCaller, ToolCallRequest, ToolsClient
 from functions.api.mcp_protocol import LATEST, McpTools, handle
 from functions.tools.mcp_remote import as_json, server_of
-from functions.tools.registry import ToolFailed
+from functions.tools.policy import parse_tool_policy
+from functions.tools.registry import ToolFailed, ToolRegistry, ToolSpec
+from functions.tools.service import ToolService
 
 SEARCH = {
     "name": "knowledge_search",
@@ -185,3 +187,54 @@ def test_a_remote_result_becomes_json_and_a_remote_error_fails_the_call():
     with pytest.raises(ToolFailed, match="no such ticket"):
         as_json(mt.CallToolResult(content=[mt.TextContent(text="no such ticket")], is_error=True))
     assert server_of("crm__lookup") == "crm" and server_of("knowledge_search") is None
+
+
+class StubRemote:
+    """A tenant's registered servers' tools, as RemoteTools hands them to the service."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+        def run(arguments: dict[str, Any], ctx: Any) -> dict[str, Any]:
+            self.calls.append({"tenant": ctx.tenant, **arguments})
+            return {"text": "42", "structured": {"open": 42}}
+
+        self.tickets = ToolSpec(
+            name="tickets__open_tickets",
+            description="[tickets] Open tickets.",
+            parameters={"type": "object", "properties": {"customer": {"type": "string"}}, "required": ["customer"]},
+            result_schema={"type": "object"},
+            run=run,
+        )
+
+    def specs(self, tenant: str) -> list[ToolSpec]:
+        return [self.tickets] if tenant == "acme" else []
+
+    def spec(self, tenant: str, name: str) -> ToolSpec | None:
+        return next((s for s in self.specs(tenant) if s.name == name), None)
+
+
+def remote_service(allow: list[str]) -> tuple[ToolService, StubRemote]:
+    policy = parse_tool_policy({"version": "t", "tenants": {"acme": {"allow": allow}}}, "test")
+    remote = StubRemote()
+    return ToolService(ToolRegistry([]), lambda: policy, remote=remote), remote  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("allow", [["mcp:tickets"], ["tickets__open_tickets"], ["mcp:*"]])
+def test_a_registered_servers_tool_is_listed_and_runs_when_the_policy_names_it(allow):
+    service, remote = remote_service(allow)
+    caller = ToolCaller(tenant="acme", user="alice", channel="mcp")
+    assert [t.name for t in service.describe(caller).tools] == ["tickets__open_tickets"]
+    result = service.call(ToolCallRequest(caller=caller, name="tickets__open_tickets", arguments={"customer": "x"}))
+    assert result.status == "ok" and result.result == {"text": "42", "structured": {"open": 42}}
+    assert remote.calls == [{"tenant": "acme", "customer": "x"}]
+    invalid = service.call(ToolCallRequest(caller=caller, name="tickets__open_tickets", arguments={}))
+    assert invalid.status == "error" and "customer" in (invalid.error or "")
+
+
+def test_a_registered_servers_tool_is_neither_listed_nor_run_when_the_policy_does_not_name_it():
+    service, remote = remote_service(["knowledge_search", "mcp:crm"])
+    caller = ToolCaller(tenant="acme", user="alice")
+    assert service.describe(caller).tools == []
+    refused = service.call(ToolCallRequest(caller=caller, name="tickets__open_tickets", arguments={"customer": "x"}))
+    assert refused.status == "error" and remote.calls == []
