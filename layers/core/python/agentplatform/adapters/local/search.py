@@ -466,9 +466,12 @@ class EmbeddedSearchIndex:
         self, searcher: tantivy.Searcher, request: SearchRequest, addresses: dict[str, Any]
     ) -> list[tuple[str, float]]:
         should = []
+        analyzed: dict[tuple[str, str], list[str]] = {}  # text, title and section share the query's analysis
         for field, text, boost in request.boosts.fields(request.text):
-            analyzer = self._analyzers[IDENTIFIER_ANALYZER if field == "identifiers" else ANALYZER]
-            terms = [tantivy.Query.term_query(self._schema, field, t) for t in analyzer.analyze(text)]
+            name = IDENTIFIER_ANALYZER if field == "identifiers" else ANALYZER
+            if (name, text) not in analyzed:
+                analyzed[(name, text)] = self._analyzers[name].analyze(text)
+            terms = [tantivy.Query.term_query(self._schema, field, t) for t in analyzed[(name, text)]]
             if terms:
                 match = tantivy.Query.boolean_query([(tantivy.Occur.Should, t) for t in terms])
                 weighted = match if boost == 1.0 else tantivy.Query.boost_query(match, boost)
