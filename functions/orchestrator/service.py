@@ -29,8 +29,10 @@ from agentplatform.conversations import (
     TurnStatus,
 )
 from agentplatform.errors import PlatformError
+from agentplatform.evaluation import PASSAGE_CHARS
 from agentplatform.inference import ChatMessage, FunctionDefinition, Tool
 from agentplatform.llm import ChatAnswer, ChatCall, Passage
+from agentplatform.memory import Recollection
 from agentplatform.observability import telemetry
 from agentplatform.ports import EventBus, Function
 from agentplatform.retrieval import Citation
@@ -71,9 +73,9 @@ _WANTS_HUMAN = re.compile(
 )
 
 
-# The memory seam: (tenant, user, conversation, question) -> short notes the model should know (preferences,
-# a summary of older turns, facts). The memory service plugs in here; none by default.
-Recall = Callable[[str, str, str, str], list[str]]
+# The memory seam: (tenant, user, conversation, question) -> notes the model should know (preferences, a summary of
+# older turns, facts), search hints and the last turn the summary covers (functions/memory); none by default.
+Recall = Callable[[str, str, str, str], Recollection]
 
 # After the retrieval-first search, when CallModel asks the model for more tool calls (settings.agent_model_step).
 ModelStep = Literal["always", "when_needed"]
@@ -113,20 +115,25 @@ class AgentLoop:
             ctx["tenant"], ctx["conversation_id"], ctx["turn"], {"execution_arn": execution, "status": "running"}
         )
         history: list[dict[str, Any]] = []
+        recalled = Recollection()
         if self.recall is not None:  # memory: preferences, summaries, facts about the user, as context
-            notes = self.recall(ctx["tenant"], ctx["user"], ctx["conversation_id"], item["question"])
-            if notes:
-                history.append({"role": "system", "content": "What you know about this user:\n" + "\n".join(notes)})
+            recalled = self.recall(ctx["tenant"], ctx["user"], ctx["conversation_id"], item["question"])
+            if recalled.notes:
+                notes = "\n".join(recalled.notes)
+                history.append({"role": "system", "content": f"What you know about this user:\n{notes}"})
         for past in self.store.recent_turns(
             ctx["tenant"], ctx["conversation_id"], limit=HISTORY_TURNS, before=ctx["turn"]
         ):
-            if past.status != TurnStatus.ANSWERED or not past.answer:
-                continue
+            if past.status != TurnStatus.ANSWERED or not past.answer or past.turn <= recalled.summarized_through:
+                continue  # turns the summary covers reach the model as the summary
             history.append({"role": "user", "content": past.question[:HISTORY_CHARS]})
             history.append({"role": "assistant", "content": past.answer[:HISTORY_CHARS]})
+        question = item["question"]
+        if recalled.search_hints:  # the user's context (their office, ...) steers the search and the answer
+            question = f"{question} ({'; '.join(recalled.search_hints)})"
         ctx = {
             **ctx,
-            "question": item["question"],
+            "question": question,
             "deadline_ms": int(item.get("created_ms") or self.clock.now_ms()) + int(ctx["wall_clock_s"]) * 1000,
         }
         return {"ctx": ctx, "history": history, "step": 0, "cut_off": False, "notes": [], "next": "model"}
@@ -214,7 +221,20 @@ class AgentLoop:
         answer = ChatAnswer.model_validate(self.gateway.invoke(call.model_dump(mode="json", exclude_none=True)))
         provider_ms = max(0.0, answer.gateway.latency_ms - answer.gateway.overhead_ms)
         self.store.add_model_ms(ctx["tenant"], ctx["conversation_id"], ctx["turn"], provider_ms)
+        self._add_usage(ctx, answer)
         return answer
+
+    def _add_usage(self, ctx: dict[str, Any], answer: ChatAnswer) -> None:
+        # The turn's tokens and cost, for turn.completed (evaluation). A turn's model calls run one after another
+        # (the model steps, then the answer's tries), so reading then writing the sums loses none.
+        tenant, conversation_id, turn = ctx["tenant"], ctx["conversation_id"], ctx["turn"]
+        item = self.store.turn_item(tenant, conversation_id, turn)
+        usage = {
+            "tokens_in": int(item.get("tokens_in") or 0) + answer.usage.prompt_tokens,
+            "tokens_out": int(item.get("tokens_out") or 0) + answer.usage.completion_tokens,
+            "cost_micro_usd": int(item.get("cost_micro_usd") or 0) + round(answer.gateway.cost_usd * 1_000_000),
+        }
+        self.store.update_turn(tenant, conversation_id, turn, usage)
 
     def _left_ms(self, ctx: dict[str, Any]) -> int:
         return max(1_000, int(ctx["deadline_ms"]) - self.clock.now_ms())
@@ -507,12 +527,30 @@ class AgentLoop:
         if self.bus is None:
             return
         try:
-            self._publish(self.bus, ctx, values, model_ms)
+            self._publish(self.bus, ctx, {**values, **self._evaluated(ctx)}, model_ms)
         except PlatformError as exc:
             # The turn is answered and stored: a lost event costs an evaluation sample, not the user's answer.
             telemetry("orchestrator").logger.warning(
                 "turn.completed not published", extra={"error": type(exc).__name__}
             )
+
+    def _evaluated(self, ctx: dict[str, Any]) -> dict[str, Any]:
+        """What the evaluation service scores a turn by (agentplatform.evaluation.TurnSample): the passages the
+        answer's [n] refer to (text cut to PASSAGE_CHARS: EventBridge takes 256 KB), tools, tokens, cost, time."""
+        tenant, conversation_id, turn = ctx["tenant"], ctx["conversation_id"], ctx["turn"]
+        item = self.store.turn_item(tenant, conversation_id, turn)
+        runs = self.store.runs(tenant, conversation_id, turn)
+        return {
+            "passages": [
+                {"ref": p.ref, "doc_id": p.citation.doc_id, "title": p.citation.title, "text": p.text[:PASSAGE_CHARS]}
+                for p in self._passages(ctx)
+            ],
+            "tools": [{"name": r.name, "status": r.status, "duration_ms": r.duration_ms} for r in runs],
+            "tokens_in": int(item.get("tokens_in") or 0),
+            "tokens_out": int(item.get("tokens_out") or 0),
+            "cost_usd": int(item.get("cost_micro_usd") or 0) / 1_000_000,
+            "completed_ms": self.clock.now_ms(),
+        }
 
     @staticmethod
     def _publish(bus: EventBus, ctx: dict[str, Any], values: dict[str, Any], model_ms: float) -> None:
@@ -532,9 +570,13 @@ class AgentLoop:
                 "citations": values.get("citations", []),
                 "model_ms": model_ms,
                 "total_ms": values.get("total_ms"),
+                "answered_by": values.get("answered_by"),
+                **{k: values[k] for k in _EVALUATED if k in values},
             },
         )
 
+
+_EVALUATED = ("passages", "tools", "tokens_in", "tokens_out", "cost_usd", "completed_ms")
 
 _MODEL_ERRORS = {
     "UpstreamUnavailable",

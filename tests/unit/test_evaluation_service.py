@@ -21,6 +21,7 @@ from functions.evaluation.policy import EvaluationPolicy, FilePolicySource, Tena
 from functions.evaluation.service import ALERT_DETAIL_TYPE, Evaluator
 from tests.conftest import sample_event
 from tests.unit.test_evaluation_scorers import bag_of_words
+from tests.unit.test_orchestrator import world  # noqa: F401 - the agent loop fixture, reused
 
 BASE = sample_event("evaluation/turn_completed.json")["detail"]
 GOOD = BASE["answer"]
@@ -220,3 +221,20 @@ def test_metrics_are_emf_by_tenant_route_and_platform(store, capsys, monkeypatch
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
     emit_metrics(record)
     assert capsys.readouterr().out == ""
+
+
+def test_the_agent_loops_turn_completed_event_carries_every_score(world, store) -> None:  # noqa: F811
+    from tests.unit.test_orchestrator import Gateway, answer, drive, grounded_chat, start
+
+    loop = world.make(Gateway(tool_use=[answer("done")], chat=[grounded_chat]))
+    drive(loop, start(world, "How often are the turbine blades inspected?"))
+    event = world.bus.events[-1]
+    assert event["detail-type"] == "turn.completed"
+    assert len(json.dumps(event)) < 256 * 1024  # EventBridge's limit, passages included
+    sample = TurnSample.model_validate(event["detail"])
+    assert sample.passages and sample.passages[0].ref == 1 and sample.passages[0].doc_id == "d0"
+    assert [t.name for t in sample.tools or []] == ["knowledge_search"]
+    assert sample.tokens_in and sample.tokens_in > 0 and sample.cost_usd is not None and sample.completed_ms
+    record = evaluator(store).evaluate(sample)
+    assert {k: s.status for k, s in record.scores.items()} == dict.fromkeys(SCORES, "ok")
+    assert record.value("faithfulness") == 1.0 and record.route == "t"
