@@ -6,10 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 from agentplatform.bootstrap import container
-from agentplatform.errors import ConfigurationError
-from agentplatform.observability import lambda_entry
+from agentplatform.errors import ConfigurationError, PlatformError
+from agentplatform.memory import MAX_QUESTION_CHARS, RecallRequest, Recollection
+from agentplatform.observability import lambda_entry, telemetry
+from agentplatform.ports import Function
 from agentplatform.tools import ToolsClient
-from functions.orchestrator.service import AgentLoop
+from functions.orchestrator.service import AgentLoop, Recall
 
 
 def loop() -> AgentLoop:
@@ -18,7 +20,26 @@ def loop() -> AgentLoop:
     gateway = c.llm_gateway_function if settings.llm_gateway_function_name else _Unavailable("llm_gateway")
     tools = c.tools_function if settings.tools_function_name else _Unavailable("tools")
     bus = c.event_bus if settings.platform_event_bus_name else None
-    return AgentLoop(c.conversations, gateway, ToolsClient(tools), bus=bus, model_step=settings.agent_model_step)
+    recall = _recall(c.memory_function) if settings.memory_function_name else None
+    return AgentLoop(
+        c.conversations, gateway, ToolsClient(tools), bus=bus, recall=recall, model_step=settings.agent_model_step
+    )
+
+
+def _recall(memory: Function) -> Recall:
+    """The memory function's recall. A memory outage costs the turn its memory, not its answer."""
+
+    def recall(tenant: str, user: str, conversation_id: str, question: str) -> Recollection:
+        request = RecallRequest(
+            tenant=tenant, user=user, conversation_id=conversation_id, question=question[:MAX_QUESTION_CHARS]
+        )
+        try:
+            return Recollection.model_validate(memory.invoke(request.model_dump()))
+        except PlatformError as exc:
+            telemetry("orchestrator").logger.warning("memory recall failed", extra={"error": type(exc).__name__})
+            return Recollection()
+
+    return recall
 
 
 class _Unavailable:

@@ -10,9 +10,13 @@ import pytest
 
 from agentplatform.adapters.memory import MemoryEmbeddings, MemoryFunction, MemorySearchIndex, MemoryTable
 from agentplatform.errors import NotFound, UpstreamUnavailable, ValidationFailed
-from agentplatform.memory import MemoryKind
+from agentplatform.memory import MemoryKind, Recollection
 from agentplatform.search import SearchFilters, SearchMode, SearchRequest
 from functions.memory.service import MemoryService, Turn, entities, extract_facts, pattern_preferences, user_tag
+from tests.unit.test_orchestrator import Gateway as LoopGateway
+from tests.unit.test_orchestrator import answer as loop_answer
+from tests.unit.test_orchestrator import drive, grounded_chat, start
+from tests.unit.test_orchestrator import world as loop_world  # noqa: F401 - the agent loop's fixture
 
 
 def answer(content: str) -> dict[str, Any]:
@@ -324,3 +328,43 @@ def test_the_handler_refuses_a_bad_request_naming_the_field(handler_world, lambd
         request = {"action": "put_preference", "tenant": "acme", "user": "alice", "key": "Bad Key!", "value": "x"}
         handler_world(request, lambda_context)
     assert any("key" in e.loc for e in caught.value.errors)
+
+
+# The agent loop's use of a recollection (functions/orchestrator load step) ----------------------------------------
+
+
+def test_search_hints_steer_the_search_and_the_summary_stands_in_for_the_turns_it_covers(loop_world):  # noqa: F811
+    loop = loop_world.make(LoopGateway(tool_use=[loop_answer("done")], chat=[grounded_chat]))
+    ctx = start(loop_world, "How often are the blades inspected?")["ctx"]
+    conversation = ctx["conversation_id"]
+    loop_world.store.update_turn("acme", conversation, 1, {"status": "answered", "answer": "Every 100 hours [1]."})
+    loop_world.store.add_turn("acme", "alice", conversation, "And the engines?")
+    loop_world.store.update_turn("acme", conversation, 2, {"status": "answered", "answer": "Yearly [1]."})
+    third = loop_world.store.add_turn("acme", "alice", conversation, "What is the meal allowance?").turn
+    loop.recall = lambda tenant, user, conversation_id, question: Recollection(
+        notes=["Summary of this conversation through turn 1: blade inspections."],
+        search_hints=["eu office"],
+        summarized_through=1,
+    )
+    drive(loop, {"ctx": {**ctx, "turn": third}})
+    assert loop_world.retrieval_calls[0]["query"] == "What is the meal allowance? (eu office)"
+    chat = next(c for c in loop_world.gateway.calls if c["task"] == "chat")
+    contents = [m.get("content") or "" for m in chat["messages"]]
+    assert "How often are the blades inspected?" not in contents  # turn 1 reaches the model as the summary
+    assert "And the engines?" in contents and any("through turn 1" in c for c in contents)
+
+
+def test_the_load_steps_recall_sends_the_turns_identity_and_survives_a_memory_outage():
+    from agentplatform.errors import DependencyUnavailable
+    from functions.orchestrator.handler import _recall
+
+    memory = MemoryFunction("memory", lambda request: {"notes": ["n"], "search_hints": [], "summarized_through": 3})
+    assert _recall(memory)("acme", "alice", "c_1", "q" * 5_000) == Recollection(notes=["n"], summarized_through=3)
+    (sent,) = memory.payloads
+    assert (sent["action"], sent["tenant"], sent["user"], sent["conversation_id"]) == ("recall", "acme", "alice", "c_1")
+    assert len(sent["question"]) == 4_000
+
+    def down(request):
+        raise DependencyUnavailable("memory is down")
+
+    assert _recall(MemoryFunction("memory", down))("acme", "alice", "c_1", "q") == Recollection()

@@ -10,6 +10,7 @@ import pytest
 from agentplatform.adapters.memory import MemoryEventBus, MemoryFunction, MemoryTable
 from agentplatform.conversations import ConversationStore, ToolRun
 from agentplatform.errors import UpstreamUnavailable
+from agentplatform.memory import Recollection
 from agentplatform.tools import ToolCaller, ToolCallRequest, ToolsClient
 from functions.orchestrator.service import ABSTAIN, AgentLoop, Clock, sub_queries
 from functions.tools.policy import ToolPolicy
@@ -419,7 +420,7 @@ def test_a_side_effect_interrupted_mid_run_is_never_repeated(world):
 
 def test_recalled_memory_joins_the_context_of_the_model_steps(world):
     loop = world.make(Gateway(tool_use=[answer("done")], chat=[grounded_chat]))
-    loop.recall = lambda tenant, user, conversation, question: [f"{user} prefers short answers"]
+    loop.recall = lambda tenant, user, conversation, question: Recollection(notes=[f"{user} prefers short answers"])
     drive(loop, start(world, "blades?"))
     for call in world.gateway.calls:
         assert "alice prefers short answers" in " ".join(m.get("content") or "" for m in call["messages"])
