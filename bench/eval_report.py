@@ -244,7 +244,9 @@ def _from_table(table: str, tenant: str, endpoint_url: str | None, region: str) 
 
     from agentplatform.adapters.aws.evaluations import EvaluationStore
 
-    client = boto3.client("dynamodb", endpoint_url=endpoint_url, region_name=region)
+    # An endpoint is the local stack's moto (or LocalStack), which takes any credentials.
+    local = {"aws_access_key_id": "local", "aws_secret_access_key": "local"} if endpoint_url else {}
+    client = boto3.client("dynamodb", endpoint_url=endpoint_url, region_name=region, **local)
     return EvaluationStore(table, client).records(tenant, limit=100_000)
 
 

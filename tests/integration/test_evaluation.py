@@ -11,6 +11,7 @@ faithfulness falls and exactly one alert is raised; switching the policy back cl
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -253,3 +254,19 @@ def test_a_bad_answerer_raises_one_alert_and_switching_back_clears_it(stack, pol
             if event.get("detail-type") == "evaluation.alert":
                 seen.append(event["detail"]["state"])
     assert sorted(seen) == ["cleared", "open"]
+
+
+def test_eval_report_reads_the_stacks_table(stack, tmp_path) -> None:
+    from bench.eval_report import main as eval_report
+
+    out = tmp_path / "report.html"
+    table = stack.provisioned.value("table:evaluations", "name")
+    endpoint = os.environ["LOCAL_AWS_ENDPOINT_URL"]
+    assert eval_report(["--jsonl", "--table", table, "--endpoint-url", endpoint, "--out", str(out)]) == 0
+    page = out.read_text()
+    stored = len(records(stack))
+    assert f"{stored} evaluated turns" in page
+    assert page.count('class="point"') >= stored  # faithfulness alone has a point per scored turn
+    assert page.count('<details class="turn">') == 8 and "Inspect the turbine blades" in page  # with passages
+    if any("repainted purple" in r["answer"] for r in records(stack)):  # after check 2: the worst turns are its
+        assert "repainted purple" in page
