@@ -56,9 +56,12 @@ def aws_call(resource: str) -> Iterator[None]:
 
 
 def probe(resource: str, call: Callable[[], object]) -> None:
-    """A health check: any failure, a missing resource included, means the dependency is unavailable."""
+    """A health check: any failure, a missing resource or a refused request included, means the dependency is
+    unavailable to this deployment."""
     try:
         with aws_call(resource):
             call()
     except NotFound as exc:
         raise DependencyUnavailable(f"{resource} does not exist", resource=resource) from exc
+    except DependencyRejected as exc:
+        raise DependencyUnavailable(exc.detail, resource=resource) from exc
