@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from agentplatform.bootstrap import Container, container
 from agentplatform.evaluation import EvaluationRecord
-from agentplatform.observability import METRICS_NAMESPACE, lambda_entry, telemetry
+from agentplatform.observability import METRICS_NAMESPACE, lambda_entry, sqs_record_correlation_id, telemetry
 from functions.evaluation.service import Evaluator
 
 PLATFORM_DIMENSION = "scope"  # the platform-wide series: one alarm for every tenant and route
@@ -79,6 +79,10 @@ def emit_metrics(record: EvaluationRecord) -> None:
 
 
 def _record(record: SQSRecord) -> None:
+    # A batch mixes turns: each record's lines carry its own turn's correlation id (the event's detail holds it).
+    cid = sqs_record_correlation_id(record.raw_event)
+    if cid:
+        telemetry("evaluation").logger.set_correlation_id(cid)
     event = json.loads(record.body)
     detail = event.get("detail") if isinstance(event, dict) and "detail" in event else event
     scored = evaluator().handle(detail)

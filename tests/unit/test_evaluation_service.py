@@ -238,3 +238,27 @@ def test_the_agent_loops_turn_completed_event_carries_every_score(world, store) 
     record = evaluator(store).evaluate(sample)
     assert {k: s.status for k, s in record.scores.items()} == dict.fromkeys(SCORES, "ok")
     assert record.value("faithfulness") == 1.0 and record.route == "t"
+
+
+def test_each_record_logs_under_its_own_turns_correlation_id(store, monkeypatch) -> None:
+    from functions.evaluation import handler as module
+
+    ev = evaluator(store)
+    monkeypatch.setattr(module, "evaluator", lambda: ev)
+    monkeypatch.setattr(module, "emit_metrics", lambda record: None)
+    logger = module.telemetry("evaluation").logger
+    logged: list[dict[str, Any]] = []
+    monkeypatch.setattr(
+        logger, "info", lambda msg, extra: logged.append({**extra, "correlation_id": logger.get_correlation_id()})
+    )
+    records = [
+        {
+            "messageId": f"m{n}",
+            "eventSource": "aws:sqs",
+            "body": json.dumps({"detail": detail(n, correlation_id=f"cid-{n}")}),
+        }
+        for n in (1, 2)
+    ]
+    assert module.handler.__wrapped__({"Records": records}, None) == {"batchItemFailures": []}
+    assert [(line["turn"], line["correlation_id"]) for line in logged] == [(1, "cid-1"), (2, "cid-2")]
+    assert [r.correlation_id for r in store.records("acme")] == ["cid-2", "cid-1"]
