@@ -102,9 +102,10 @@ SFN_LOG_DELIVERY = {
 
 def _ref_of(synth: Synth, resource: Any) -> str | None:
     """The topology reference a policy resource points at (None for anything else); `<bucket ARN>/*` (objects)
-    points at its bucket."""
+    points at its bucket, `<table ARN>/index/<name>` (a GSI) at its table."""
     join = resource.get("Fn::Join") if isinstance(resource, dict) else None
-    if join and join[0] == "" and len(join[1]) == 2 and join[1][1] == "/*":
+    suffix = join[1][1] if join and join[0] == "" and len(join[1]) == 2 else None
+    if isinstance(suffix, str) and (suffix == "/*" or suffix.startswith("/index/")):
         resource = join[1][0]
     try:
         lid, _ = synth.target(resource)
