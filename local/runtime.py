@@ -31,10 +31,11 @@ log = logging.getLogger("local.runtime")
 
 _running: LocalRuntime | None = None
 
-# The tables kept across restarts (under <data>/tables/): the user's conversations, turns, tool runs and escalations.
-# The others start empty on purpose: the document registry is rebuilt by the drop-folder mirror, the gateway's caches
-# and budgets are derived state.
-PERSISTED_TABLES = ("conversations",)
+# The tables kept across restarts (under <data>/tables/): the user's conversations (turns, tool runs, escalations),
+# what memory knows about them, the outbox, the tenants' MCP servers and the evaluation records. The others start
+# empty on purpose: the document registry is rebuilt by the drop-folder mirror, the gateway's caches, budgets and the
+# tools' breakers are derived state.
+PERSISTED_TABLES = ("conversations", "memory", "outbox", "mcp_servers", "evaluations")
 
 
 class RuntimeSettings(BaseSettings):

@@ -16,7 +16,7 @@ from agentplatform.adapters.aws.functions import lambda_error_message
 from agentplatform.bootstrap import Container, container
 from agentplatform.errors import FieldError, PlatformError, ValidationFailed
 from agentplatform.llm import ChatCall, EmbedCall
-from agentplatform.observability import CORRELATION_KEY, lambda_entry, telemetry
+from agentplatform.observability import lambda_entry, telemetry
 from functions.llm_gateway.service import LlmGateway
 
 _built: tuple[Container, LlmGateway] | None = None
@@ -100,11 +100,10 @@ def _usage_request(payload: dict[str, Any]) -> UsageRequest:
 @lambda_entry("llm_gateway")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
-        payload = {k: v for k, v in event.items() if k != CORRELATION_KEY}
-        if payload.get("op") == "usage":  # GET /v1/usage: the gateway owns the budget's limits (its policy)
-            request = _usage_request(payload)
+        if event.get("op") == "usage":  # GET /v1/usage: the gateway owns the budget's limits (its policy)
+            request = _usage_request(event)
             return gateway().usage(request.tenant, request.tier).model_dump(mode="json")
-        call = parse_call(payload)
+        call = parse_call(event)
         remaining_ms = context.get_remaining_time_in_millis()
         if isinstance(call, EmbedCall):
             return gateway().embed(call, remaining_ms).model_dump(mode="json")

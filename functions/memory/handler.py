@@ -20,7 +20,7 @@ from agentplatform.memory import (
     PutPreferenceRequest,
     RecallRequest,
 )
-from agentplatform.observability import CORRELATION_KEY, lambda_entry, telemetry
+from agentplatform.observability import lambda_entry, telemetry
 from functions.memory.service import MemoryService, Turn
 
 _REQUEST: TypeAdapter[Any] = TypeAdapter(MemoryRequest)
@@ -46,9 +46,8 @@ def _ready_index(c: Container) -> Any:
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("detail-type") == "turn.completed":
         return _learn(event.get("detail") or {})
-    payload = {k: v for k, v in event.items() if k != CORRELATION_KEY}
     try:
-        request = _REQUEST.validate_python(payload)
+        request = _REQUEST.validate_python(event)
     except ValidationError as exc:
         errors = [FieldError(loc=tuple(e["loc"]), message=e["msg"], type=e["type"]) for e in exc.errors()]
         raise ValidationFailed("invalid memory request", errors=errors) from exc

@@ -35,6 +35,7 @@ from agentplatform.llm import ChatAnswer, ChatCall, Passage
 from agentplatform.memory import Recollection
 from agentplatform.observability import telemetry
 from agentplatform.ports import EventBus, Function
+from agentplatform.questions import sub_queries
 from agentplatform.retrieval import Citation
 from agentplatform.tools import ToolCaller, ToolCallRequest, ToolsClient
 
@@ -42,6 +43,7 @@ HISTORY_TURNS = 6  # recent turns sent to the model as messages
 HISTORY_CHARS = 1_500  # per message of the history
 MAX_CALLS_PER_STEP = 8
 MAX_PASSAGES = 8
+MAX_TRIGGERED = 3  # lookups planned from the question's identifiers, at most
 TOOL_RESULT_CHARS = 4_000  # a tool result as the model reads it
 
 SYSTEM_TOOLS = (
@@ -56,14 +58,6 @@ SYSTEM_ANSWER = (
 )
 ABSTAIN = "I could not find the answer in your documents, so I don't know."
 REFUSAL = "An operator declined this request, so I can't help with it here."
-
-# A marker-less answer that is one of these says it does not know; any other marker-less text is unsupported.
-_ABSTAINS = re.compile(
-    r"\b(?:(?:do|does|did|could|can|would)\s*(?:not|n't)|cannot|unable to)\s+(?:know|find|answer|tell|say|"
-    r"determine|see)\b|\bno (?:information|answer|mention)\b|\bnot (?:mentioned|stated|covered|specified|"
-    r"found|provided|given)\b|\b(?:passages|documents) do(?:es)?\s*(?:not|n't)\b",
-    re.IGNORECASE,
-)
 
 # The user asking for a person: a policy, not the model's call (small local models miss it).
 _WANTS_HUMAN = re.compile(
@@ -128,12 +122,10 @@ class AgentLoop:
                 continue  # turns the summary covers reach the model as the summary
             history.append({"role": "user", "content": past.question[:HISTORY_CHARS]})
             history.append({"role": "assistant", "content": past.answer[:HISTORY_CHARS]})
-        question = item["question"]
-        if recalled.search_hints:  # the user's context (their office, ...) steers the search and the answer
-            question = f"{question} ({'; '.join(recalled.search_hints)})"
         ctx = {
             **ctx,
-            "question": question,
+            "question": item["question"],  # the user's own words, as stored and evaluated
+            "hints": recalled.search_hints,  # the user's context (their office, ...): steers searches and answers
             "deadline_ms": int(item.get("created_ms") or self.clock.now_ms()) + int(ctx["wall_clock_s"]) * 1000,
         }
         return {"ctx": ctx, "history": history, "step": 0, "cut_off": False, "notes": [], "next": "model"}
@@ -151,8 +143,10 @@ class AgentLoop:
             # Retrieval first: the question itself is the first search, one per part of a compound question, all
             # in one Map step (docs/agent-loop.md says why).
             calls = [
-                _call(step, i, "knowledge_search", {"query": q}) for i, q in enumerate(sub_queries(ctx["question"]))
+                _call(step, i, "knowledge_search", {"query": _hinted(q, ctx)})
+                for i, q in enumerate(sub_queries(ctx["question"]))
             ]
+            calls += self._triggered(ctx, step, first=len(calls))
             return {**state, "decision": {"has_tools": True, "tool_calls": calls, "planned": "retrieval_first"}}
         if self.model_step == "when_needed" and not _needs_model(runs):
             # The searches found passages and nothing failed: the model would only route to Answer, slowly.
@@ -192,6 +186,22 @@ class AgentLoop:
                 _call(step, i, name, arguments, call_id, side_effect=bool(described and described.side_effect))
             )
         return {**state, "decision": {"has_tools": bool(calls), "tool_calls": calls, "planned": "model"}}
+
+    def _triggered(self, ctx: dict[str, Any], step: int, *, first: int) -> list[dict[str, Any]]:
+        """The lookups the question names (an order number, an email: the tools' triggers), planned beside the
+        searches. Never a tool that changes something or needs approval: those stay the model's call."""
+        calls: list[dict[str, Any]] = []
+        seen: set[tuple[str, str]] = set()
+        for tool in self.tools.describe(_caller(ctx)).tools:
+            if tool.side_effect or tool.requires_approval:
+                continue
+            for trigger in tool.triggers:
+                for match in re.finditer(trigger.pattern, ctx["question"]):
+                    if (tool.name, match.group(0).lower()) in seen or len(calls) >= MAX_TRIGGERED:
+                        continue
+                    seen.add((tool.name, match.group(0).lower()))
+                    calls.append(_call(step, first + len(calls), tool.name, {trigger.argument: match.group(0)}))
+        return calls
 
     def _messages(self, state: dict[str, Any], runs: list[ToolRun]) -> list[ChatMessage]:
         ctx = state["ctx"]
@@ -416,10 +426,13 @@ class AgentLoop:
         return {**state, "notes": notes, "final": final, "next": "finalize"}
 
     def _passages(self, ctx: dict[str, Any]) -> list[Passage]:
+        """Every cited passage the turn's tools found: business records (a lookup's exact answer) ahead of the
+        searches' passages, so the limit never drops them."""
         seen: set[tuple[str, str]] = set()
         out: list[Passage] = []
-        for run in self.store.runs(ctx["tenant"], ctx["conversation_id"], ctx["turn"]):
-            if run.name != "knowledge_search" or run.status != "ok" or not run.result:
+        runs = self.store.runs(ctx["tenant"], ctx["conversation_id"], ctx["turn"])
+        for run in sorted(runs, key=lambda r: r.name == "knowledge_search"):
+            if run.status != "ok" or not run.result or not isinstance(run.result.get("passages"), list):
                 continue
             for p in run.result.get("passages", []):
                 key = (p["citation"]["doc_id"], p["text"][:200])
@@ -433,7 +446,7 @@ class AgentLoop:
         self, ctx: dict[str, Any], state: dict[str, Any], passages: list[Passage], *, quoted: bool
     ) -> tuple[str, str, str]:
         """The answer's text, the gateway target and the provider that wrote it."""
-        question = ctx["question"]
+        question = _hinted(ctx["question"], ctx)
         if quoted:  # the retry shows the passages verbatim in the prompt as well
             quotes = "\n".join(f"[{p.ref}] {p.text}" for p in passages)
             question = f"Passages:\n{quotes}\n\nQuestion: {question}\nAnswer only with facts quoted from them, cited."
@@ -457,7 +470,7 @@ class AgentLoop:
             tenant=ctx["tenant"],
             task="chat",
             model="extractive",
-            messages=[ChatMessage(role="user", content=ctx["question"])],
+            messages=[ChatMessage(role="user", content=_hinted(ctx["question"], ctx))],
             passages=passages,
             deadline_ms=self._left_ms(ctx),
         )
@@ -589,25 +602,6 @@ _MODEL_ERRORS = {
 _CALL_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 
-_QUESTION = re.compile(r"[^?]*\?")
-_JOINED = re.compile(
-    r",?\s+and\s+(?=(?:how|what|when|where|who|whom|which|why|is|are|does|do|can|should|must)\b)", re.IGNORECASE
-)
-MAX_SUB_QUERIES = 3
-
-
-def sub_queries(question: str) -> list[str]:
-    """The searches a question needs: one per question it asks ("How often ...? And who ...?", "How often ... and
-    who ...?"), at most three; the whole question when it asks one thing."""
-    text = " ".join(question.split())
-    asked = [q.strip() for q in _QUESTION.findall(text) if len(q.strip()) > 3]
-    parts = asked if len(asked) > 1 else _JOINED.split(text)
-    parts = [p.strip(" ,;") for p in parts if len(p.strip(" ,;")) > 3]
-    if len(parts) < 2:
-        return [text[:500]]
-    return [p[:500] for p in parts[:MAX_SUB_QUERIES]]
-
-
 def _needs_model(runs: list[ToolRun]) -> bool:
     """`when_needed`: the model is asked for more tools only when no search found a passage, or a tool of the
     last step failed (the model may try another query or tool)."""
@@ -623,7 +617,7 @@ def _supported(report: grounding.GroundingReport, text: str, provider: str) -> b
     marker-less text (empty included) that does not say it does not know is an uncited claim, so it is not."""
     if not report.supported:
         return False
-    return not report.abstained or provider == "extractive" or bool(_ABSTAINS.search(text))
+    return not report.abstained or provider == "extractive" or grounding.says_unknown(text)
 
 
 def _call(
@@ -633,6 +627,13 @@ def _call(
     # `side_effect` (from the tools' listing) makes RunTool claim the call before it runs.
     usable = call_id if call_id and _CALL_ID.match(call_id) else None
     return {"id": usable or f"s{step}c{index}", "name": name, "arguments": arguments, "side_effect": side_effect}
+
+
+def _hinted(text: str, ctx: dict[str, Any]) -> str:
+    """A search or answer question with the user's recalled context (lowercase: the extractive answerer reads
+    capitalised words as names a passage must hold)."""
+    hints = ctx.get("hints") or []
+    return f"{text} ({'; '.join(hints)})" if hints else text
 
 
 def _caller(ctx: dict[str, Any], *, step: int = 0, call_id: str = "", idempotency_key: str = "") -> ToolCaller:

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from agentplatform.bootstrap import container
 from agentplatform.errors import FieldError, ValidationFailed
-from agentplatform.observability import CORRELATION_KEY, lambda_entry, telemetry
+from agentplatform.observability import lambda_entry, telemetry
 from agentplatform.retrieval import RetrievalRequest
 from functions.retrieval.service import RetrievalService
 
@@ -23,9 +23,8 @@ def service() -> RetrievalService:
 
 @lambda_entry("retrieval")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    payload = {k: v for k, v in event.items() if k != CORRELATION_KEY}
     try:
-        request = RetrievalRequest.model_validate(payload)
+        request = RetrievalRequest.model_validate(event)
     except ValidationError as exc:
         errors = [FieldError(loc=tuple(e["loc"]), message=e["msg"], type=e["type"]) for e in exc.errors()]
         raise ValidationFailed("invalid retrieval request", errors=errors) from exc

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentplatform.tools import ToolTrigger
 from functions.tools.registry import ToolContext, ToolSpec
-from functions.tools.sql_support import database, records, run
+from functions.tools.sql_support import PASSAGES_SCHEMA, database, record_passage, records, run
 
 _ACCOUNTS = """
 SELECT a.account_id, a.name, a.industry, a.country, a.tier, a.owner,
@@ -46,7 +47,31 @@ def run_lookup(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
             rows = run(db, statement, params, max_rows=limit)
             out[name] = records(rows)
             out["truncated"] = out["truncated"] or rows.truncated
+    out["passages"] = [
+        *(
+            record_passage("crm", "accounts", a["account_id"], f"CRM account {a['name']}", _account_text(a))
+            for a in out["accounts"]
+        ),
+        *(
+            record_passage("crm", "contacts", c["contact_id"], f"CRM contact {c['name']}", _contact_text(c))
+            for c in out["contacts"]
+        ),
+    ]
     return out
+
+
+def _account_text(a: dict[str, Any]) -> str:
+    return (
+        f"Account {a['account_id']} is {a['name']}, a {a['tier']} {a['industry']} customer in {a['country']} owned "
+        f"by {a['owner']}, with {a['orders']} orders."
+    )
+
+
+def _contact_text(c: dict[str, Any]) -> str:
+    return (
+        f"Contact {c['contact_id']} is {c['name']}, {c['title']} at {c['account_name']} ({c['account_id']}), "
+        f"email {c['email']}, phone {c['phone']}."
+    )
 
 
 _ACCOUNT = {
@@ -81,10 +106,15 @@ SPEC = ToolSpec(
             "accounts": {"type": "array", "items": _ACCOUNT},
             "contacts": {"type": "array", "items": _CONTACT},
             "truncated": {"type": "boolean"},
+            "passages": PASSAGES_SCHEMA,
         },
-        "required": ["accounts", "contacts", "truncated"],
+        "required": ["accounts", "contacts", "truncated", "passages"],
     },
     run=run_lookup,
     timeout_s=10.0,
     needs=("sql_database",),
+    triggers=(
+        ToolTrigger(pattern=r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+", argument="query"),  # an email address
+        ToolTrigger(pattern=r"\b(?:ACC-[0-9]{3,}|CON-[0-9]{3,})\b", argument="query"),  # an account or contact id
+    ),
 )

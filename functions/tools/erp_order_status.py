@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentplatform.tools import ToolTrigger
 from functions.tools.registry import ToolContext, ToolFailed, ToolSpec
-from functions.tools.sql_support import database, records, run
+from functions.tools.sql_support import PASSAGES_SCHEMA, database, record_passage, records, run
 
 _ORDER = """
 SELECT o.order_number, o.status, o.order_date, o.currency, o.total_amount, o.account_id, a.name AS account_name
@@ -34,7 +35,37 @@ def run_status(arguments: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
     order = found[0]
     for part, statement in _PARTS.items():
         order[part] = records(run(db, statement, params, max_rows=200))
-    return {"order": order}
+    title = f"ERP order {order['order_number']}"
+    return {"order": order, "passages": [record_passage("erp", "orders", order["order_number"], title, _text(order))]}
+
+
+def _text(order: dict[str, Any]) -> str:
+    """The order in sentences, each fact once, as the answer may quote it."""
+    out = [
+        f"Order {order['order_number']} for {order['account_name']} ({order['account_id']}) was placed on "
+        f"{order['order_date']}; its status is {order['status']} and its total is {order['total_amount']} "
+        f"{order['currency']}."
+    ]
+    for line in order["lines"]:
+        out.append(
+            f"Line {line['line_no']}: {line['quantity']} x {line['sku']} ({line['description']}) at "
+            f"{line['unit_price']} each."
+        )
+    for ship in order["shipments"]:
+        delivered = f", delivered on {ship['delivered_on']}" if ship.get("delivered_on") else ""
+        out.append(
+            f"Shipment {ship['shipment_id']} by {ship['carrier']} (tracking number {ship['tracking_number']}) is "
+            f"{ship['status']}, shipped on {ship['shipped_on']}{delivered}."
+        )
+    for invoice in order["invoices"]:
+        paid = f", paid on {invoice['paid_on']}" if invoice.get("paid_on") else ""
+        out.append(
+            f"Invoice {invoice['invoice_id']} of {invoice['amount']} {order['currency']} is {invoice['status']}, "
+            f"issued on {invoice['issued_on']} and due on {invoice['due_on']}{paid}."
+        )
+    if not order["shipments"]:
+        out.append(f"Order {order['order_number']} has not shipped yet.")
+    return " ".join(out)
 
 
 SPEC = ToolSpec(
@@ -67,11 +98,13 @@ SPEC = ToolSpec(
                     "invoices": {"type": "array"},
                 },
                 "required": ["order_number", "status", "lines", "shipments", "invoices"],
-            }
+            },
+            "passages": PASSAGES_SCHEMA,
         },
-        "required": ["order"],
+        "required": ["order", "passages"],
     },
     run=run_status,
     timeout_s=10.0,
     needs=("sql_database",),
+    triggers=(ToolTrigger(pattern=r"\b[Ss][Oo]-[0-9]{3,10}\b", argument="order_number"),),
 )

@@ -22,6 +22,7 @@ import jsonschema
 
 from agentplatform.inference import FunctionDefinition, Tool
 from agentplatform.ports import KeyValueTable
+from agentplatform.tools import ToolTrigger
 
 # Adding a tool: a module here with a `SPEC`, and its name in this tuple.
 TOOL_MODULES = (
@@ -72,6 +73,7 @@ class ToolSpec:
     requires_approval: bool = False  # an operator approves each call before it runs (an escalation)
     side_effect: bool = False  # changes something outside the platform: never repeated for one idempotency key
     needs: tuple[str, ...] = ()  # what the tool uses: names of container attributes
+    triggers: tuple[ToolTrigger, ...] = ()  # questions that plan this call up front (agentplatform.tools)
 
     def schema(self) -> Tool:
         return Tool(

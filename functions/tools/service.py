@@ -55,6 +55,7 @@ class ToolService:
                     parameters=spec.parameters,
                     requires_approval=policy.needs_approval(caller.tenant, spec),
                     side_effect=spec.side_effect,
+                    triggers=list(spec.triggers),
                 )
             )
         return ToolList(tools=tools)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import date
 from typing import Any
 
 from agentplatform.errors import QueryFailed, QueryTimedOut
@@ -36,3 +37,29 @@ def run(db: SqlDatabase, statement: Any, params: Mapping[str, Any], *, max_rows:
 
 def records(rows: SqlRows) -> list[dict[str, Any]]:
     return [dict(zip(rows.columns, row, strict=True)) for row in rows.rows]
+
+
+def record_passage(system: str, kind: str, record_id: str, title: str, text: str) -> dict[str, Any]:
+    """A business record as a cited passage (like knowledge_search's): the agent's answer quotes and cites it, and
+    the grounding check finds its numbers in it. Records are live, so their version is the day they were read."""
+    return {
+        "text": text,
+        "citation": {
+            "doc_id": f"{system}:{record_id}",
+            "doc_version": date.today().isoformat(),
+            "path": f"{system}/{kind}/{record_id}",
+            "title": title,
+            "section": "",
+            "page": None,
+        },
+    }
+
+
+PASSAGES_SCHEMA = {
+    "type": "array",
+    "items": {
+        "type": "object",
+        "properties": {"text": {"type": "string"}, "citation": {"type": "object", "required": ["doc_id", "path"]}},
+        "required": ["text", "citation"],
+    },
+}

@@ -11,10 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
 
 from agentplatform.tools import ToolCaller, ToolCallRequest, ToolListRequest
+from tests.integration.conftest import bearer, seed_passages
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def runtime_overrides() -> dict[str, Any]:
+    return {"LOCAL_MODELS": "embedding"}  # the search and the extractive answer of the conversation turn
 
 
 def call(runtime: Any, tenant: str, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
@@ -63,3 +70,36 @@ def test_lookups_answer_for_the_callers_tenant(runtime):
     order = call(runtime, "acme", "erp_order_status", {"order_number": "SO-10001"})
     assert order["status"] == "ok" and order["result"]["order"]["lines"], order
     assert call(runtime, "globex", "erp_order_status", {"order_number": "SO-10001"})["status"] == "error"
+
+
+def test_a_question_needing_the_erp_and_the_documents_answers_from_both(runtime):
+    """Issue 14, check 1: the order number in the question plans the ERP lookup beside the search; the answer cites
+    the order record and the policy, and the turn shows both calls and their results."""
+    assert runtime.model_server.wait_ready(), runtime.model_server.health()
+    seed_passages(
+        {
+            "acme": [
+                ("returns", "Returns policy", "Delivered orders can be returned within 30 days of delivery."),
+                ("cafeteria", "Cafeteria", "The cafeteria opens at eight in the morning on weekdays."),
+            ]
+        }
+    )
+    headers = bearer(runtime, scopes=("conversations",))
+    created = requests.post(f"{runtime.http_url}/v1/conversations", json={}, headers=headers, timeout=30)
+    assert created.status_code == 201, created.text
+    question = "What is the status of order SO-10001? And how long can delivered orders be returned?"
+    response = requests.post(
+        f"{runtime.http_url}/v1/conversations/{created.json()['id']}/messages",
+        json={"content": question},
+        headers=headers,
+        timeout=120,
+    )
+    assert response.status_code == 200, response.text
+    turn = response.json()
+    runs = {r["name"]: r for r in turn["tool_runs"]}
+    assert runs["erp_order_status"]["status"] == "ok" and runs["knowledge_search"]["status"] == "ok", runs
+    assert runs["erp_order_status"]["result"]["order"]["status"] == "delivered"
+    assert turn["status"] == "answered", turn
+    cited = {c["doc_id"] for c in turn["citations"]}
+    assert {"erp:SO-10001", "returns"} <= cited, (turn["answer"], cited)
+    assert "delivered" in turn["answer"] and "30 days" in turn["answer"], turn["answer"]

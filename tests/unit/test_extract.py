@@ -298,7 +298,8 @@ def test_pdfs_extracted_from_many_threads_at_once_are_read_one_at_a_time() -> No
 def test_markdown_reads_indented_code_nested_lists_and_tables_as_commonmark_does() -> None:
     doc = extract(
         b"# Runbook\n\nRun:\n\n    systemctl restart agent\n\nSteps:\n\n1. Stop the service\n   - drain the queue\n"
-        b"   - wait for `E-4012` to clear\n2. Restart it\n\n| Code | Meaning |\n|---|---|\n| E-4012 | **queue full** |\n\n"
+        b"   - wait for `E-4012` to clear\n2. Restart it\n\n"
+        b"| Code | Meaning |\n|---|---|\n| E-4012 | **queue full** |\n\n"
         b"A [link](https://example.com/x) and <span>raw html</span>.\n",
         "runbook.md",
     )

@@ -110,6 +110,21 @@ def test_abstains_when_the_passages_lack_what_the_question_names(provider) -> No
     assert extract.best is not None and extract.best.named_coverage < 1.0
 
 
+def test_a_compound_question_gets_each_of_its_answers_and_says_which_it_could_not_find(provider) -> None:
+    both = provider.answer(
+        "What is the part number of the standard sintered pads? And what does error E-4013 mean?", [MANUAL, RUNBOOK]
+    )
+    assert "BRK-220-S [3]" in both.text and "tamper protection was disabled on the device [4]" in both.text
+    assert grounding.check(both.text, [MANUAL, RUNBOOK]).supported
+    one = provider.answer(
+        "What is the part number of the sintered pads? And what is the hotel limit in Tokyo?", [MANUAL, US]
+    )
+    assert "BRK-220-S [3]" in one.text and 'could not find "And what is the hotel limit in Tokyo?"' in one.text
+    assert grounding.check(one.text, [MANUAL, US]).supported
+    none = provider.answer("What is the hotel limit in Tokyo? And in Lagos?", [US, EU])
+    assert none.abstained and none.text == ABSTENTION
+
+
 def test_abstains_on_weak_evidence_whatever_the_best_cosine(provider) -> None:
     extract = provider.answer("Can I bring my dog to work on Fridays?", [US, EU, MANUAL])
     assert extract.abstained

@@ -11,8 +11,9 @@ from agentplatform.adapters.memory import MemoryEventBus, MemoryFunction, Memory
 from agentplatform.conversations import ConversationStore, ToolRun
 from agentplatform.errors import UpstreamUnavailable
 from agentplatform.memory import Recollection
+from agentplatform.questions import sub_queries
 from agentplatform.tools import ToolCaller, ToolCallRequest, ToolsClient
-from functions.orchestrator.service import ABSTAIN, AgentLoop, Clock, sub_queries
+from functions.orchestrator.service import ABSTAIN, AgentLoop, Clock
 from functions.tools.policy import ToolPolicy
 from functions.tools.registry import ToolRegistry, ToolSpec, default_specs
 from functions.tools.service import ToolService

@@ -175,4 +175,3 @@ def test_the_service_never_takes_the_tenant_from_arguments():
     injected = call(svc, "send_email", {**EMAIL, "tenant": "globex"})
     assert injected.status == "error" and "invalid arguments" in injected.error
     assert outbox.list("globex") == ([], None) and outbox.list("acme") == ([], None)
-

@@ -31,6 +31,7 @@ from agentplatform.inference import (
 )
 from agentplatform.llm import ChatCall, Passage
 from agentplatform.ports import EmbeddingModel
+from agentplatform.questions import sub_queries
 
 ABSTENTION = "I could not find this in the documents I searched."
 MAX_CANDIDATES = 240  # sentences embedded per call: 50 passages of a 1,500-token context hold far fewer
@@ -129,6 +130,23 @@ class ExtractiveProvider:
     # --- the answerer ----------------------------------------------------------------------------------------
 
     def answer(self, question: str, passages: Sequence[Passage]) -> Extract:
+        """The answer to each thing the question asks (agentplatform.questions), its sentences together; a part
+        none of the passages answers is said to be unanswered, and all of them unanswered is an abstention."""
+        parts = sub_queries(question)
+        if len(parts) == 1:
+            return self._answer_one(question, passages)
+        extracts = [self._answer_one(part, passages) for part in parts]
+        answered = [e for e in extracts if not e.abstained]
+        if not answered:
+            return extracts[0]
+        chosen: list[Candidate] = []
+        for extract in answered:
+            chosen += [c for c in extract.chosen if (c.ref, c.position) not in {(o.ref, o.position) for o in chosen}]
+        missing = [part for part, e in zip(parts, extracts, strict=True) if e.abstained]
+        text = _quote(chosen) + "".join(f' I could not find "{part}" in the documents I searched.' for part in missing)
+        return Extract(text, False, chosen, answered[0].best, answered[0].ranked)
+
+    def _answer_one(self, question: str, passages: Sequence[Passage]) -> Extract:
         question = grounding.normalize(question)
         salient, named = _salient_terms(question)
         candidates, passage_terms = _candidates(passages)

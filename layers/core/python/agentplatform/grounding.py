@@ -156,6 +156,20 @@ def strip_markers(text: str) -> str:
     return " ".join(_MARKER.sub(" ", text).split())
 
 
+# Text that says it does not know: a marker-less answer of this kind abstains, and a marker-less sentence of this
+# kind beside cited ones ("I could not find X in the documents") states no fact to test.
+_SAYS_UNKNOWN = re.compile(
+    r"\b(?:(?:do|does|did|could|can|would)\s*(?:not|n't)|cannot|unable to)\s+(?:know|find|answer|tell|say|"
+    r"determine|see)\b|\bno (?:information|answer|mention)\b|\bnot (?:mentioned|stated|covered|specified|"
+    r"found|provided|given)\b|\b(?:passages|documents) do(?:es)?\s*(?:not|n't)\b",
+    re.IGNORECASE,
+)
+
+
+def says_unknown(text: str) -> bool:
+    return bool(_SAYS_UNKNOWN.search(text))
+
+
 def is_abstention(text: str | None) -> bool:
     """An answer that cites nothing: no `[n]` marker."""
     return not text or not _MARKER.search(text)
@@ -251,7 +265,7 @@ def check(
 
     checks: list[SentenceCheck] = []
     for i, (sentence, refs, terms) in enumerate(plan):
-        if not terms:
+        if not terms or (not refs and says_unknown(sentence)):
             checks.append(SentenceCheck(sentence, refs, False, True, 1.0, 1.0, None))
             continue
         valid = [r for r in refs if r in texts]

@@ -50,9 +50,7 @@ class ObjectStore(HealthCheck, Protocol):
         when there are more than `limit`."""
         ...
 
-    def list_page(
-        self, prefix: str, *, limit: int, after: str | None = None
-    ) -> tuple[list[StoredObject], str | None]:
+    def list_page(self, prefix: str, *, limit: int, after: str | None = None) -> tuple[list[StoredObject], str | None]:
         """Up to `limit` objects whose keys start with `prefix` (subfolders included) and sort after the key
         `after`, in key order, without bodies (`size` set); and the key to continue after, None on the last page."""
         ...

@@ -36,12 +36,24 @@ class ToolListRequest(BaseModel):
     caller: ToolCaller
 
 
+class ToolTrigger(BaseModel):
+    """A question naming what a tool looks up (an order number, an email address) gets that call planned up
+    front, beside the retrieval-first searches: small local models do not route to tools reliably. Only for
+    read-only tools that need no approval."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pattern: str  # a regular expression over the question; each distinct match is one call
+    argument: str  # the argument that receives the match
+
+
 class ToolDescription(BaseModel):
     name: str
     description: str
     parameters: dict[str, Any]  # JSON Schema of the arguments
     requires_approval: bool = False  # under this tenant's policy
     side_effect: bool = False
+    triggers: list[ToolTrigger] = []
 
 
 class ToolList(BaseModel):

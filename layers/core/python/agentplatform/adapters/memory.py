@@ -75,9 +75,7 @@ class MemoryObjectStore(_Fake):
         keys = sorted(k for k in self.objects if k.startswith(folder) and "/" not in k[len(folder) :])
         return keys if len(keys) <= limit else None
 
-    def list_page(
-        self, prefix: str, *, limit: int, after: str | None = None
-    ) -> tuple[list[StoredObject], str | None]:
+    def list_page(self, prefix: str, *, limit: int, after: str | None = None) -> tuple[list[StoredObject], str | None]:
         self.check()
         keys = sorted(k for k in self.objects if k.startswith(prefix) and (after is None or k > after))
         page = [self.head(k) for k in keys[:limit]]

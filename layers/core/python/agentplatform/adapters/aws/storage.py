@@ -61,9 +61,7 @@ class S3ObjectStore:
                 return keys
             request["ContinuationToken"] = out["NextContinuationToken"]
 
-    def list_page(
-        self, prefix: str, *, limit: int, after: str | None = None
-    ) -> tuple[list[StoredObject], str | None]:
+    def list_page(self, prefix: str, *, limit: int, after: str | None = None) -> tuple[list[StoredObject], str | None]:
         request: dict[str, Any] = {"Bucket": self._bucket, "Prefix": prefix, "MaxKeys": limit}
         if after:
             request["StartAfter"] = after  # a key, not a continuation token: the caller's cursor is stateless
