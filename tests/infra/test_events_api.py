@@ -84,13 +84,20 @@ JWT_ROUTES = [r for r in PLATFORM.routes if not r.public and r.authorizer == "jw
 
 
 def test_default_route_and_the_business_routes_take_the_lambda_authorizer() -> None:
-    """The topology this suite checks: `$default` is protected too, and the admin routes keep the JWT authorizer."""
+    """The topology this suite checks: `$default` is protected too, and the admin routes (exactly those: API keys,
+    the outbox, MCP servers) keep the JWT authorizer, so no API key can reach them."""
     assert {"$default", "POST /v1/search", "GET /v1/documents"} <= {r.route_key for r in TOKEN_ROUTES}
     assert {r.route_key for r in JWT_ROUTES} == {
         "POST /v1/admin/api-keys",
         "GET /v1/admin/api-keys",
         "DELETE /v1/admin/api-keys/{key_id}",
+        "GET /v1/outbox",
+        "POST /v1/mcp/servers",
+        "GET /v1/mcp/servers",
+        "DELETE /v1/mcp/servers/{name}",
     }
+    assert all(r.scopes == ["admin"] for r in JWT_ROUTES)
+    assert not any("admin" in r.scopes for r in TOKEN_ROUTES)
 
 
 @pytest.mark.parametrize("route", [pytest.param(r, id=r.route_key) for r in TOKEN_ROUTES])

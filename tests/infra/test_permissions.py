@@ -9,6 +9,7 @@ import pytest
 
 from agentplatform.topology import PLATFORM, Access, Grant, split_ref
 from infra.cdk.llm_gateway import GATEWAY_FUNCTION, POLICY_ENV
+from infra.cdk.sql import DATA_API_ACTIONS
 from infra.cdk.tool_policy import POLICY_ENV as TOOL_POLICY_ENV
 from tests.infra.cdk_synth import Synth, statement_pairs, text
 
@@ -172,7 +173,7 @@ def test_function_role_is_exactly_its_grants(synth: Synth, function: Any) -> Non
     if function.name == GATEWAY_FUNCTION:
         pairs = _without_gateway_extras(synth, pairs)
     if function.name == "tools":
-        pairs = _without_tool_policy_read(synth, pairs)
+        pairs = _without_sql_access(synth, _without_tool_policy_read(synth, pairs))
     _check_exact(synth, pairs, function.uses + polled, baseline)
 
 
@@ -210,6 +211,22 @@ def _without_tool_policy_read(synth: Synth, pairs: list[tuple[str, Any]]) -> lis
     reads = [(a, r) for a, r in pairs if a == "ssm:GetParameter"]
     assert len(reads) == 1 and parameter in text(reads[0][1]), reads
     return [(a, r) for a, r in pairs if a != "ssm:GetParameter"]
+
+
+def _without_sql_access(synth: Synth, pairs: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    """The tools function's Data API actions, on the cluster only, and its reads of the reader secret only
+    (infra/cdk/sql.py; tests/infra/test_sql.py checks the cluster itself)."""
+    env = synth.props("function:tools")["Environment"]["Variables"]
+    cluster, secret = text(env["SQL_CLUSTER_ARN"]), text(env["SQL_SECRET_ARN"])
+    rest = []
+    for action, resource in pairs:
+        if action in DATA_API_ACTIONS:
+            assert text(resource) == cluster, (action, resource)
+        elif action in ("secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"):
+            assert text(resource) == secret, (action, resource)
+        else:
+            rest.append((action, resource))
+    return rest
 
 
 @pytest.mark.parametrize("machine", [pytest.param(m, id=m.name) for m in PLATFORM.state_machines])
