@@ -23,7 +23,6 @@ from typing import Any
 
 import numpy as np
 
-from agentplatform.adapters.memory import MemoryTable
 from agentplatform.budget import Budget
 from agentplatform.inference import ChatResponse
 from agentplatform.llm import ChatCall
@@ -34,6 +33,7 @@ from functions.llm_gateway.breaker import Breakers
 from functions.llm_gateway.cache import AnswerCache, one_word_swapped
 from functions.llm_gateway.policy import Cache, parse_policy
 from functions.llm_gateway.service import LlmGateway
+from tests.fakes import MemoryTable
 
 PAIRS = ROOT / "eval" / "paraphrases" / "pairs.jsonl"
 ITERATIONS = 3000

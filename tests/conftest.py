@@ -9,16 +9,16 @@ from typing import Any
 
 import pytest
 
-from agentplatform.adapters.memory import (
+from agentplatform.api_keys import ApiKeyStore
+from agentplatform.bootstrap import Container, use_container
+from agentplatform.config import Settings, reset_settings
+from tests.fakes import (
     MemoryEventBus,
     MemoryObjectStore,
     MemoryQueue,
     MemoryTable,
     MemoryWorkflow,
 )
-from agentplatform.api_keys import ApiKeyStore
-from agentplatform.bootstrap import Container, use_container
-from agentplatform.config import Settings, reset_settings
 
 EVENTS = Path(__file__).resolve().parents[1] / "events"
 

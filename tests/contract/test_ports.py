@@ -17,16 +17,16 @@ from agentplatform.adapters.aws.storage import (
     SqsQueue,
     StepFunctionsWorkflow,
 )
-from agentplatform.adapters.memory import (
+from agentplatform.errors import DependencyUnavailable, NotFound
+from agentplatform.observability import lambda_entry
+from agentplatform.ports import Update
+from tests.fakes import (
     MemoryEventBus,
     MemoryObjectStore,
     MemoryQueue,
     MemoryTable,
     MemoryWorkflow,
 )
-from agentplatform.errors import DependencyUnavailable, NotFound
-from agentplatform.observability import lambda_entry
-from agentplatform.ports import Update
 
 REGION = "us-east-1"
 PASS_MACHINE = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})

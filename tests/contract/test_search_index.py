@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 
 from agentplatform.adapters.local.search import EmbeddedSearchIndex
-from agentplatform.adapters.memory import MemorySearchIndex
 from agentplatform.adapters.opensearch import OpenSearchIndex, connect
 from agentplatform.errors import ValidationFailed
 from agentplatform.search import (
@@ -26,6 +25,7 @@ from agentplatform.search import (
     fuse,
     vector_score,
 )
+from tests.fakes import MemorySearchIndex
 
 DIM = 384
 TEXTS = [

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from agentplatform.adapters.memory import MemoryTable, MemoryWorkflow
 from agentplatform.conversations import ConversationStore
 from agentplatform.errors import Conflict
 from functions.api.handler import handler, openapi_document
 from tests.conftest import sample_event
+from tests.fakes import MemoryTable, MemoryWorkflow
 
 
 class Tokens:

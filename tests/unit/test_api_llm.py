@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from agentplatform.adapters.memory import MemoryFunction
 from agentplatform.bootstrap import Container
 from agentplatform.errors import BudgetExceeded, FieldError, ValidationFailed
 from agentplatform.inference import AssistantMessage, FunctionCall, ToolCall, Usage
@@ -21,6 +20,7 @@ from agentplatform.llm import ChatAnswer, ChatCall, EmbedAnswer, EmbedCall, Gate
 from agentplatform.observability import CORRELATION_KEY
 from functions.api.handler import handler, openapi_document
 from tests.conftest import sample_event
+from tests.fakes import MemoryFunction
 from tests.fixtures.tools import WEATHER
 
 TARGETS = {"small-local": 3, "big-remote": 5}  # target -> its embedding size

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from agentplatform.adapters.memory import MemoryEmbeddings, MemoryFunction, MemorySearchIndex, MemoryTable
 from functions.api.handler import handler
 from functions.memory.handler import handler as memory_handler
 from functions.memory.service import Turn
 from tests.conftest import sample_event
+from tests.fakes import MemoryEmbeddings, MemoryFunction, MemorySearchIndex, MemoryTable
 
 
 @pytest.fixture

@@ -10,13 +10,13 @@ from typing import Any
 
 import pytest
 
-from agentplatform.adapters.memory import MemoryEmbeddings, MemoryFunction, MemorySearchIndex
 from agentplatform.bootstrap import Container
 from agentplatform.principal import principal_from_event
 from agentplatform.search import Chunk
 from functions.api.handler import handler, openapi_document
 from functions.retrieval.handler import handler as retrieval_handler
 from tests.conftest import sample_event
+from tests.fakes import MemoryEmbeddings, MemoryFunction, MemorySearchIndex
 
 EMBED = MemoryEmbeddings()
 

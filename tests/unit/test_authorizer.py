@@ -7,13 +7,13 @@ from pathlib import Path
 import jwt
 import pytest
 
-from agentplatform.adapters.memory import MemoryTable
 from agentplatform.api_keys import ApiKeyStore
 from agentplatform.errors import NotFound, Unauthorized
 from agentplatform.principal import principal_from_event
 from agentplatform.topology import PLATFORM
 from functions.authorizer.service import UNAUTHORIZED, JwtVerifier, TokenAuthorizer
 from local.auth import AUDIENCE, ISSUER, DevIssuer
+from tests.fakes import MemoryTable
 
 
 class Clock:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from agentplatform.adapters.memory import MemoryTable
 from agentplatform.documents import DocumentRegistry, DocumentStatus, Stage, document_id, locate
+from tests.fakes import MemoryTable
 
 
 def test_the_newest_claim_owns_the_document() -> None:

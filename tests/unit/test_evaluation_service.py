@@ -13,13 +13,13 @@ import pytest
 from moto import mock_aws
 
 from agentplatform.adapters.aws.evaluations import EvaluationStore
-from agentplatform.adapters.memory import MemoryEventBus, MemoryFunction
 from agentplatform.errors import ConfigurationError, UpstreamUnavailable
 from agentplatform.evaluation import SCORES, Alert, TurnSample, sampled
 from agentplatform.topology import PLATFORM
 from functions.evaluation.policy import EvaluationPolicy, FilePolicySource, TenantPolicy, Window
 from functions.evaluation.service import ALERT_DETAIL_TYPE, Evaluator
 from tests.conftest import sample_event
+from tests.fakes import MemoryEventBus, MemoryFunction
 from tests.unit.test_evaluation_scorers import bag_of_words
 from tests.unit.test_orchestrator import world  # noqa: F401 - the agent loop fixture, reused
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from agentplatform import grounding
-from agentplatform.adapters.memory import MemoryEmbeddings
 from agentplatform.errors import ModelInputRejected
 from agentplatform.inference import ChatMessage
 from agentplatform.llm import ChatCall, Passage
 from agentplatform.retrieval import Citation
 from functions.llm_gateway.providers.extractive import ABSTENTION, ExtractiveProvider
+from tests.fakes import MemoryEmbeddings
 
 
 def passage(ref: int, text: str, path: str, title: str, section: str = "") -> Passage:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from agentplatform import grounding
-from agentplatform.adapters.memory import MemoryEmbeddings
 from agentplatform.llm import Passage
 from agentplatform.retrieval import Citation
+from tests.fakes import MemoryEmbeddings
 
 LEAVE = (
     "[1] Leave Policy | hr/leave-policy.md | section: Annual leave\n"

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from agentplatform.adapters.memory import MemoryEmbeddings, MemoryObjectStore, MemorySearchIndex, MemoryTable
 from agentplatform.documents import DocumentRegistry, DocumentStatus, Stage, document_id
 from agentplatform.errors import DependencyUnavailable
 from functions.ingestion import handler
 from functions.ingestion.pipeline import Stages
+from tests.fakes import MemoryEmbeddings, MemoryObjectStore, MemorySearchIndex, MemoryTable
 from tests.fixtures.documents import markdown_doc, text_pdf
 
 BUCKET = "drop"
@@ -166,7 +166,7 @@ def test_runs_pack_small_changes_together_and_a_large_object_alone() -> None:
 def test_the_starter_starts_runs_and_returns_malformed_messages(
     monkeypatch: pytest.MonkeyPatch, lambda_context
 ) -> None:
-    from agentplatform.adapters.memory import MemoryWorkflow
+    from tests.fakes import MemoryWorkflow
 
     workflow = MemoryWorkflow()
     monkeypatch.setattr(handler, "container", lambda: type("C", (), {"ingestion_workflow": workflow})())

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from agentplatform.adapters.memory import MemoryTable
 from agentplatform.errors import QuotaExceeded, Throttled
 from agentplatform.limits import RateLimiter, TokenMeter
+from tests.fakes import MemoryTable
 
 
 class Clock:

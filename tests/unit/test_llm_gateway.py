@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-from agentplatform.adapters.memory import MemoryTable, ScriptedProvider
 from agentplatform.budget import Budget
 from agentplatform.errors import (
     BudgetExceeded,
@@ -27,6 +26,7 @@ from functions.llm_gateway.breaker import Breakers
 from functions.llm_gateway.cache import AnswerCache
 from functions.llm_gateway.policy import parse_policy
 from functions.llm_gateway.service import SAFETY_MARGIN_MS, LlmGateway
+from tests.fakes import MemoryTable, ScriptedProvider
 
 BASE_POLICY: dict[str, Any] = {
     "version": 3,

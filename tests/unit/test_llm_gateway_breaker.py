@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from agentplatform.adapters.memory import MemoryTable
 from functions.llm_gateway.breaker import Breakers
 from functions.llm_gateway.policy import Breaker
+from tests.fakes import MemoryTable
 
 SETTINGS = Breaker(window_s=60, bucket_s=10, min_calls=4, failure_rate=0.5, cool_down_s=30)
 

@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from agentplatform.adapters.memory import MemoryTable
 from agentplatform.budget import Budget, Limit
 from agentplatform.errors import BudgetExceeded, QuotaExceeded
 from agentplatform.limits import TokenMeter
+from tests.fakes import MemoryTable
 
 
 class Clock:

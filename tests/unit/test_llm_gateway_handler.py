@@ -54,8 +54,8 @@ def test_retry_after_and_field_errors_survive_the_lambda_hop():
 
 
 def test_document_changed_drops_only_that_tenants_entries(fakes, lambda_context):
-    from agentplatform.adapters.memory import MemoryTable
     from functions.llm_gateway.handler import document_changed
+    from tests.fakes import MemoryTable
 
     table = MemoryTable()
     fakes.__dict__["llm_cache_table"] = table
@@ -76,10 +76,10 @@ def test_document_changed_drops_only_that_tenants_entries(fakes, lambda_context)
 def test_providers_are_built_once_per_target_and_a_missing_adapter_fails_only_its_target():
     from types import SimpleNamespace
 
-    from agentplatform.adapters.memory import ScriptedProvider
     from agentplatform.errors import ConfigurationError
     from functions.llm_gateway.policy import Target
     from functions.llm_gateway.providers import Providers, endpoint_name
+    from tests.fakes import ScriptedProvider
 
     built = []
 

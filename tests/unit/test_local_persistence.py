@@ -9,7 +9,6 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from agentplatform.adapters.memory import MemoryTable
 from agentplatform.conversations import (
     INTERRUPTED_FAILURE,
     AnswerKind,
@@ -19,6 +18,7 @@ from agentplatform.conversations import (
 )
 from agentplatform.errors import ConfigurationError, Conflict
 from local.persistence import TablePersistence, TableSnapshot, fail_interrupted_turns
+from tests.fakes import MemoryTable
 
 
 def _stores() -> tuple[MemoryTable, ConversationStore]:

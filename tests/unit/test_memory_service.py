@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from agentplatform.adapters.memory import MemoryEmbeddings, MemoryFunction, MemorySearchIndex, MemoryTable
 from agentplatform.errors import NotFound, UpstreamUnavailable, ValidationFailed
 from agentplatform.memory import MemoryKind, Recollection
 from agentplatform.search import SearchFilters, SearchMode, SearchRequest
 from functions.memory.service import MemoryService, Turn, entities, extract_facts, pattern_preferences, user_tag
+from tests.fakes import MemoryEmbeddings, MemoryFunction, MemorySearchIndex, MemoryTable
 from tests.unit.test_orchestrator import Gateway as LoopGateway
 from tests.unit.test_orchestrator import answer as loop_answer
 from tests.unit.test_orchestrator import drive, grounded_chat, start

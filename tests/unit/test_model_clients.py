@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from agentplatform.adapters.memory import ScriptedModelEndpoint
 from agentplatform.errors import ModelOutputInvalid
 from agentplatform.inference import ChatMessage, ChatRequest, EmbeddingRequest
 from agentplatform.model_clients import EndpointChat, EndpointEmbeddings
+from tests.fakes import ScriptedModelEndpoint
 
 
 def vectors_for(request):

@@ -15,12 +15,12 @@ from moto import mock_aws
 
 from agentplatform.adapters.aws.functions import LambdaFunction
 from agentplatform.adapters.aws.storage import EventBridgeBus, SqsQueue, StepFunctionsWorkflow
-from agentplatform.adapters.memory import MemoryQueue, MemoryWorkflow
 from agentplatform.observability import correlation_from_event, lambda_entry, log_keys, sqs_correlation_attribute
 from agentplatform.topology import PLATFORM
 from local.logbook import Logbook
 from local.trace import read_lines, timeline
 from tests.conftest import sample_event
+from tests.fakes import MemoryQueue, MemoryWorkflow
 
 
 def test_correlation_id_is_found_in_each_event_shape():

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from agentplatform.adapters.memory import MemoryEventBus, MemoryFunction, MemoryTable
 from agentplatform.conversations import ConversationStore, ToolRun
 from agentplatform.errors import UpstreamUnavailable
 from agentplatform.memory import Recollection
@@ -17,6 +16,7 @@ from functions.orchestrator.service import ABSTAIN, AgentLoop, Clock
 from functions.tools.policy import ToolPolicy
 from functions.tools.registry import ToolRegistry, ToolSpec, default_specs
 from functions.tools.service import ToolService
+from tests.fakes import MemoryEventBus, MemoryFunction, MemoryTable
 
 EXEC = "arn:aws:states:us-east-1:123456789012:execution:agent_loop:c_1-1"
 PASSAGE = "Inspect the turbine blades for cracks after every hundred hours of flight."

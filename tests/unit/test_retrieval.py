@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from agentplatform.adapters.memory import MemoryEmbeddings, MemorySearchIndex, ScriptedModelEndpoint
 from agentplatform.errors import ModelOutputInvalid, ValidationFailed
 from agentplatform.inference import estimate_tokens
 from agentplatform.model_clients import EndpointReranker
@@ -15,6 +14,7 @@ from agentplatform.search import Chunk, DocumentRanking, SearchHit
 from functions.retrieval.context import assemble, dedupe
 from functions.retrieval.handler import handler
 from functions.retrieval.service import FUSION, IDENTIFIER_FUSION, RetrievalService
+from tests.fakes import MemoryEmbeddings, MemorySearchIndex, ScriptedModelEndpoint
 
 EMBED = MemoryEmbeddings()
 

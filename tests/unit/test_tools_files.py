@@ -9,10 +9,10 @@ import pytest
 from moto import mock_aws
 
 from agentplatform.adapters.aws.storage import S3ObjectStore
-from agentplatform.adapters.memory import MemoryObjectStore
 from functions.tools import list_files, read_file, write_file
 from functions.tools.files import READ_MAX_BYTES, WRITE_MAX_BYTES, PathRefused, check_path
 from functions.tools.registry import ToolContext, ToolRegistry
+from tests.fakes import MemoryObjectStore
 
 BUCKET = "files"
 

@@ -13,7 +13,6 @@ import jsonschema
 import pytest
 
 from agentplatform.adapters.local.outbox import OutboxEmailSender
-from agentplatform.adapters.memory import MemoryObjectStore, MemoryTable
 from agentplatform.adapters.sqlite_db import SqliteDatabase
 from agentplatform.errors import ConfigurationError
 from agentplatform.outbox import Outbox
@@ -23,6 +22,7 @@ from functions.tools.policy import ToolPolicy, parse_tool_policy
 from functions.tools.registry import ToolRegistry, ToolSpec
 from functions.tools.service import ToolService
 from local.crm_db import ensure_database
+from tests.fakes import MemoryObjectStore, MemoryTable
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 

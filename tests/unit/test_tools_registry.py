@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from agentplatform.adapters.memory import MemoryTable
 from agentplatform.errors import ConfigurationError
 from agentplatform.tools import ToolCaller, ToolCallRequest
 from functions.tools.policy import parse_tool_policy
 from functions.tools.registry import Breaker, ToolContext, ToolFailed, ToolRegistry, ToolSpec, default_specs
 from functions.tools.service import ToolService
+from tests.fakes import MemoryTable
 
 CTX = ToolContext(
     tenant="acme", user="alice", groups=(), conversation_id="c_1", turn=1, step=0, call_id="k0", idempotency_key="x"

@@ -1,7 +1,7 @@
 """Ports: what the platform's services need from the outside world, as Protocols.
 
-Adapters implement them: `adapters.aws` (boto3; also LocalStack and the local moto server), `adapters.memory`
-(in-memory fakes for unit tests). Services depend on these Protocols only. Every adapter raises the platform's
+Adapters implement them: `adapters.aws` (boto3; also LocalStack and the local moto server), `adapters.local` (the
+embedded search engine); the tests' in-memory fakes live in `tests/fakes`, outside the layer. Services depend on these Protocols only. Every adapter raises the platform's
 own errors (errors.py), never a vendor's.
 """
 

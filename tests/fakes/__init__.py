@@ -400,7 +400,7 @@ class MemoryEmbeddings(_Fake):
             vector = [0.0] * self.dimension
             for word in self._words.analyze(text) or [text]:
                 seed = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big")
-                rng = random.Random(seed)  # noqa: S311 - a fixed direction per word, not a secret
+                rng = random.Random(seed)
                 for i in range(self.dimension):
                     vector[i] += rng.gauss(0, 1)
             norm = math.sqrt(sum(v * v for v in vector)) or 1.0
