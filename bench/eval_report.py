@@ -196,8 +196,14 @@ def releases_table(records: Sequence[EvaluationRecord]) -> str:
 
 
 def worst_turns(records: Sequence[EvaluationRecord], n: int = WORST) -> str:
-    scored = [r for r in records if r.value("faithfulness") is not None]
-    scored.sort(key=lambda r: (r.value("faithfulness") or 0.0, r.value("answer_relevance") or 0.0))
+    scored = [r for r in records if any(r.value(score) is not None for score in QUALITY_SCORES)]
+
+    def weakest(r: EvaluationRecord) -> tuple[float, float]:
+        # A turn is as bad as its worst quality score (a wrong abstention is as bad as an unfaithful answer).
+        values = [v for v in (r.value(score) for score in QUALITY_SCORES) if v is not None]
+        return min(values), statistics.fmean(values)
+
+    scored.sort(key=weakest)
     items = []
     for r in scored[:n]:
         passages = "".join(
@@ -209,7 +215,7 @@ def worst_turns(records: Sequence[EvaluationRecord], n: int = WORST) -> str:
             for k, s in r.scores.items()
         )
         items.append(
-            f'<details class="turn"><summary>{_esc(r.route)} | faithfulness {r.value("faithfulness"):.2f} | '
+            f'<details class="turn"><summary>{_esc(r.route)} | worst score {weakest(r)[0]:.2f} | '
             f"{_esc(r.question[:120])}</summary><p><b>Answer:</b> {_esc(r.answer)}</p>"
             f"<p><b>Scores:</b> {_esc(scores)}</p><ol>{passages}</ol></details>"
         )
