@@ -276,7 +276,7 @@ def reference_rankings(
 NAMES = {
     "bm25": "platform BM25",
     "vector": "platform dense",
-    "hybrid": "platform hybrid, the service's fusion (min-max 0.4/0.6; 0.7/0.3 for an identifier query)",
+    "hybrid": "platform hybrid (service fusion)",  # min-max 0.4/0.6; 0.7/0.3 when the query names an identifier
     "hybrid_even": "platform hybrid min-max 0.5/0.5",
     "hybrid_rrf": "platform hybrid RRF k=60",
     "reference_bm25": "reference BM25, paragraphs",
