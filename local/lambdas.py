@@ -11,15 +11,42 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentplatform.bootstrap import Container, scoped_container
+from agentplatform.config import Settings
 from agentplatform.topology import Function
 from local.logbook import Logbook
 
 log = logging.getLogger("local.lambda")
 
 Handler = Callable[[Any, Any], Any]
+
+
+class FunctionSettings(Settings):
+    """A function's settings from its own environment only: the process's holds every function's variables."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, **_: Any) -> tuple[Any, ...]:
+        return (init_settings,)
+
+
+class FunctionContainer(Container):
+    """One function's container (its settings, its credentials); the embedded search indexes are `shared`'s, as
+    one process owns an index folder. A function without the search grant still fails on the missing setting."""
+
+    def __init__(self, settings: Settings, shared: Container) -> None:
+        super().__init__(settings)
+        self._shared = shared
+
+    def _search_index(self, name: str) -> Any:
+        self.settings.require("knowledge_search_url")
+        return self._shared.search_index if name == self._shared.settings.search_index else self._shared.memory_index
+
+    def close(self) -> None:
+        """Nothing to release: the indexes are the shared container's."""
 
 
 @dataclass
@@ -70,6 +97,9 @@ class LambdaRouter:
         # module objects (the API resolver's current event, the logger's correlation id).
         self._running: dict[str, threading.Lock] = {}
         self.invocations: dict[str, int] = {}
+        # Each function's own container (its environment, its credentials): set by the runtime; None runs handlers
+        # with the process's container (a router without a runtime, in tests).
+        self.containers: Callable[[Function], Container] | None = None
         self.logbook = Logbook()  # records nothing until the runtime opens it on its data folder
 
     def arn(self, physical_name: str) -> str:
@@ -115,13 +145,17 @@ class LambdaRouter:
             running = self._running.setdefault(physical, threading.Lock())
         try:
             handler = self._handler(physical)
+            scoped = self.containers(function) if self.containers else None
         except Exception as exc:
             return _error(function, context, exc)
         outcome: list[InvocationResult] = []
 
         def run() -> None:
             try:
-                with self.logbook.invocation(function, context, event):
+                with (
+                    scoped_container(scoped) if scoped else nullcontext(),
+                    self.logbook.invocation(function, context, event),
+                ):
                     result = handler(event, context)
                 # As Lambda's runtime: the result must be JSON; nothing is turned into a string for the handler.
                 outcome.append(InvocationResult(payload=json.dumps(result).encode()))

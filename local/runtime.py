@@ -2,26 +2,28 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agentplatform.bootstrap import container, use_container
+from agentplatform.bootstrap import Container, container, use_container
 from agentplatform.config import reset_settings
-from agentplatform.topology import AUTHORIZER_CACHE_TTL_S, PLATFORM, CorsPolicy, Topology
+from agentplatform.topology import AUTHORIZER_CACHE_TTL_S, PLATFORM, CorsPolicy, Function, Topology, env_var
 from local.auth import AUDIENCE, ISSUER, Authorizers, DevIssuer, JwtAuthorizer, LambdaAuthorizer
 from local.crm_db import ensure_database
 from local.delivery import EventDelivery, QueuePoller
 from local.dropfolder import DropFolderMirror
 from local.emulator import ACCOUNT, MotoEmulator, Scheduler
 from local.gateway import HttpGateway
-from local.lambdas import LambdaRouter
+from local.iam import ADMIN, Credentials, Enforcement, create_admin, create_principals
+from local.lambdas import FunctionContainer, FunctionSettings, LambdaRouter
 from local.model_server import HostedModel, ModelServer, hosted_model
 from local.persistence import TablePersistence, TableSnapshot, fail_interrupted_turns
 from local.resources import Provisioned, physical_name, provision
@@ -70,6 +72,9 @@ class RuntimeSettings(BaseSettings):
     cors_origins: str = Field(default="", alias="LOCAL_CORS_ORIGINS")
     # How long the gateway keeps a Lambda authorizer answer, as API Gateway does (a revoked key's grace).
     authorizer_cache_s: float = Field(default=AUTHORIZER_CACHE_TTL_S, alias="LOCAL_AUTHORIZER_CACHE_S", ge=0)
+    # `enforce`: the emulator authorizes each function's calls against its own grants (local/iam.py), as IAM does;
+    # `off`: any call is allowed (each function still sees only its own resources' variables).
+    iam: Literal["enforce", "off"] = Field(default="enforce", alias="LOCAL_IAM")
 
     @classmethod
     def on_free_ports(cls, **overrides: Any) -> RuntimeSettings:
@@ -108,6 +113,10 @@ class LocalRuntime:
         self.issuer: DevIssuer | None = None
         self.mirror: DropFolderMirror | None = None
         self.persistence: TablePersistence | None = None
+        self.credentials: dict[str, Credentials] = {}
+        self.enforcement = Enforcement()
+        self._function_containers: dict[str, tuple[Container, Container]] = {}
+        self.router.containers = self._function_container
 
     # -- clients to the emulator (the runtime's own; handlers build theirs through the composition root)
     def client(self, service: str) -> Any:
@@ -120,8 +129,8 @@ class LocalRuntime:
                     service,
                     region_name=self.settings.region,
                     endpoint_url=self.emulator.url,
-                    aws_access_key_id="local",
-                    aws_secret_access_key="local",  # noqa: S106 - the emulator accepts any credentials
+                    aws_access_key_id=ADMIN[0],
+                    aws_secret_access_key=ADMIN[1],
                 )
             return self._clients[service]
 
@@ -164,7 +173,13 @@ class LocalRuntime:
         self.delivery = EventDelivery(self.router, self.client, s.region)
         self.emulator = MotoEmulator(s.host, s.aws_port, self.router, self.delivery)
         self.emulator.start()
+        create_admin(self.client("iam"), ACCOUNT)
         self.provisioned = provision(self.topology, self.client, self.router, s.prefix, s.region, s.data_dir)
+        self.credentials = create_principals(
+            self.client("iam"), self.topology, self.provisioned, s.prefix, s.region, ACCOUNT
+        )
+        if s.iam == "enforce":
+            self.enforcement.start()
         self._restore_tables()
         self.model_server = ModelServer(s.host, s.model_port, models_for(s, self.topology), ACCOUNT)
         self.model_server.start()
@@ -229,6 +244,7 @@ class LocalRuntime:
             self.persistence.stop()  # the last snapshot, while the emulator still answers
         if self.emulator:
             self.emulator.stop()
+        self.enforcement.stop()
         use_container(None)  # closes what the handlers opened (the embedded search index)
         self.router.logbook.close()
         self._restore_environment()
@@ -262,6 +278,21 @@ class LocalRuntime:
         return result.failed, json.loads(result.payload)
 
     _invoke_route = invoke
+
+    def _function_container(self, function: Function) -> Container:
+        """The function's own container, as its Lambda would have: the common environment, only its grants'
+        resource variables, and its own credentials. Rebuilt when the process's container is (use_container)."""
+        shared = contextvars.Context().run(container)  # the process's, not the caller's function's
+        cached = self._function_containers.get(function.name)
+        if cached is not None and cached[0] is shared:
+            return cached[1]
+        resources = self.provisioned.env()
+        env = {k: v for k, v in os.environ.items() if k not in resources}
+        env |= {env_var(g.ref): resources[env_var(g.ref)] for g in function.uses if env_var(g.ref) in resources}
+        env |= self.credentials[function.name].env()
+        scoped = FunctionContainer(FunctionSettings(**env), shared)
+        self._function_containers[function.name] = (shared, scoped)
+        return scoped
 
     def _set_environment(self) -> None:
         """The handlers run in this process: give them what Lambda's configuration would, for every function."""

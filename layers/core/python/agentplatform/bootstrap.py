@@ -6,6 +6,9 @@ Handlers call `container()`; tests call `use_container(...)` with fakes. Nothing
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -80,8 +83,9 @@ class Container:
         if endpoint_url:
             kwargs["endpoint_url"] = endpoint_url
         if self.settings.backend == "local":
-            # The moto server accepts any credentials; don't let a developer's real ones travel there.
-            kwargs.update(aws_access_key_id="local", aws_secret_access_key="local")  # noqa: S106
+            # The emulator's own principals only: a developer's real credentials never travel there.
+            s = self.settings
+            kwargs.update(aws_access_key_id=s.local_access_key_id, aws_secret_access_key=s.local_secret_access_key)
         return boto3.session.Session().client(service, **kwargs)
 
     @cached_property
@@ -95,6 +99,14 @@ class Container:
         from agentplatform.adapters.aws.storage import S3ObjectStore
 
         return S3ObjectStore(self.settings.require("artifacts_bucket_name"), self.client("s3"))
+
+    def table(self, name: str) -> KeyValueTable:
+        """Any table of the topology by its name (what checks every table: health)."""
+        from agentplatform.adapters.aws.storage import DynamoTable
+        from agentplatform.topology import env_var
+
+        field = env_var(f"table:{name}").lower()
+        return DynamoTable(self.settings.require(field), self.client("dynamodb"))
 
     @cached_property
     def registry(self) -> DocumentRegistry:
@@ -337,10 +349,16 @@ class Container:
 
 _container: Container | None = None
 _container_lock = threading.Lock()
+# The container of the function running in this context: the local runtime runs every function in one process and
+# binds each invocation to its function's own container (its own settings and credentials), as a Lambda has.
+_scoped: ContextVar[Container | None] = ContextVar("agentplatform_container", default=None)
 
 
 def container() -> Container:
     global _container
+    scoped = _scoped.get()
+    if scoped is not None:
+        return scoped
     with _container_lock:
         if _container is None:
             _container = Container(get_settings())
@@ -354,3 +372,13 @@ def use_container(replacement: Container | None) -> None:
         if _container is not None and _container is not replacement:
             _container.close()
         _container = replacement
+
+
+@contextmanager
+def scoped_container(scoped: Container) -> Iterator[None]:
+    """`container()` answers `scoped` in this context (and in contexts copied from it) until the block ends."""
+    token = _scoped.set(scoped)
+    try:
+        yield
+    finally:
+        _scoped.reset(token)

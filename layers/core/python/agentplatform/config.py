@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     local_aws_endpoint_url: str = Field(default="http://127.0.0.1:5000", alias="LOCAL_AWS_ENDPOINT_URL")
     # The local model server (SageMaker runtime's InvokeEndpoint contract) when backend is `local`.
     local_model_endpoint_url: str = Field(default="http://127.0.0.1:8090", alias="LOCAL_MODEL_ENDPOINT_URL")
+    # The emulator credentials a function signs with locally: its own principal's, given by the local runtime (the
+    # emulator enforces that principal's grants); "local" is the runtime's admin principal.
+    local_access_key_id: str = Field(default="local", alias="LOCAL_AWS_ACCESS_KEY_ID")
+    local_secret_access_key: str = Field(default="local", alias="LOCAL_AWS_SECRET_ACCESS_KEY")
     max_request_bytes: int = Field(default=1_048_576, alias="MAX_REQUEST_BYTES", gt=0)
 
     # Resource names (topology.env_var of each reference).
