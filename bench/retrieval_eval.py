@@ -138,7 +138,7 @@ def main() -> int:
     names = {
         "bm25": "BM25 (tantivy, Snowball, stoplist)",
         "vector": "dense (all-MiniLM-L6-v2, exact)",
-        "hybrid": "hybrid min-max 0.5/0.5 (default)",
+        "hybrid": "hybrid min-max 0.5/0.5 (engine default; the service: 0.4/0.6)",
         "hybrid_rrf": "hybrid RRF k=60",
     }
     failed = False
