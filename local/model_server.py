@@ -14,10 +14,12 @@ talks to a real model locally. Errors are OpenAI's `{"error": {"message", "type"
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
 import re
 import resource
+import socket
 import struct
 import threading
 import time
@@ -70,6 +72,8 @@ class ModelServer:
         self.models = {m.name: m for m in models}
         self._account = account
         self._server = ThreadingHTTPServer((host, port), self._handler_class())
+        self._connections: set[socket.socket] = set()  # open keep-alive connections: stop() closes them too
+        self._connections_lock = threading.Lock()
         self.url = f"http://{host}:{self._server.server_address[1]}"
 
     def start(self) -> None:
@@ -84,8 +88,15 @@ class ModelServer:
             model.load_now()
 
     def stop(self) -> None:
+        """Stop answering: no new connections, and the clients' pooled keep-alive ones closed (a stopped server
+        that still served them would hide an outage from the health checks)."""
         self._server.shutdown()
         self._server.server_close()
+        with self._connections_lock:
+            for connection in self._connections:
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+            self._connections.clear()
 
     def wait_ready(self, timeout_s: float = LOAD_WAIT_S) -> bool:
         deadline = time.monotonic() + timeout_s
@@ -163,6 +174,16 @@ class ModelServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with server._connections_lock:
+                    server._connections.add(self.connection)
+
+            def finish(self) -> None:
+                with server._connections_lock:
+                    server._connections.discard(self.connection)
+                super().finish()
 
             def log_message(self, fmt: str, *args: Any) -> None:
                 log.debug(fmt, *args)

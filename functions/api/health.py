@@ -1,8 +1,17 @@
-"""Health of every component the API depends on, checked through the ports (the same checks on every backend)."""
+"""Health of every component the API needs to answer, checked through the ports (the same checks on every backend).
+
+A component is `ok`, `down`, or `absent`: a deployment may run without an optional one (its own model endpoints,
+the search index, the retrieval function), which is neither healthy nor an outage. Absent is what the check's
+ConfigurationError says: the setting is not given, or the service has no such resource (SageMaker's "no such
+endpoint"; locally, a model LOCAL_MODELS does not host). The report is degraded only when a present component is
+down. The core ones (storage, queue, bus, workflow, tables) are never optional: a missing setting there is a
+broken deployment, so it is down.
+"""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import Literal
@@ -10,8 +19,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from agentplatform.bootstrap import Container
-from agentplatform.errors import PlatformError
-from agentplatform.ports import HealthCheck
+from agentplatform.errors import ConfigurationError, DependencyUnavailable, PlatformError
+from agentplatform.topology import PLATFORM
 
 VERSION = "0.1.0"
 
@@ -19,16 +28,22 @@ VERSION = "0.1.0"
 class Component(StrEnum):
     object_store = "object_store"
     queue = "queue"
-    table = "table"
+    table = "table"  # every table of the topology
     event_bus = "event_bus"
     workflow = "workflow"
+    search_index = "search_index"
+    embedding_endpoint = "embedding_endpoint"
+    generation_endpoint = "generation_endpoint"
+    retrieval_function = "retrieval_function"
 
 
 class ComponentStatus(BaseModel):
     name: Component
-    status: Literal["ok", "down"]
+    status: Literal["ok", "down", "absent"] = Field(
+        description="`absent`: this deployment does not have the component (its setting is not given)."
+    )
     latency_ms: float = Field(description="How long the check took.")
-    detail: str | None = Field(default=None, description="Why the component is down.")
+    detail: str | None = Field(default=None, description="Why the component is down or absent.")
 
 
 class HealthReport(BaseModel):
@@ -37,23 +52,50 @@ class HealthReport(BaseModel):
     components: list[ComponentStatus]
 
 
-# Component -> the container attribute holding its adapter (built inside the check: a missing setting is a
-# down component, not a failed health endpoint).
-_ADAPTERS: dict[Component, str] = {
-    Component.object_store: "drop_store",
-    Component.queue: "alerts_queue",
-    Component.table: "documents_table",
-    Component.event_bus: "event_bus",
-    Component.workflow: "canary_workflow",
+def _tables(c: Container) -> None:
+    """Every table of the topology, so a table a new area adds is checked too; the detail names each one down."""
+    down: list[str] = []
+
+    def one(name: str) -> None:
+        try:
+            c.table(name).check()
+        except PlatformError as exc:
+            down.append(f"table {name}: {exc.detail}")
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(one, [t.name for t in PLATFORM.tables]))
+    if down:
+        raise DependencyUnavailable("; ".join(sorted(down)))
+
+
+# Component -> its check (the adapter is built inside it: a missing setting is reported, not a failed endpoint).
+_CHECKS: dict[Component, Callable[[Container], None]] = {
+    Component.object_store: lambda c: c.drop_store.check(),
+    Component.queue: lambda c: c.alerts_queue.check(),
+    Component.table: _tables,
+    Component.event_bus: lambda c: c.event_bus.check(),
+    Component.workflow: lambda c: c.canary_workflow.check(),
+    # Through the retrieval function's health operation: the search domain answers only inside its VPC.
+    Component.search_index: lambda c: c.retrieval_function.invoke({"operation": "health"}),
+    Component.embedding_endpoint: lambda c: c.embedding_model.check(),  # type: ignore[attr-defined]
+    Component.generation_endpoint: lambda c: c.chat_model.check(),  # type: ignore[attr-defined]
+    Component.retrieval_function: lambda c: c.retrieval_function.check(),  # type: ignore[attr-defined]
+}
+_OPTIONAL = {
+    Component.search_index,
+    Component.embedding_endpoint,
+    Component.generation_endpoint,
+    Component.retrieval_function,
 }
 
 
 def _run(name: Component, c: Container) -> ComponentStatus:
     started = time.perf_counter()
     try:
-        adapter: HealthCheck = getattr(c, _ADAPTERS[name])
-        adapter.check()
+        _CHECKS[name](c)
         status, detail = "ok", None
+    except ConfigurationError as exc:
+        status, detail = ("absent" if name in _OPTIONAL else "down"), exc.detail
     except PlatformError as exc:
         status, detail = "down", exc.detail
     return ComponentStatus(
@@ -66,5 +108,5 @@ def check_health(c: Container, only: Component | None = None) -> HealthReport:
     # Concurrent: on AWS each check is a network round trip.
     with ThreadPoolExecutor(max_workers=len(names)) as pool:
         components = list(pool.map(lambda n: _run(n, c), names))
-    status = "ok" if all(s.status == "ok" for s in components) else "degraded"
+    status = "degraded" if any(s.status == "down" for s in components) else "ok"
     return HealthReport(status=status, version=VERSION, components=components)

@@ -21,8 +21,16 @@ def service() -> RetrievalService:
     return RetrievalService(c.search_index, c.embedding_model, reranker, c.token_meter)
 
 
+# The health operation (functions/api/health.py): the search domain answers only inside the VPC, where this
+# function runs; the api and the canary probe ask it here.
+HEALTH_OPERATION = "health"
+
+
 @lambda_entry("retrieval")
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if event.get("operation") == HEALTH_OPERATION:
+        container().search_index.check()
+        return {"search_index": "ok"}
     try:
         request = RetrievalRequest.model_validate(event)
     except ValidationError as exc:

@@ -59,6 +59,7 @@ EXPECTED: dict[tuple[str, Access], tuple[set[str], set[str]]] = {
         {"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"},
         set(),
     ),
+    ("function", Access.DESCRIBE): ({"lambda:GetFunctionConfiguration"}, set()),
     ("function", Access.INVOKE): ({"lambda:InvokeFunction"}, set()),
     ("endpoint", Access.DESCRIBE): ({"sagemaker:DescribeEndpoint"}, set()),
     ("endpoint", Access.INVOKE): ({"sagemaker:InvokeEndpoint"}, set()),

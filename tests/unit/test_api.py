@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import copy
 import json
+from types import SimpleNamespace
 
 import pytest
 from openapi_spec_validator import validate
 
+from agentplatform.topology import PLATFORM
 from functions.api.handler import handler
+from functions.api.health import Component
 from tests.conftest import sample_event
+from tests.fakes import MemoryEmbeddings, MemoryFunction, MemorySearchIndex, MemoryTable
 
 
 def call(event, lambda_context):
@@ -29,16 +33,34 @@ def request(path: str, query: str = "", method: str = "GET", body: str | None = 
     return event
 
 
-def test_health_reports_every_component_ok(fakes, lambda_context):
+@pytest.fixture
+def healthy(fakes, monkeypatch):
+    """The fakes plus every table of the topology, the search index, the embedding endpoint and the retrieval
+    function; no generation endpoint (this deployment has none)."""
+    tables = {t.name: MemoryTable() for t in PLATFORM.tables}
+    monkeypatch.setattr(fakes, "table", tables.__getitem__)
+    search_index = MemorySearchIndex()  # what the retrieval function's health operation checks
+    fakes.__dict__.update(
+        search_index=search_index,
+        embedding_model=MemoryEmbeddings(),
+        retrieval_function=MemoryFunction("retrieval", lambda event: search_index.check()),
+    )
+    return SimpleNamespace(container=fakes, tables=tables)
+
+
+def test_health_reports_every_component_ok_and_the_missing_one_absent(healthy, lambda_context):
     status, headers, body = call(request("/health"), lambda_context)
     assert status == 200
     assert body["status"] == "ok"
-    assert {c["name"] for c in body["components"]} == {"object_store", "queue", "table", "event_bus", "workflow"}
+    by_name = {c["name"]: c for c in body["components"]}
+    assert set(by_name) == {c.value for c in Component}
+    assert by_name.pop("generation_endpoint")["status"] == "absent"
+    assert {c["status"] for c in by_name.values()} == {"ok"}
     assert headers["x-correlation-id"] == "8d7f6c1e-health-sample"
 
 
-def test_health_is_503_and_names_the_component_that_is_down(fakes, lambda_context):
-    fakes.alerts_queue.available = False
+def test_health_is_503_and_names_the_component_that_is_down(healthy, lambda_context):
+    healthy.container.alerts_queue.available = False
     status, _, body = call(request("/health"), lambda_context)
     assert status == 503
     assert body["status"] == "degraded"
@@ -47,7 +69,31 @@ def test_health_is_503_and_names_the_component_that_is_down(fakes, lambda_contex
     assert "unreachable" in down[0]["detail"]
 
 
-def test_health_of_one_component(fakes, lambda_context):
+@pytest.mark.parametrize(
+    ("adapter", "named"),
+    [
+        ("search_index", ["search_index"]),
+        ("embedding_model", ["embedding_endpoint"]),
+        # The search index is checked through the retrieval function: without it, search is unreachable too.
+        ("retrieval_function", ["search_index", "retrieval_function"]),
+    ],
+)
+def test_a_search_model_or_retrieval_outage_is_a_503_naming_it(healthy, lambda_context, adapter, named):
+    getattr(healthy.container, adapter).available = False
+    status, _, body = call(request("/health"), lambda_context)
+    assert status == 503
+    assert [c["name"] for c in body["components"] if c["status"] == "down"] == named
+
+
+def test_every_table_of_the_topology_is_checked_and_a_down_one_named(healthy, lambda_context):
+    healthy.tables["memory"].available = False
+    status, _, body = call(request("/health", "component=table"), lambda_context)
+    assert status == 503
+    (table,) = body["components"]
+    assert table["status"] == "down" and table["detail"].startswith("table memory:")
+
+
+def test_health_of_one_component(healthy, lambda_context):
     status, _, body = call(request("/health", "component=table"), lambda_context)
     assert status == 200
     assert [c["name"] for c in body["components"]] == ["table"]
@@ -65,6 +111,11 @@ def test_missing_setting_is_a_down_component_not_a_crash(lambda_context, monkeyp
     status, _, body = call(request("/health", "component=object_store"), lambda_context)
     assert status == 503
     assert body["components"][0]["detail"] == "setting DROP_BUCKET_NAME is not set"
+    # An optional component without its setting is absent: reported, and no outage.
+    monkeypatch.delenv("GENERATION_ENDPOINT_NAME", raising=False)
+    status, _, body = call(request("/health", "component=generation_endpoint"), lambda_context)
+    assert status == 200
+    assert body["components"][0]["status"] == "absent"
 
 
 def test_invalid_query_parameter_is_a_422_problem_naming_the_field(fakes, lambda_context):

@@ -12,6 +12,7 @@ from agentplatform.inference import (
     EMBEDDING_DIMENSION,
     EMBEDDING_MAX_BATCH,
     EMBEDDING_MAX_CHARS,
+    ChatMessage,
     ChatRequest,
     ChatResponse,
     EmbeddingRequest,
@@ -51,6 +52,10 @@ class EndpointEmbeddings:
             vectors.extend(response.vectors)
         return vectors
 
+    def check(self) -> None:
+        """Health: one word embedded; the endpoint's own error when it does not answer."""
+        self.embed(["health"])
+
 
 class EndpointChat:
     """ChatModel over an OpenAI chat-completions endpoint (TGI Messages API, LMI, the local server)."""
@@ -61,6 +66,10 @@ class EndpointChat:
     def chat(self, request: ChatRequest) -> ChatResponse:
         payload = self._endpoint.invoke(request.model_dump(exclude_none=True))
         return chat_response(payload, f"chat endpoint {self._endpoint.name}")
+
+    def check(self) -> None:
+        """Health: a one-token answer (the cheapest generation that proves the model serves)."""
+        self.chat(ChatRequest(messages=[ChatMessage(role="user", content="ping")], max_tokens=1))
 
 
 def chat_response(payload: Any, source: str, **context: Any) -> ChatResponse:

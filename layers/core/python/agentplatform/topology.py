@@ -315,12 +315,18 @@ def statemachines_dir() -> Path:
     return Path(__file__).resolve().parents[4] / "statemachines"
 
 
+# What /health and the canary probe check (functions/api/health.py); every table is added after PLATFORM below.
+# Not the search domain: only the VPC reaches it, so the retrieval function (in the VPC) checks it for them.
 _HEALTH_DESCRIBE = [
     Grant(ref="bucket:drop", access=Access.DESCRIBE),
     Grant(ref="queue:alerts", access=Access.DESCRIBE),
-    Grant(ref="table:documents", access=Access.DESCRIBE),
     Grant(ref="bus:platform", access=Access.DESCRIBE),
     Grant(ref="statemachine:canary", access=Access.DESCRIBE),
+    Grant(ref="function:retrieval", access=Access.DESCRIBE),
+    Grant(ref="function:retrieval", access=Access.INVOKE),  # its health operation: the search index's check
+    # A model endpoint's only proof of serving is an answer: the probe is one tiny InvokeEndpoint.
+    Grant(ref="endpoint:embedding", access=Access.INVOKE),
+    Grant(ref="endpoint:generation", access=Access.INVOKE),
 ]
 
 # The ingestion state machine's Lambda tasks (function `ingest_<stage>`, ASL placeholder `<Stage>FunctionArn`).
@@ -894,3 +900,9 @@ PLATFORM = Topology(
         Route(method="ANY", path="$default", function="api"),
     ],
 )
+
+# Health sees every table, whichever area adds it: the functions that run the checks may describe each one.
+for _checker in ("api", "canary_probe"):
+    PLATFORM.function(_checker).uses.extend(
+        Grant(ref=f"table:{t.name}", access=Access.DESCRIBE) for t in PLATFORM.tables
+    )

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from agentplatform.adapters.aws.errors import aws_call
+from agentplatform.adapters.aws.errors import aws_call, probe
 from agentplatform.errors import (
     DependencyUnavailable,
     FieldError,
@@ -41,6 +41,13 @@ class LambdaFunction:
         if out.get("FunctionError"):
             raise _raised(result, self.name)
         return result
+
+    def check(self) -> None:
+        """Health: the function exists and can run (Lambda's State; Failed or Inactive cannot take invocations)."""
+        config: dict[str, Any] = {}
+        probe(self._resource, lambda: config.update(self._lambda.get_function_configuration(FunctionName=self.name)))
+        if config.get("State", "Active") != "Active":
+            raise DependencyUnavailable(f"{self._resource} is {config['State']}", function=self.name)
 
 
 # Lambda carries only a raised error's type and message back (errorType, errorMessage): what a caller needs beyond
