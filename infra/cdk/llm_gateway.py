@@ -15,17 +15,16 @@ from aws_cdk import Aws
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_secretsmanager as secretsmanager
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from functions.llm_gateway.policy import Policy, parse_policy
 from infra.cdk.nag import acknowledge
+from infra.cdk.parameters import policy_parameter
 
 GATEWAY_FUNCTION = "llm_gateway"
 POLICY_ENV = "LLM_POLICY_PARAMETER"
 AWS_POLICY = Path(__file__).resolve().parents[2] / "policies" / "llm_gateway.aws.json"
 SECRET_PLACEHOLDER = "{openai_secret}"  # noqa: S105 - a placeholder the synth replaces with an ARN
-_STANDARD_PARAMETER_MAX = 4096  # bytes; above it a parameter must be Advanced
 
 
 def foundation_models(policy: Policy) -> list[tuple[str, str | None]]:
@@ -57,18 +56,13 @@ class LlmGatewayPolicy(Construct):
             if target.get("secret") == SECRET_PLACEHOLDER:
                 target["secret"] = self.secret.secret_arn
         value = json.dumps(document, separators=(",", ":"))
-        self.parameter = ssm.StringParameter(
+        self.parameter = policy_parameter(
             self,
             "Policy",
+            value=value,
             description=f"The LLM gateway's routing policy, version {policy.version} (policies/llm_gateway.aws.json).",
-            string_value=value,
-            tier=ssm.ParameterTier.ADVANCED
-            if len(value.encode()) > _STANDARD_PARAMETER_MAX
-            else ssm.ParameterTier.STANDARD,
-        )
-        function.add_environment(POLICY_ENV, self.parameter.parameter_name)
-        function.add_to_role_policy(
-            iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[self.parameter.parameter_arn])
+            function=function,
+            env=POLICY_ENV,
         )
         models = foundation_models(policy)
         if models:

@@ -7,15 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from functions.tools.policy import DEFAULT_POLICY_PATH, parse_tool_policy
+from infra.cdk.parameters import policy_parameter
 
 POLICY_ENV = "TOOLS_POLICY_PARAMETER"
-_STANDARD_PARAMETER_MAX = 4096  # bytes; above it a parameter must be Advanced
 
 
 class ToolPolicyParameter(Construct):
@@ -26,16 +24,11 @@ class ToolPolicyParameter(Construct):
         text = policy_path.read_text(encoding="utf-8")
         policy = parse_tool_policy(text, str(policy_path))
         value = json.dumps(json.loads(text), separators=(",", ":"))
-        self.parameter = ssm.StringParameter(
+        self.parameter = policy_parameter(
             self,
             "Policy",
+            value=value,
             description=f"The tools' per-tenant policy, version {policy.version} (policies/tools.json).",
-            string_value=value,
-            tier=ssm.ParameterTier.ADVANCED
-            if len(value.encode()) > _STANDARD_PARAMETER_MAX
-            else ssm.ParameterTier.STANDARD,
-        )
-        function.add_environment(POLICY_ENV, self.parameter.parameter_name)
-        function.add_to_role_policy(
-            iam.PolicyStatement(actions=["ssm:GetParameter"], resources=[self.parameter.parameter_arn])
+            function=function,
+            env=POLICY_ENV,
         )
