@@ -20,11 +20,10 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import math
 import statistics
 import sys
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -44,8 +43,8 @@ from agentplatform.search import (
     rank_by_document,
 )
 from bench.common import RESULTS, ROOT, machine
+from bench.enterprise_eval import SET, document_gains, load_set, ndcg_at, recall_at
 
-SET = ROOT / "eval" / "enterprise"
 TENANTS = ("contextual", "plain")
 CANDIDATES = 100  # each side's list, as the engine's default hybrid
 DOCUMENT_CANDIDATES = 50  # what the retrieval service gives document ranking (functions/retrieval/service.py)
@@ -90,15 +89,8 @@ def _fusion_label(fusion: Fusion) -> str:
 
 
 def load_queries() -> list[Query]:
-    gains: dict[str, dict[str, int]] = defaultdict(dict)
-    for line in (SET / "qrels.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        gains[row["query"]][row["doc"]] = max(gains[row["query"]].get(row["doc"], 0), int(row["grade"]))
-    queries = []
-    for line in (SET / "queries.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        queries.append(Query(row["id"], row["query"], row["kind"], row["split"], gains[row["id"]]))
-    return queries
+    _, queries, qrels = load_set(SET)
+    return [Query(q.id, q.text, q.kind, q.split, document_gains(qrels.get(q.id, {}))) for q in queries]
 
 
 def load_chunks(embeddings: Any) -> list[Chunk]:
@@ -134,17 +126,6 @@ def load_chunks(embeddings: Any) -> list[Chunk]:
                 for s, v in zip(specs, vectors, strict=True)
             ]
     return out
-
-
-def ndcg_at_10(docs: Sequence[str], gains: dict[str, int]) -> float:
-    dcg = sum(gains.get(doc, 0) / math.log2(i + 2) for i, doc in enumerate(docs[:10]))
-    ideal = sorted(gains.values(), reverse=True)[:10]
-    best = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-    return dcg / best if best else 0.0
-
-
-def recall_at_20(docs: Sequence[str], gains: dict[str, int]) -> float:
-    return len(set(docs[:20]) & set(gains)) / len(gains) if gains else 0.0
 
 
 def documents(hits: Iterable[SearchHit]) -> list[str]:
@@ -205,7 +186,7 @@ def evaluate(lists: Lists, setting: Setting, queries: list[Query], mode: str) ->
     rows: dict[str, list[tuple[float, float]]] = defaultdict(list)
     for q in queries:
         docs = documents(lists.ranked(q, setting, mode))
-        score = (ndcg_at_10(docs, q.gains), recall_at_20(docs, q.gains))
+        score = (ndcg_at(10, docs, q.gains), recall_at(20, docs, q.gains))
         rows["all"].append(score)
         rows[q.kind].append(score)
     return {
