@@ -8,12 +8,18 @@ Lambda or Step Functions targets. Those hooks live here and nowhere else:
 - `S3Backend.delete_object` sends the `Object Deleted` event S3 sends for a delete marker (moto does not).
 Others make moto fast enough to measure the platform rather than the emulator: each ASL parsed once, one boto3
 client per Lambda task target, a cheap clock in SQS.
+
+Each patch goes through `_replace`, which first checks that the moto internal it relies on is still there with the
+parameters the patch was written against (a moto that changed fails at start, naming the patch and moto's
+version, instead of misbehaving later), and keeps the original: `uninstall_hooks` (MotoEmulator.stop) puts every
+original back, so in-process tests see plain moto again whatever ran before them.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import inspect
 import json
 import logging
 import os
@@ -40,19 +46,79 @@ _router: LambdaRouter | None = None
 _on_target: TargetHandler | None = None
 _async_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="lambda-async")
 _installed = False
+# (owner, attribute, the owner's own original or _INHERITED) of every patch applied, in order.
+_INHERITED = object()
+_originals: list[tuple[Any, str, Any]] = []
+
+
+class EmulatorPatchError(RuntimeError):
+    """A moto internal a patch relies on is missing or changed shape: this moto is not the one it was written for."""
+
+
+def _moto_version() -> str:
+    import moto
+
+    return getattr(moto, "__version__", "unknown")
+
+
+def _expect(patch: str, owner: Any, attribute: str, params: tuple[str, ...] | None = None) -> Any:
+    """The moto internal `owner.attribute`, checked: it exists and (for a callable) its parameters start with
+    `params`; else EmulatorPatchError naming the patch and moto's version."""
+    where = f"{getattr(owner, '__name__', owner)}.{attribute}"
+    target = getattr(owner, attribute, None)
+    if target is None:
+        raise EmulatorPatchError(f"emulator patch {patch!r}: moto {_moto_version()} has no {where}")
+    if params is not None:
+        found = tuple(inspect.signature(target).parameters)
+        if found[: len(params)] != params:
+            raise EmulatorPatchError(
+                f"emulator patch {patch!r}: moto {_moto_version()} changed {where}{found}, expected {params}"
+            )
+    return target
+
+
+def _replace(patch: str, owner: Any, attribute: str, replacement: Any, params: tuple[str, ...] | None = None) -> Any:
+    """Swap in `replacement` for the checked `owner.attribute`, keeping what to restore; returns the original."""
+    original = _expect(patch, owner, attribute, params)
+    own = vars(owner).get(attribute, _INHERITED) if isinstance(owner, type) else getattr(owner, attribute)
+    _originals.append((owner, attribute, own))
+    setattr(owner, attribute, replacement)
+    return original
+
+
+def uninstall_hooks() -> None:
+    """Every patched moto internal back to its original (the static/class method objects themselves)."""
+    global _installed
+    while _originals:
+        owner, attribute, own = _originals.pop()
+        if own is _INHERITED:
+            delattr(owner, attribute)
+        else:
+            setattr(owner, attribute, own)
+    _installed = False
 
 
 def _install_hooks() -> None:
     global _installed
     if _installed:
         return
+    try:
+        _apply_hooks()
+    except BaseException:
+        uninstall_hooks()  # never half-patched
+        raise
+    _installed = True
+
+
+def _apply_hooks() -> None:
     from moto.awslambda.models import LambdaBackend
     from moto.awslambda_simple.models import LambdaSimpleBackend
     from moto.events.models import Rule
     from moto.events.utils import EventTemplateParser
 
+    invoke_params = ("self", "function_name", "qualifier", "body", "headers", "response_headers")
     for backend_class in (LambdaBackend, LambdaSimpleBackend):
-        original_invoke = backend_class.invoke
+        original_invoke = _expect("lambda-invoke", backend_class, "invoke", invoke_params)
 
         def invoke(
             self: Any,
@@ -75,9 +141,10 @@ def _install_hooks() -> None:
                 response_headers["x-amz-function-error"] = "Unhandled"
             return result.payload
 
-        backend_class.invoke = invoke  # type: ignore[method-assign]
+        _replace("lambda-invoke", backend_class, "invoke", invoke, invoke_params)
 
-    original_send = Rule.send_to_targets
+    _expect("event-targets", EventTemplateParser, "parse", ("input_template", "input_paths_map", "event"))
+    original_send = _expect("event-targets", Rule, "send_to_targets", ("self", "original_event", "transform_input"))
 
     def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
         if getattr(self, "scheduled_expression", None) and self.arn not in original_event.get("resources", []):
@@ -105,13 +172,12 @@ def _install_hooks() -> None:
                 payload = dict(original_event)
             on_target(target, payload)
 
-    Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
+    _replace("event-targets", Rule, "send_to_targets", send_to_targets)
     _emit_delete_markers()
     _parse_each_definition_once()
     _reuse_step_functions_clients()
     _read_the_clock_cheaply_in_sqs()
     _write_dynamodb_items_atomically()
-    _installed = True
 
 
 def _parse_each_definition_once() -> None:
@@ -121,6 +187,8 @@ def _parse_each_definition_once() -> None:
     are still parsed per execution."""
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    _expect("parse-once", AmazonStateLanguageParser, "parse", ("definition",))
 
     @functools.lru_cache(maxsize=64)
     def parsed(definition: str) -> Any:
@@ -132,7 +200,7 @@ def _parse_each_definition_once() -> None:
             return AmazonStateLanguageParser.parse(definition)[0]
         return parsed(definition)
 
-    ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign]
+    _replace("parse-once", ExecutionWorker, "_get_evaluation_entrypoint", entrypoint, ("self",))
 
 
 def _reuse_step_functions_clients() -> None:
@@ -150,7 +218,7 @@ def _reuse_step_functions_clients() -> None:
 
     for module in pkgutil.walk_packages(tasks.__path__, tasks.__name__ + "."):
         importlib.import_module(module.name)
-    build = boto_client.boto_client_for
+    build = _expect("shared-clients", boto_client, "boto_client_for", ("region", "service"))
 
     @functools.lru_cache(maxsize=64)
     def shared(region: str, service: str, port: str, intercepted: bool) -> Any:
@@ -163,7 +231,7 @@ def _reuse_step_functions_clients() -> None:
 
     for name, module in list(sys.modules.items()):
         if name.startswith("moto.stepfunctions.parser") and getattr(module, "boto_client_for", None) is build:
-            module.boto_client_for = boto_client_for  # type: ignore[attr-defined]
+            _replace("shared-clients", module, "boto_client_for", boto_client_for)
 
 
 def _read_the_clock_cheaply_in_sqs() -> None:
@@ -173,7 +241,8 @@ def _read_the_clock_cheaply_in_sqs() -> None:
     semantics and makes a receive on a deep queue cheap."""
     from moto.sqs import models
 
-    exact_seconds, exact_millis = models.unix_time, models.unix_time_millis
+    exact_seconds = _expect("sqs-clock", models, "unix_time", ("dt",))
+    exact_millis = _expect("sqs-clock", models, "unix_time_millis", ("dt",))
 
     def unix_time(dt: Any = None) -> float:
         return time.time() if dt is None else exact_seconds(dt)
@@ -181,7 +250,8 @@ def _read_the_clock_cheaply_in_sqs() -> None:
     def unix_time_millis(dt: Any = None) -> float:
         return time.time() * 1000.0 if dt is None else exact_millis(dt)
 
-    models.unix_time, models.unix_time_millis = unix_time, unix_time_millis  # type: ignore[assignment]
+    _replace("sqs-clock", models, "unix_time", unix_time)
+    _replace("sqs-clock", models, "unix_time_millis", unix_time_millis)
 
 
 def _write_dynamodb_items_atomically() -> None:
@@ -195,13 +265,13 @@ def _write_dynamodb_items_atomically() -> None:
 
     lock = threading.RLock()  # re-entrant: a transaction's writes go through the same methods
     for name in ("put_item", "update_item", "delete_item", "batch_write_item", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
+        original = _expect("atomic-dynamodb", DynamoDBBackend, name, ("self",))
 
         def atomic(self: Any, *args: Any, _original: Any = original, **kwargs: Any) -> Any:
             with lock:
                 return _original(self, *args, **kwargs)
 
-        setattr(DynamoDBBackend, name, atomic)
+        _replace("atomic-dynamodb", DynamoDBBackend, name, atomic)
 
 
 def _emit_delete_markers() -> None:
@@ -212,7 +282,10 @@ def _emit_delete_markers() -> None:
     from moto.s3 import notifications
     from moto.s3.models import S3Backend
 
-    original_delete = S3Backend.delete_object
+    delete_params = ("self", "bucket_name", "key_name", "version_id", "bypass")
+    original_delete = _expect("delete-markers", S3Backend, "delete_object", delete_params)
+    _expect("delete-markers", notifications, "send_event", ("account_id", "event_name", "bucket", "key"))
+    _expect("delete-markers", notifications.S3NotificationEvent, "OBJECT_REMOVED_DELETE_MARKER_CREATED_EVENT")
 
     def delete_object(self: Any, bucket_name: str, key_name: str, version_id: str | None = None, bypass: bool = False):
         result = original_delete(self, bucket_name, key_name, version_id, bypass)
@@ -227,7 +300,7 @@ def _emit_delete_markers() -> None:
             )
         return result
 
-    S3Backend.delete_object = delete_object  # type: ignore[method-assign]
+    _replace("delete-markers", S3Backend, "delete_object", delete_object)
 
 
 class MotoEmulator:
@@ -263,6 +336,7 @@ class MotoEmulator:
             self._server.stop()
             self._server = None
         _router, _on_target = None, None
+        uninstall_hooks()
 
 
 _RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")

@@ -1,9 +1,12 @@
-"""The emulator's fix-ups of moto: each state machine definition is parsed once, not per execution; Lambda tasks
-share one boto3 client per region, service and server."""
+"""The emulator's fix-ups of moto: each guarded (a changed moto fails at install, naming the patch) and undone on
+uninstall; each state machine definition parsed once where sharing the program is safe (checked with real
+executions of Map, Parallel, Choice loops and waitForTaskToken); Lambda tasks share one boto3 client per region,
+service and server; SQS reads a cheap clock."""
 
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from datetime import datetime
@@ -16,7 +19,14 @@ from moto.sqs import models
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
-from local.emulator import _install_hooks
+from local import emulator
+from local.emulator import EmulatorPatchError, _install_hooks, uninstall_hooks
+
+
+@pytest.fixture(autouse=True)
+def _hooks_undone_after_each_test():
+    yield
+    uninstall_hooks()
 
 
 def worker(definition: dict) -> SimpleNamespace:
@@ -83,3 +93,192 @@ def test_sqs_reads_the_same_clock_cheaply_and_keeps_visibility() -> None:
         assert "Messages" not in sqs.receive_message(QueueUrl=queue)  # in flight: invisible
         sqs.change_message_visibility(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
         assert len(sqs.receive_message(QueueUrl=queue)["Messages"]) == 1
+
+
+def test_uninstall_puts_every_original_back_and_install_again_works() -> None:
+    from moto.events.models import Rule
+
+    plain = (ExecutionWorker.__dict__["_get_evaluation_entrypoint"], models.unix_time, Rule.send_to_targets)
+    _install_hooks()
+    patched = list(emulator._originals)
+    assert len(patched) >= 10 and ExecutionWorker._get_evaluation_entrypoint is not plain[0]
+    uninstall_hooks()
+    assert emulator._originals == []
+    restored = (ExecutionWorker.__dict__["_get_evaluation_entrypoint"], models.unix_time, Rule.send_to_targets)
+    assert all(a is b for a, b in zip(plain, restored, strict=True))
+    for owner, attribute, own in patched:  # every one, the inherited ones gone from the subclass again
+        if own is emulator._INHERITED:
+            assert attribute not in vars(owner)
+        else:
+            assert (vars(owner)[attribute] if isinstance(owner, type) else getattr(owner, attribute)) is own
+    _install_hooks()
+    assert len(emulator._originals) == len(patched)
+
+
+def test_a_changed_moto_internal_fails_at_install_naming_the_patch_and_leaves_moto_unpatched(monkeypatch) -> None:
+    import moto
+    from moto.awslambda.models import LambdaBackend
+    from moto.events.models import Rule
+
+    def send_to_targets(self, event):  # a moto whose signature moved on
+        raise AssertionError("never called")
+
+    monkeypatch.setattr(Rule, "send_to_targets", send_to_targets)
+    plain_invoke = LambdaBackend.invoke
+    with pytest.raises(EmulatorPatchError, match=rf"'event-targets'.*moto {re.escape(moto.__version__)}"):
+        _install_hooks()
+    assert emulator._originals == [] and LambdaBackend.invoke is plain_invoke  # the Lambda patch came first: undone
+
+
+def test_a_missing_moto_internal_fails_at_install(monkeypatch) -> None:
+    monkeypatch.delattr(models, "unix_time_millis")
+    with pytest.raises(EmulatorPatchError, match=r"'sqs-clock'.*has no"):
+        _install_hooks()
+
+
+def test_lambda_invocations_go_to_the_router_for_platform_functions_only(monkeypatch) -> None:
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    calls = []
+
+    class Router:
+        def knows(self, name):
+            return name == "ours"
+
+        def invoke(self, name, event):
+            calls.append((name, event))
+            return SimpleNamespace(failed=True, payload=b'{"errorType": "X"}')
+
+    monkeypatch.setattr(emulator, "_router", Router())
+    _install_hooks()
+    headers: dict = {}
+    out = LambdaSimpleBackend.invoke(None, "ours", None, json.dumps({"a": 1}), {}, headers)
+    assert out == b'{"errorType": "X"}' and headers["x-amz-function-error"] == "Unhandled"
+    assert calls == [("ours", {"a": 1})]
+
+
+# -- the parse cache, with real executions: several at once of one definition, each with its own input ----------
+
+_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
+_ROLE = "arn:aws:iam::123456789012:role/sfn"
+
+
+def _run_concurrently(definition: dict, inputs: list[dict], during=None) -> list[dict]:
+    sfn = boto3.client("stepfunctions", region_name="us-east-1")
+    arn = sfn.create_state_machine(name=uuid.uuid4().hex, definition=json.dumps(definition), roleArn=_ROLE)[
+        "stateMachineArn"
+    ]
+    runs = [
+        sfn.start_execution(stateMachineArn=arn, name=uuid.uuid4().hex, input=json.dumps(i))["executionArn"]
+        for i in inputs
+    ]
+    if during is not None:
+        during()
+    deadline = time.monotonic() + 30
+    outputs = []
+    for run in runs:
+        while (out := sfn.describe_execution(executionArn=run))["status"] == "RUNNING":
+            assert time.monotonic() < deadline, "execution still running"
+            time.sleep(0.05)
+        assert out["status"] == "SUCCEEDED", out
+        outputs.append(json.loads(out["output"]))
+    return outputs
+
+
+MAP = {
+    "StartAt": "Each",
+    "States": {
+        "Each": {
+            "Type": "Map",
+            "ItemsPath": "$.items",
+            "ItemSelector": {"n.$": "$$.Map.Item.Value", "tag.$": "$.tag"},
+            "ItemProcessor": {"StartAt": "Echo", "States": {"Echo": {"Type": "Pass", "End": True}}},
+            "End": True,
+        }
+    },
+}
+CHOICE_LOOP = {
+    "StartAt": "Start",
+    "States": {
+        "Start": {"Type": "Pass", "Parameters": {"i": 0, "limit.$": "$.limit"}, "Next": "More"},
+        "More": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.i", "NumericLessThanPath": "$.limit", "Next": "Step"}],
+            "Default": "Done",
+        },
+        "Step": {"Type": "Pass", "Parameters": {"i.$": "States.MathAdd($.i, 1)", "limit.$": "$.limit"}, "Next": "More"},
+        "Done": {"Type": "Succeed"},
+    },
+}
+PARALLEL = {
+    "StartAt": "Both",
+    "States": {
+        "Both": {
+            "Type": "Parallel",
+            "Branches": [
+                {"StartAt": "L", "States": {"L": {"Type": "Pass", "Parameters": {"l.$": "$.x"}, "End": True}}},
+                {"StartAt": "R", "States": {"R": {"Type": "Pass", "Parameters": {"r.$": "$.x"}, "End": True}}},
+            ],
+            "End": True,
+        }
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("definition", "inputs", "expected", "parsed_once"),
+    [
+        (
+            MAP,
+            [{"items": list(range(k)), "tag": f"t{k}"} for k in (1, 3, 5)],
+            [[{"n": n, "tag": f"t{k}"} for n in range(k)] for k in (1, 3, 5)],
+            True,
+        ),
+        (CHOICE_LOOP, [{"limit": k} for k in (2, 5, 9)], [{"i": k, "limit": k} for k in (2, 5, 9)], True),
+        # Parallel branches keep bookkeeping on the parsed program: parsed per execution.
+        (PARALLEL, [{"x": k} for k in (1, 2, 3)], [[{"l": k}, {"r": k}] for k in (1, 2, 3)], False),
+    ],
+    ids=["map", "choice-loop", "parallel"],
+)
+def test_concurrent_executions_of_one_definition_each_get_their_own_result(
+    parses, definition, inputs, expected, parsed_once
+) -> None:
+    definition = {"Comment": uuid.uuid4().hex, **definition}
+    with mock_aws(config=_CONFIG):
+        assert _run_concurrently(definition, inputs) == expected
+    mine = [d for d in parses if definition["Comment"] in d]
+    # CreateStateMachine validates the definition with one parse of its own; then the executions' parses.
+    assert len(mine) == 1 + (1 if parsed_once else len(inputs))
+
+
+def test_concurrent_executions_waiting_for_task_tokens_resume_each_with_its_own_output(parses) -> None:
+    with mock_aws(config=_CONFIG):
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        queue = sqs.create_queue(QueueName="tokens")["QueueUrl"]
+        definition = {
+            "Comment": uuid.uuid4().hex,
+            "StartAt": "Wait",
+            "States": {
+                "Wait": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                    "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token", "id.$": "$.id"}},
+                    "End": True,
+                }
+            },
+        }
+
+        def resume_each() -> None:
+            sfn = boto3.client("stepfunctions", region_name="us-east-1")
+            pending = 3
+            deadline = time.monotonic() + 30
+            while pending:
+                assert time.monotonic() < deadline, "task tokens not sent"
+                for message in sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+                    body = json.loads(message["Body"])
+                    sfn.send_task_success(taskToken=body["token"], output=json.dumps({"resumed": body["id"]}))
+                    pending -= 1
+
+        outputs = _run_concurrently(definition, [{"id": k} for k in ("a", "b", "c")], during=resume_each)
+    assert outputs == [{"resumed": k} for k in ("a", "b", "c")]
+    assert len([d for d in parses if definition["Comment"] in d]) == 2  # CreateStateMachine's, then one shared
