@@ -282,3 +282,85 @@ def test_concurrent_executions_waiting_for_task_tokens_resume_each_with_its_own_
         outputs = _run_concurrently(definition, [{"id": k} for k in ("a", "b", "c")], during=resume_each)
     assert outputs == [{"resumed": k} for k in ("a", "b", "c")]
     assert len([d for d in parses if definition["Comment"] in d]) == 2  # CreateStateMachine's, then one shared
+
+
+def test_event_rules_hand_lambda_and_step_functions_targets_to_the_runtime(monkeypatch) -> None:
+    delivered = []
+    monkeypatch.setattr(emulator, "_on_target", lambda target, payload: delivered.append((target["Id"], payload)))
+    _install_hooks()
+    with mock_aws():
+        events, sqs = boto3.client("events", region_name="us-east-1"), boto3.client("sqs", region_name="us-east-1")
+        queue = sqs.create_queue(QueueName="q")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="r", EventPattern=json.dumps({"source": ["test"]}))
+        function = "arn:aws:lambda:us-east-1:123456789012:function:f"
+        transformer = {"InputPathsMap": {"k": "$.detail.k"}, "InputTemplate": '{"got": "<k>"}'}
+        events.put_targets(
+            Rule="r",
+            Targets=[
+                {"Id": "fn", "Arn": function, "InputTransformer": transformer},
+                {"Id": "q", "Arn": queue_arn},
+            ],
+        )
+        entry = {"Source": "test", "DetailType": "t", "Detail": json.dumps({"k": "v"})}
+        events.put_events(Entries=[entry, {**entry, "Source": "other"}])
+        assert delivered == [("fn", {"got": "v"})]  # the matching event only, transformed
+        assert len(sqs.receive_message(QueueUrl=queue).get("Messages", [])) == 1  # moto's own delivery kept
+
+
+def test_deleting_a_versioned_object_sends_object_deleted() -> None:
+    _install_hooks()
+    with mock_aws():
+        s3, events = boto3.client("s3", region_name="us-east-1"), boto3.client("events", region_name="us-east-1")
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        queue = sqs.create_queue(QueueName="drops")["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        events.put_rule(Name="s3", EventPattern=json.dumps({"source": ["aws.s3"], "detail-type": ["Object Deleted"]}))
+        events.put_targets(Rule="s3", Targets=[{"Id": "q", "Arn": queue_arn}])
+        s3.create_bucket(Bucket="drop-bucket")
+        s3.put_bucket_versioning(Bucket="drop-bucket", VersioningConfiguration={"Status": "Enabled"})
+        s3.put_bucket_notification_configuration(
+            Bucket="drop-bucket", NotificationConfiguration={"EventBridgeConfiguration": {}}
+        )
+        s3.put_object(Bucket="drop-bucket", Key="t/doc.md", Body=b"x")
+        s3.delete_object(Bucket="drop-bucket", Key="t/doc.md")  # a delete marker, no version named
+        (message,) = sqs.receive_message(QueueUrl=queue).get("Messages", [])
+        event = json.loads(message["Body"])
+        assert event["detail-type"] == "Object Deleted" and event["detail"]["object"]["key"] == "t/doc.md"
+        uninstall_hooks()  # plain moto: the same delete goes unnoticed
+        s3.put_object(Bucket="drop-bucket", Key="t/other.md", Body=b"x")
+        s3.delete_object(Bucket="drop-bucket", Key="t/other.md")
+        assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == []
+
+
+def test_conditional_dynamodb_updates_racing_on_one_item_are_atomic() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    _install_hooks()
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ddb.put_item(TableName="t", Item={"pk": {"S": "budget"}, "used": {"N": "0"}})
+
+        def reserve(_: int) -> bool:
+            try:
+                ddb.update_item(
+                    TableName="t",
+                    Key={"pk": {"S": "budget"}},
+                    UpdateExpression="ADD used :one",
+                    ConditionExpression="used < :limit",
+                    ExpressionAttributeValues={":one": {"N": "1"}, ":limit": {"N": "10"}},
+                )
+                return True
+            except ddb.exceptions.ConditionalCheckFailedException:
+                return False
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            granted = sum(pool.map(reserve, range(40)))
+        used = ddb.get_item(TableName="t", Key={"pk": {"S": "budget"}})["Item"]["used"]["N"]
+    assert granted == 10 and used == "10"
