@@ -9,14 +9,11 @@ Two fixed principals besides: `local` (secret `local`), the runtime's administra
 drop-folder mirror, tests' and tools' direct boto3 calls), and `ak` (secret `sk`), the key moto's Step Functions
 signs its Lambda and EventBridge tasks with, holding every state machine's grants.
 
-What moto authorizes (5.2.x): every action that goes through `BaseResponse.call_action` (all the JSON and query
-services the platform uses: DynamoDB, SQS, Lambda, Step Functions, EventBridge, IAM, STS) and S3's own path. But it
-knows the request's resource for SQS, S3, IAM and STS only, and asks `*` otherwise, which a policy scoped to ARNs
-never matches; `_resources` below names the resource for DynamoDB (the table or index, each table of a batch, each
-item of a transaction under its own action, as IAM does), Lambda (the function), Step Functions (the state machine
-or execution) and EventBridge (each entry's bus). Not enforced: SageMaker runtime (the local model server is not
-moto), the embedded search index (a folder, not an OpenSearch domain), DynamoDB Streams and anything moto's Step
-Functions or EventBridge deliver to a function in-process (the router runs it), and conditions in policies.
+moto (5.2.x) authorizes every request in `ActionAuthenticatorMixin._authenticate_and_authorize_action`, which
+`Enforcement` replaces while the runtime runs: it names the resource where moto asks `*` (DynamoDB, Lambda, Step
+Functions, EventBridge), the IAM action where it differs from the operation (lambda:InvokeFunction), skips moto's
+signature recomputation (wrong for some REST calls) and answers JSON services in JSON. What is and is not
+enforced: docs/local-runtime.md.
 """
 
 from __future__ import annotations
@@ -43,6 +40,7 @@ _JSON_DENIED = {
     "events": "AccessDeniedException",
     "sqs": "AccessDenied",
 }
+_IAM_ACTIONS = {("lambda", "Invoke"): "InvokeFunction", ("lambda", "InvokeAsync"): "InvokeFunction"}
 _FUNCTION_PATH = re.compile(r"/functions/([^/]+)")
 # IAM authorizes each item of a DynamoDB transaction under the item's own action.
 _TRANSACT_ACTIONS = {
@@ -174,7 +172,7 @@ class Enforcement:
                     data=self.data,
                     body=self.raw_body,
                     headers=self.headers,
-                    action=action or self._get_action(),
+                    action=action or _iam_action(_service(self), self._get_action()),
                 )
                 try:
                     request.check_action_permitted(arn)
@@ -194,6 +192,11 @@ class Enforcement:
         if self._undo is not None:
             self._undo()
             self._undo = None
+
+
+def _iam_action(service: str, operation: str) -> str:
+    """The IAM action an operation is authorized as, where the two names differ (moto asks the operation's)."""
+    return _IAM_ACTIONS.get((service, operation), operation)
 
 
 def _service(response: Any) -> str:

@@ -23,8 +23,8 @@ def stages() -> Stages:
     c = container()
     settings = c.settings
     return Stages(
-        drop=c.drop_store,
-        artifacts=c.artifacts_store if settings.artifacts_bucket_name else c.drop_store,
+        drop=c.drop_store if settings.drop_bucket_name else None,
+        artifacts=c.artifacts_store if settings.artifacts_bucket_name else None,
         registry=c.registry,
         index=c.search_index if settings.knowledge_search_url else None,
         embeddings=c.embedding_model if settings.embedding_endpoint_name else None,

@@ -37,7 +37,7 @@ from agentplatform.documents import (
     metadata_text,
     now,
 )
-from agentplatform.errors import DocumentRejected, NotFound, PlatformError
+from agentplatform.errors import ConfigurationError, DocumentRejected, NotFound, PlatformError
 from agentplatform.inference import EMBEDDING_MAX_BATCH
 from agentplatform.ports import EmbeddingModel, EventBus, ObjectStore, SearchIndex
 from agentplatform.search import Chunk
@@ -64,10 +64,17 @@ READERS = 8  # documents read from the drop bucket at once by the extract stage
 Sidecars = dict[str, set[str]]  # folder -> the sidecar keys a listing found in it
 
 
+def _granted(store: ObjectStore | None, setting: str) -> ObjectStore:
+    if store is None:
+        raise ConfigurationError(f"setting {setting} is not set", setting=setting)
+    return store
+
+
 @dataclass
 class Stages:
-    drop: ObjectStore
-    artifacts: ObjectStore
+    # A stage gets the buckets it is granted only (a deployed stage has only its grants' settings; `fail` has none).
+    drop: ObjectStore | None
+    artifacts: ObjectStore | None
     registry: DocumentRegistry
     index: SearchIndex | None = None
     embeddings: EmbeddingModel | None = None
@@ -142,7 +149,7 @@ class Stages:
     def _read_one(self, document: dict[str, Any], current: Any, sidecars: Sidecars) -> Failure | str | None:
         """One claimed document read and extracted: None, "deleted" (no object), or its Failure."""
         try:
-            stored = self.drop.get(document["key"])
+            stored = _granted(self.drop, "DROP_BUCKET_NAME").get(document["key"])
         except NotFound:
             return "deleted"
         return _alone(document, lambda: self._extract_one(document, stored, current, sidecars))
@@ -155,14 +162,14 @@ class Stages:
         for folder, count in folders.items():
             # Worth it while the folder is not much bigger than the run's share of it (a listing's cost grows
             # with the keys it returns): each document and its sidecar, at most.
-            keys = self.drop.list_folder(folder, limit=2 * count) if count > 1 else None
+            keys = _granted(self.drop, "DROP_BUCKET_NAME").list_folder(folder, limit=2 * count) if count > 1 else None
             if keys is not None:
                 found[folder] = {k for k in keys if k.endswith(SIDECAR_SUFFIX)}
         return found
 
     def _exists(self, key: str) -> bool:
         try:
-            self.drop.head(key)
+            _granted(self.drop, "DROP_BUCKET_NAME").head(key)
         except NotFound:
             return False
         return True
@@ -216,7 +223,7 @@ class Stages:
         if has_sidecar is False:
             return metadata
         try:
-            sidecar = json.loads(self.drop.get(key + SIDECAR_SUFFIX).body)
+            sidecar = json.loads(_granted(self.drop, "DROP_BUCKET_NAME").get(key + SIDECAR_SUFFIX).body)
         except NotFound:
             return metadata
         except ValueError as exc:
@@ -482,14 +489,14 @@ class Stages:
         body = json.dumps(value)
         if len(body) <= INLINE_ARTIFACT_BYTES:
             return {**state, ARTIFACTS: {**state.get(ARTIFACTS, {}), name: value}}
-        self.artifacts.put(f"runs/{run}/{name}", body.encode())
+        _granted(self.artifacts, "ARTIFACTS_BUCKET_NAME").put(f"runs/{run}/{name}", body.encode())
         return _without(state, name)
 
     def _get(self, state: dict[str, Any], run: str, name: str) -> Any:
         inline = state.get(ARTIFACTS, {})
         if name in inline:
             return inline[name]
-        return json.loads(self.artifacts.get(f"runs/{run}/{name}").body)
+        return json.loads(_granted(self.artifacts, "ARTIFACTS_BUCKET_NAME").get(f"runs/{run}/{name}").body)
 
 
 @dataclass

@@ -28,10 +28,12 @@ PROBE = Function(
         Grant(ref="queue:alerts", access=Access.SEND),
         Grant(ref="bus:platform", access=Access.PUBLISH),
         Grant(ref="function:retrieval", access=Access.DESCRIBE),
+        Grant(ref="function:iam_echo", access=Access.INVOKE),
         Grant(ref="statemachine:canary", access=Access.DESCRIBE),
         Grant(ref="bucket:drop", access=Access.READ),
     ],
 )
+ECHO = Function(name="iam_echo", service="tests", handler="tests.integration.test_local_iam.echo", purpose="Echoes.")
 # The API with one grant narrowed: api_keys READ instead of READ_WRITE (its variable stays; writing is refused).
 _API = PLATFORM.function("api")
 API_WITHOUT_KEY_WRITES = _API.model_copy(
@@ -40,7 +42,7 @@ API_WITHOUT_KEY_WRITES = _API.model_copy(
     }
 )
 TOPOLOGY = PLATFORM.model_copy(
-    update={"functions": [API_WITHOUT_KEY_WRITES if f.name == "api" else f for f in PLATFORM.functions] + [PROBE]}
+    update={"functions": [API_WITHOUT_KEY_WRITES if f.name == "api" else f for f in PLATFORM.functions] + [PROBE, ECHO]}
 )
 
 
@@ -54,6 +56,10 @@ def probe(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except ClientError as exc:
         return {"error": exc.response["Error"]["Code"]}
     return {"ok": True}
+
+
+def echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return event
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +114,8 @@ def test_each_service_allows_the_grant_and_denies_what_is_outside_it(runtime):
     assert call(runtime, "lambda", "get_function_configuration", FunctionName=retrieval) == {"ok": True}
     assert call(runtime, "lambda", "get_function_configuration", FunctionName=api)["error"] == "AccessDeniedException"
     assert call(runtime, "lambda", "invoke", FunctionName=retrieval, Payload=b"{}")["error"] == "AccessDeniedException"
+    echo_arn = p.value("function:iam_echo", "arn")
+    assert call(runtime, "lambda", "invoke", FunctionName=echo_arn, Payload=b"{}") == {"ok": True}
 
     canary = p.value("statemachine:canary", "arn")
     assert call(runtime, "stepfunctions", "describe_state_machine", stateMachineArn=canary) == {"ok": True}
