@@ -40,7 +40,11 @@ _JSON_DENIED = {
     "events": "AccessDeniedException",
     "sqs": "AccessDenied",
 }
-_IAM_ACTIONS = {("lambda", "Invoke"): "InvokeFunction", ("lambda", "InvokeAsync"): "InvokeFunction"}
+_IAM_ACTIONS = {
+    ("lambda", "Invoke"): "InvokeFunction",
+    ("lambda", "InvokeAsync"): "InvokeFunction",
+    ("s3", "HeadBucket"): "ListBucket",  # IAM has no s3:HeadBucket
+}
 _FUNCTION_PATH = re.compile(r"/functions/([^/]+)")
 # IAM authorizes each item of a DynamoDB transaction under the item's own action.
 _TRANSACT_ACTIONS = {

@@ -123,6 +123,8 @@ def test_each_service_allows_the_grant_and_denies_what_is_outside_it(runtime):
 
     drop = p.value("bucket:drop", "name")
     assert call(runtime, "s3", "get_object", Bucket=drop, Key="acme/none.md") == {"error": "NoSuchKey"}
+    assert call(runtime, "s3", "head_bucket", Bucket=drop) == {"ok": True}
+    assert call(runtime, "s3", "head_bucket", Bucket=p.value("bucket:artifacts", "name")) == {"error": "403"}
     assert call(runtime, "s3", "put_object", Bucket=drop, Key="acme/x.md", Body=b"x") == {"error": "AccessDenied"}
 
 
