@@ -15,6 +15,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Header, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentplatform.bodies import NOT_BLANK
 from agentplatform.bootstrap import container
 from agentplatform.conversations import MAX_MESSAGE_CHARS, Conversation, ConversationStore, Turn, TurnStatus
 from agentplatform.errors import PlatformError
@@ -44,7 +45,9 @@ class NewMessage(BaseModel):
 
     content: Annotated[
         str,
-        Field(min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=r"\S", description="The user's message (not blank)."),
+        Field(
+            min_length=1, max_length=MAX_MESSAGE_CHARS, pattern=NOT_BLANK, description="The user's message (not blank)."
+        ),
     ]
     wait_s: Annotated[
         float | None,

@@ -13,6 +13,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentplatform.bodies import NOT_BLANK
 from agentplatform.bootstrap import container
 from agentplatform.conversations import Escalation, EscalationStatus
 from agentplatform.errors import Conflict
@@ -44,7 +45,7 @@ class OperatorAnswer(BaseModel):
     )
 
     action: Literal["answer"]
-    text: Annotated[str, Field(min_length=1, max_length=16_000, pattern=r"\S", description="The user's answer.")]
+    text: Annotated[str, Field(min_length=1, max_length=16_000, pattern=NOT_BLANK, description="The user's answer.")]
 
 
 # One of the two shapes, told apart by `action`: the schema itself says that `answer` needs `text`.

@@ -10,6 +10,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Path, Query
 from aws_lambda_powertools.event_handler.router import APIGatewayHttpRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentplatform.bodies import NOT_BLANK
 from agentplatform.bootstrap import container
 from agentplatform.memory import MAX_VALUE_CHARS, MEMORY_ID, PREFERENCE_KEY, Deleted, MemoryItem, MemoryKind, MemoryList
 from agentplatform.principal import Principal, caller
@@ -25,7 +26,7 @@ _MemoryId = Annotated[str, Path(pattern=MEMORY_ID, description="A memory's id, f
 class Preference(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"value": "German"}]})
 
-    value: Annotated[str, Field(min_length=1, max_length=MAX_VALUE_CHARS, pattern=r"\S")]
+    value: Annotated[str, Field(min_length=1, max_length=MAX_VALUE_CHARS, pattern=NOT_BLANK)]
 
 
 def _call(action: str, **fields: Any) -> Any:

@@ -57,3 +57,23 @@ def test_errors_carry_status_code_and_retryability():
     assert DependencyUnavailable.retryable and Throttled.retryable
     assert Throttled("slow down", retry_after_s=7).retry_after_s == 7
     assert {"PlatformError", "DependencyUnavailable", "NotFound", "UpstreamThrottled"} <= error_names()
+
+
+def test_not_blank_means_the_same_to_json_schema_and_to_pydantic() -> None:
+    """A string JSON Schema (ECMA-262) calls non-blank must not be refused by pydantic (Rust), and back."""
+    import re
+
+    from pydantic import BaseModel, Field, ValidationError
+
+    from agentplatform.bodies import NOT_BLANK
+
+    class Body(BaseModel):
+        text: str = Field(pattern=NOT_BLANK)
+
+    # U+0085 is whitespace to Rust only, U+FEFF to ECMA only, U+001C..U+001F to Python's re only.
+    for blank in (" ", "\t\n", "\u0085", "\ufeff", "\u3000 \u2028"):
+        with pytest.raises(ValidationError):
+            Body(text=blank)
+    for text in ("x", " x ", "\x1c", "\u0085a"):
+        assert Body(text=text).text == text
+    assert re.search(NOT_BLANK, "\u0085") is None  # Python's reading agrees where it matters

@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentplatform.bodies import NOT_BLANK
+
 _Id = Annotated[str, Field(min_length=1, max_length=256)]
 PREFERENCE_KEY = r"^[a-z][a-z0-9_]{0,39}$"
 MEMORY_ID = r"^[psf]_[0-9a-f]{24}$"
@@ -69,7 +71,7 @@ class ListRequest(_Scoped):
 class PutPreferenceRequest(_Scoped):
     action: Literal["put_preference"] = "put_preference"
     key: Annotated[str, Field(pattern=PREFERENCE_KEY)]
-    value: Annotated[str, Field(min_length=1, max_length=MAX_VALUE_CHARS, pattern=r"\S")]
+    value: Annotated[str, Field(min_length=1, max_length=MAX_VALUE_CHARS, pattern=NOT_BLANK)]
 
 
 class DeleteRequest(_Scoped):

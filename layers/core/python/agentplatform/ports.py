@@ -1,8 +1,8 @@
 """Ports: what the platform's services need from the outside world, as Protocols.
 
 Adapters implement them: `adapters.aws` (boto3; also LocalStack and the local moto server), `adapters.local` (the
-embedded search engine); the tests' in-memory fakes live in `tests/fakes`, outside the layer. Services depend on these Protocols only. Every adapter raises the platform's
-own errors (errors.py), never a vendor's.
+embedded search engine); the tests' in-memory fakes live in `tests/fakes`, outside the layer. Services depend on
+these Protocols only. Every adapter raises the platform's own errors (errors.py), never a vendor's.
 """
 
 from __future__ import annotations

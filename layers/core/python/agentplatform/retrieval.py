@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from agentplatform.bodies import WHOLE_NUMBER
+from agentplatform.bodies import NOT_BLANK, WHOLE_NUMBER
 from agentplatform.search import MAX_TOP_K, SearchMode
 
 MAX_QUERY_CHARS = 2_000
@@ -42,7 +42,9 @@ class SearchBody(BaseModel):
 
     query: Annotated[
         str,
-        Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=r"\S", description="What to search for (not blank)."),
+        Field(
+            min_length=1, max_length=MAX_QUERY_CHARS, pattern=NOT_BLANK, description="What to search for (not blank)."
+        ),
     ]
     top_k: Annotated[
         int, Field(strict=True, ge=1, le=MAX_TOP_K, description="How many hits to return."), WHOLE_NUMBER
