@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from agentplatform import grounding
 from agentplatform.errors import NotFound, PlatformError
 from agentplatform.inference import ChatMessage, estimate_tokens
 from agentplatform.llm import ChatAnswer, ChatCall, ResponseFormat
@@ -88,7 +89,6 @@ _ENTITY_CODE = re.compile(r"\b[A-Z]{2,6}-\d{1,10}\b")
 _ENTITY_WORD = re.compile(
     r"\b(order|ticket|case|invoice|customer|account|shipment)\s+(?:no\.?\s*|number\s+|#\s*)?(\d{3,12})\b", re.IGNORECASE
 )
-_SENTENCE = re.compile(r"[^.!?\n]+[.!?]?")
 _MARKER = re.compile(r"\s*\[\d+\]")
 
 
@@ -414,7 +414,7 @@ def extract_facts(turn: Turn) -> list[tuple[str, str]]:
         said = [
             _MARKER.sub("", s).strip()
             for text in sources
-            for s in _SENTENCE.findall(text)
+            for s in grounding.split_sentences(text)  # a decimal (10710.0) or a version does not end one
             if entity.lower() in " ".join(s.lower().split())
         ]
         if said:

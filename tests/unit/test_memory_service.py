@@ -368,3 +368,17 @@ def test_the_load_steps_recall_sends_the_turns_identity_and_survives_a_memory_ou
         raise DependencyUnavailable("memory is down")
 
     assert _recall(MemoryFunction("memory", down))("acme", "alice", "c_1", "q") == Recollection()
+
+
+def test_a_fact_keeps_its_numbers_whole():
+    turn = Turn(
+        tenant="acme",
+        user="alice",
+        conversation_id="c_1",
+        turn=1,
+        question="What is the status of order SO-10002?",
+        answer="Order SO-10002 was placed on 2026-03-16; its total is 10710.0 USD [1].",
+        answered=True,
+    )
+    facts = dict(extract_facts(turn))
+    assert facts["SO-10002"].endswith("its total is 10710.0 USD.")
