@@ -123,8 +123,14 @@ def test_erp_order_status_sends_postgres_sql_with_the_callers_tenant(stubbed: An
               {"name": "order_number", "value": {"stringValue": "SO-20007"}}]  # fmt: skip
     answers = {
         erp_order_status._ORDER: (
-            [_column("order_number", "varchar"), _column("status", "varchar"), _column("total_amount", "numeric")],
-            [[{"stringValue": "SO-20007"}, {"stringValue": "shipped"}, {"stringValue": "500.00"}]],
+            [_column(name, "varchar") for name in ("order_number", "status", "order_date", "currency")]
+            + [_column("total_amount", "numeric")]
+            + [_column(name, "varchar") for name in ("account_id", "account_name")],
+            [
+                [{"stringValue": v} for v in ("SO-20007", "shipped", "2026-11-02", "EUR")]
+                + [{"stringValue": "500.00"}]
+                + [{"stringValue": v} for v in ("ACC-2001", "Initech GmbH")]
+            ],
         ),
         **{statement: ([_column("id", "varchar")], []) for statement in erp_order_status._PARTS.values()},
     }
@@ -144,9 +150,12 @@ def test_erp_order_status_sends_postgres_sql_with_the_callers_tenant(stubbed: An
     out = ToolRegistry([erp_order_status.SPEC]).call("erp_order_status", {"order_number": "so-20007"}, context)
     assert out.status == "ok", out.error
     assert out.result["order"] == {
-        "order_number": "SO-20007", "status": "shipped", "total_amount": 500.0, "lines": [], "shipments": [],
-        "invoices": [],
+        "order_number": "SO-20007", "status": "shipped", "order_date": "2026-11-02", "currency": "EUR",
+        "total_amount": 500.0, "account_id": "ACC-2001", "account_name": "Initech GmbH", "lines": [],
+        "shipments": [], "invoices": [],
     }  # fmt: skip
+    [record] = out.result["passages"]  # the order as a cited passage the answer can quote
+    assert record["citation"]["doc_id"] == "erp:SO-20007" and "its total is 500.0 EUR" in record["text"]
 
 
 def test_the_aurora_seed_loads_the_data_set_in_one_transaction_and_creates_the_reader():
