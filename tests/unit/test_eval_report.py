@@ -8,8 +8,6 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
-
 from agentplatform.evaluation import TurnSample
 from bench.eval_report import append_jsonl, load_jsonl, main, render, store_offline
 from functions.evaluation.policy import EvaluationPolicy
@@ -60,8 +58,9 @@ def test_report_round_trips_offline_results_and_escapes_text(tmp_path) -> None:
     assert "<script" not in page and "http" not in page.replace("http://www.w3.org/2000/svg", "")  # no CDN
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="no chromium: run scripts/install-chromium.sh")
 def test_report_renders_in_headless_chromium_with_data_points(tmp_path) -> None:
+    # Never skipped: `make install` puts Chromium there (scripts/install-chromium.sh) and fails when it cannot.
+    assert Path(CHROMIUM).exists(), f"no {CHROMIUM}: run scripts/install-chromium.sh (needs root or sudo)"
     page = tmp_path / "report.html"
     page.write_text(render(records(), "Evaluation report: acme"))
     profile = tmp_path / "profile"
