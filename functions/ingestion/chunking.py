@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -43,6 +43,7 @@ class ChunkSpec:
     start: int  # offsets into Extracted.text, end exclusive; consecutive chunks of a section overlap
     end: int
     tokens: int  # the tokenizer's count of `text`, special tokens excluded
+    heading_path: Sequence[str] = ()  # the section's headings, outermost first (extract.Section.heading_path)
 
 
 class Tokenizer(Protocol):
@@ -106,6 +107,7 @@ def chunk(
                     start=begin,
                     end=stop,
                     tokens=tokens,
+                    heading_path=tuple(section.heading_path),
                 )
             )
     return specs

@@ -17,7 +17,7 @@ import io
 import re
 import threading
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any
@@ -59,6 +59,9 @@ class Section:
     heading: str  # the nearest heading above it ("" if none); for nested headings the innermost
     page: int | None  # 1-based page number (PDF only); a PDF section never spans pages
     start: int  # offset of `text` in Extracted.text
+    # The headings it sits under, outermost first, ending with `heading` ("Guide", "Security", "Certificates");
+    # empty where the format has no heading levels (PDF, plain text).
+    heading_path: Sequence[str] = ()
 
     @property
     def end(self) -> int:
@@ -123,6 +126,7 @@ class _Draft:
     heading: str
     page: int | None
     paragraphs: list[str] = field(default_factory=list)
+    heading_path: tuple[str, ...] = ()
 
 
 class _Outline:
@@ -130,15 +134,23 @@ class _Outline:
 
     A heading opens a new section and is its first line. Headings with no text of their own before the next
     heading (a chapter title followed by a subsection's) open the following section together, so no section is
-    a bare heading; the innermost one names it."""
+    a bare heading; the innermost one names it. Each section also keeps the path of headings it sits under, by
+    their levels (a heading closes every open heading of its level or deeper)."""
 
     def __init__(self) -> None:
         self._drafts: list[_Draft] = []
         self._headings: list[str] = []
+        self._open: list[tuple[int, str]] = []  # (level, heading) of the headings the text is under
 
-    def heading(self, text: str) -> None:
+    def heading(self, text: str, level: int) -> None:
         if line := _one_line(text):
             self._headings.append(line)
+            while self._open and self._open[-1][0] >= level:
+                self._open.pop()
+            self._open.append((level, line))
+
+    def _path(self) -> tuple[str, ...]:
+        return tuple(heading for _, heading in self._open)
 
     def paragraph(self, text: str, page: int | None = None) -> None:
         paragraphs = _paragraphs(text)
@@ -147,20 +159,24 @@ class _Outline:
         current = self._drafts[-1] if self._drafts else None
         if self._headings or current is None or current.page != page:
             heading = self._headings[-1] if self._headings else ""
-            current = _Draft(heading, page, list(self._headings))
+            current = _Draft(heading, page, list(self._headings), self._path())
             self._drafts.append(current)
             self._headings = []
         current.paragraphs.extend(paragraphs)
 
     def build(self, title: str, content_type: str, pages: int | None = None) -> Extracted:
         if self._headings:  # trailing headings with nothing under them: still text of the document
-            self._drafts.append(_Draft(self._headings[-1], None, self._headings))
+            self._drafts.append(_Draft(self._headings[-1], None, self._headings, self._path()))
             self._headings = []
         sections: list[Section] = []
         offset = 0
         for draft in self._drafts:
             text = PARAGRAPH_BREAK.join(draft.paragraphs)
-            sections.append(Section(text=text, heading=draft.heading, page=draft.page, start=offset))
+            sections.append(
+                Section(
+                    text=text, heading=draft.heading, page=draft.page, start=offset, heading_path=draft.heading_path
+                )
+            )
             offset += len(text) + len(PARAGRAPH_BREAK)
         return Extracted(
             title=_one_line(title),
@@ -292,7 +308,7 @@ def _read_markdown(data: bytes, name: str) -> Extracted:
         kind = token.type
         if kind == "heading_open":
             heading = _one_line(_inline_text(tokens[index + 1]))
-            outline.heading(heading)
+            outline.heading(heading, int(token.tag[1:]))
             if token.tag == "h1" and not title:
                 title = heading
         elif kind in ("bullet_list_open", "ordered_list_open", "table_open"):
@@ -428,7 +444,7 @@ def _walk_html(root: Tag, outline: _Outline) -> None:
             continue
         elif node.name in _HEADINGS:
             flush()
-            outline.heading(node.get_text(" "))
+            outline.heading(node.get_text(" "), int(node.name[1:]))
         elif node.name == "br":
             words.append("\n")
         elif node.name == "pre":
@@ -506,7 +522,7 @@ def _read_pdf_alone(data: bytes, name: str) -> Extracted:
 
 # --- DOCX ---------------------------------------------------------------------------------------------------
 
-_DOCX_HEADING = re.compile(r"Heading [1-9]|Title")
+_DOCX_HEADING = re.compile(r"Heading ([1-9])|Title")
 
 
 def _read_docx(data: bytes, name: str) -> Extracted:
@@ -521,8 +537,8 @@ def _read_docx(data: bytes, name: str) -> Extracted:
                 outline.paragraph("\n".join(_docx_rows(block)))
                 continue
             style = block.style.name if block.style is not None else ""
-            if style and _DOCX_HEADING.fullmatch(style):
-                outline.heading(block.text)
+            if style and (level := _DOCX_HEADING.fullmatch(style)):
+                outline.heading(block.text, int(level.group(1) or 0))  # Title: above Heading 1
                 if not first_heading and style in {"Title", "Heading 1"}:
                     first_heading = block.text
             else:

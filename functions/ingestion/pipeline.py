@@ -569,9 +569,14 @@ def _specs(chunks: list[dict[str, Any]]) -> Iterator[ChunkSpec]:
 
 
 def passage_text(title: str, spec: ChunkSpec) -> str:
-    """What is embedded for a chunk: its document title and section heading, then its text."""
-    context = " - ".join(part for part in (title, spec.heading) if part)
-    return f"{context}\n{spec.text}" if context else spec.text
+    """What is embedded for a chunk: its document title and the headings it sits under (the section path; the
+    innermost heading where the format has no levels), then its text. A heading that repeats the title or the
+    heading above it is said once."""
+    parts: list[str] = []
+    for part in (title, *(spec.heading_path or (spec.heading,))):
+        if part and (not parts or part.casefold() != parts[-1].casefold()):
+            parts.append(part)
+    return f"{' - '.join(parts)}\n{spec.text}" if parts else spec.text
 
 
 def _failure(failure: dict[str, Any]) -> tuple[str, str, str]:

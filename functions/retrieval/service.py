@@ -3,6 +3,7 @@ assemble the context."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 from agentplatform.inference import estimate_tokens
@@ -19,24 +20,29 @@ from agentplatform.search import (
     SearchRequest,
     identifier_terms,
     rank_by_document,
+    reward_identifier_matches,
 )
 from functions.retrieval.context import assemble, citation, dedupe
 
 # Ask the index for more than top_k: dedupe drops some, and the rerank and the context need room to choose.
 OVERFETCH = 2
 # Chosen on the enterprise set's dev half, kept where they won on its held-out half (bench/fusion_tune.py,
-# docs/retrieval.md): hybrid fusion weights (bm25, vector), heavier on BM25 for a query naming an identifier
-# (E-4012, INC-2291), which the vector model reads as noise; and document-aware ranking (search.rank_by_document),
-# off because it lost there, with how many candidates it sees when on.
-FUSION = Fusion(weights=(0.4, 0.6))
-IDENTIFIER_FUSION = Fusion(weights=(0.7, 0.3))
+# docs/retrieval.md): the hybrid fusion (min-max, bm25/vector weights; the even default won, a weight of its own
+# for queries naming an identifier did not once they are rewarded); the reward a hybrid hit gets for holding the
+# query's identifiers (E-4012, INC-2291: search.reward_identifier_matches), over at least IDENTIFIER_CANDIDATES
+# fused hits; and document-aware ranking (search.rank_by_document), off because it lost there, with how many
+# candidates it sees when on.
+FUSION = Fusion()
+IDENTIFIER_MATCH_BONUS = 0.1
+IDENTIFIER_CANDIDATES = 50
 DOCUMENT_RANKING = DocumentRanking()
 DOCUMENT_CANDIDATES = 50
 
 
-def fusion_for(query: str) -> Fusion:
-    """The hybrid fusion the service asks the index for `query` (benchmarks reproduce the service with it)."""
-    return IDENTIFIER_FUSION if identifier_terms(query) else FUSION
+def favor_identifier_matches(query: str, hits: Sequence[SearchHit]) -> list[SearchHit]:
+    """A hybrid search's hits for `query` as the service ranks them after fusion: those holding the query's
+    identifiers first by IDENTIFIER_MATCH_BONUS (benchmarks reproduce the service with it)."""
+    return reward_identifier_matches(hits, identifier_terms(query), IDENTIFIER_MATCH_BONUS)
 
 
 class RetrievalService:
@@ -63,6 +69,9 @@ class RetrievalService:
         depth = request.top_k * OVERFETCH
         if self._ranking.active:
             depth = max(depth, DOCUMENT_CANDIDATES)
+        hybrid_with_identifiers = request.mode == SearchMode.HYBRID and bool(identifier_terms(request.query))
+        if hybrid_with_identifiers:
+            depth = max(depth, IDENTIFIER_CANDIDATES)
         hits = self._index.search(
             SearchRequest(
                 tenant=request.tenant,
@@ -70,7 +79,7 @@ class RetrievalService:
                 vector=vector,
                 mode=request.mode,
                 top_k=min(MAX_TOP_K, depth),
-                fusion=fusion_for(request.query),
+                fusion=FUSION,
                 filters=SearchFilters(
                     doc_ids=tuple(request.filters.doc_ids),
                     tags=tuple(request.filters.tags),
@@ -79,6 +88,8 @@ class RetrievalService:
                 ),
             )
         )
+        if hybrid_with_identifiers:
+            hits = favor_identifier_matches(request.query, hits)
         if self._reranker is not None and hits:
             hits = self._rerank(request.query, hits)
         hits = dedupe(rank_by_document(hits, self._ranking))[: request.top_k]

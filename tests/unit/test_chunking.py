@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import pytest
 
 from functions.ingestion.chunking import ChunkSpec, chunk, word_piece_tokenizer
 from functions.ingestion.extract import Extracted, Section, extract
+from functions.ingestion.pipeline import passage_text
 from tests.fixtures.documents import paragraphs, text_pdf
 
 TOKENIZER = word_piece_tokenizer()
@@ -160,3 +162,16 @@ def test_abbreviations_do_not_end_sentences() -> None:
 def test_invalid_sizes_are_refused(max_tokens: int, overlap: int) -> None:
     with pytest.raises(ValueError):
         chunk(document(("", None, "text")), TOKENIZER, max_tokens=max_tokens, overlap=overlap)
+
+
+def test_what_is_embedded_is_the_title_and_the_section_path_then_the_text() -> None:
+    doc = extract(
+        b"# Fleet Guide\n## Install\n### Proxy\nSet HTTPS_PROXY first.\n## Use\nOpen it.\n\nKeep it open.", "guide.md"
+    )
+    specs = chunk(doc, TOKENIZER)
+    assert [tuple(s.heading_path) for s in specs] == [("Fleet Guide", "Install", "Proxy"), ("Fleet Guide", "Use")]
+    # the title is said once though the path opens with it; a format without levels falls back to the heading
+    assert passage_text("Fleet Guide", specs[0]) == "Fleet Guide - Install - Proxy\n" + specs[0].text
+    flat = ChunkSpec(ordinal=0, text="Text.", heading="Setup", page=None, start=0, end=5, tokens=2)
+    assert passage_text("Notes", flat) == "Notes - Setup\nText."
+    assert passage_text("", replace(flat, heading="")) == "Text."

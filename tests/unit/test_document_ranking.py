@@ -1,10 +1,19 @@
-"""search.rank_by_document: a document's score blended into its chunks' and a cap on chunks per document."""
+"""search.rank_by_document: a document's score blended into its chunks' and a cap on chunks per document; and
+search.reward_identifier_matches, the other re-ranking after fusion."""
 
 from __future__ import annotations
 
 import pytest
 
-from agentplatform.search import Chunk, DocumentRanking, DocumentSignal, SearchHit, rank_by_document
+from agentplatform.search import (
+    Chunk,
+    DocumentRanking,
+    DocumentSignal,
+    SearchHit,
+    identifier_terms,
+    rank_by_document,
+    reward_identifier_matches,
+)
 
 
 def hit(doc_id: str, n: int, score: float) -> SearchHit:
@@ -47,3 +56,17 @@ def test_invalid_settings_are_refused() -> None:
         DocumentRanking(weight=1.5)
     with pytest.raises(ValueError):
         DocumentRanking(per_document=-1)
+
+
+def test_the_identifier_reward_lifts_the_chunks_holding_the_querys_identifiers_by_their_share() -> None:
+    def named(n: int, text: str, score: float) -> SearchHit:
+        return SearchHit(Chunk(f"c{n}", "t", f"d{n}", "v1", text), score)
+
+    hits = [named(0, "Error E-4013 on the dock", 0.9), named(1, "E-4012 and BRK-220-S", 0.8)]
+    hits += [named(2, "Only e4012 here", 0.75), named(3, "nothing named", 0.7)]
+    terms = identifier_terms("E-4012 with BRK-220-S")  # e-4012 e4012 brk-220-s brk220s
+    ranked = reward_identifier_matches(hits, terms, 0.2)
+    assert order(ranked) == ["c1", "c0", "c2", "c3"]
+    assert [round(h.score, 6) for h in ranked] == [1.0, 0.9, 0.8, 0.7]  # all four terms; none; one of four
+    assert reward_identifier_matches(hits, [], 0.2) == hits
+    assert reward_identifier_matches(hits, terms, 0.0) == hits

@@ -140,6 +140,36 @@ def test_nested_markdown_headings_name_the_section_by_the_innermost() -> None:
     assert doc.sections[0].text == "Manual\n\nInstall\n\nOn Linux\n\nRun the installer."
 
 
+def test_each_section_keeps_the_path_of_headings_it_sits_under() -> None:
+    markdown = (
+        b"# Manual\n## Install\n### On Linux\nRun it.\n#### Proxy\nSet it.\n### On Mac\nDrag it.\n## Use\nOpen it."
+    )
+    html = (
+        b"<body><h1>Manual</h1><h2>Install</h2><h3>On Linux</h3><p>Run it.</p><h4>Proxy</h4><p>Set it.</p>"
+        b"<h3>On Mac</h3><p>Drag it.</p><h2>Use</h2><p>Open it.</p></body>"
+    )
+    expected = [
+        ("Manual", "Install", "On Linux"),
+        ("Manual", "Install", "On Linux", "Proxy"),
+        ("Manual", "Install", "On Mac"),  # a heading closes the open ones of its level and deeper
+        ("Manual", "Use"),
+    ]
+    for data, name in ((markdown, "manual.md"), (html, "manual.html")):
+        assert [tuple(s.heading_path) for s in extract(data, name).sections] == expected, name
+    assert [s.heading_path[-1] for s in extract(markdown, "manual.md").sections] == [
+        "On Linux",
+        "Proxy",
+        "On Mac",
+        "Use",
+    ]
+
+
+def test_a_skipped_heading_level_still_nests_and_a_text_format_has_no_path() -> None:
+    doc = extract(b"## Setup\nIntro.\n#### Keys\nRotate them.\n# Appendix\nMore.", "notes.md")
+    assert [tuple(s.heading_path) for s in doc.sections] == [("Setup",), ("Setup", "Keys"), ("Appendix",)]
+    assert [tuple(s.heading_path) for s in extract(b"Just text.\n\nMore text.", "notes.txt").sections] == [()]
+
+
 def test_markdown_tables_keep_their_cells() -> None:
     doc = extract(b"| Plan | Price |\n|------|------:|\n| Pro | $10 |", "prices.md")
     assert doc.text == "Plan | Price\nPro | $10"
@@ -248,6 +278,12 @@ def test_docx_headings_open_sections_and_tables_become_rows() -> None:
         doc.sections[2].text == "Sick leave\n\nTell your manager before 10:00.\n\nType | Days\nAnnual | 25\nSick | 10"
     )
     assert doc.sections[3].text == "Expenses\n\nReceipts required\nTravel | Meals"  # a merged cell, written once
+    # Title sits above Heading 1: every section is under the handbook's title
+    assert [tuple(s.heading_path) for s in doc.sections][1:] == [
+        ("Employee Handbook", "Leave"),
+        ("Employee Handbook", "Leave", "Sick leave"),
+        ("Employee Handbook", "Expenses"),
+    ]
 
 
 def test_docx_core_title_wins() -> None:

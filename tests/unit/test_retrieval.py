@@ -13,7 +13,7 @@ from agentplatform.retrieval import RetrievalRequest
 from agentplatform.search import Chunk, DocumentRanking, SearchHit
 from functions.retrieval.context import assemble, dedupe
 from functions.retrieval.handler import handler
-from functions.retrieval.service import FUSION, IDENTIFIER_FUSION, RetrievalService
+from functions.retrieval.service import FUSION, IDENTIFIER_CANDIDATES, IDENTIFIER_MATCH_BONUS, RetrievalService
 from tests.fakes import MemoryEmbeddings, MemorySearchIndex, ScriptedModelEndpoint
 
 EMBED = MemoryEmbeddings()
@@ -174,7 +174,25 @@ def test_document_ranking_keeps_a_long_document_from_filling_the_hits() -> None:
     assert sorted(h.citation.doc_id for h in capped.hits) == ["manual", "manual", "sheet"]
 
 
-def test_a_query_naming_an_identifier_is_fused_with_its_own_weights(index: MemorySearchIndex) -> None:
+def test_a_hybrid_search_naming_an_identifier_ranks_the_chunks_holding_it_first() -> None:
+    look_alike = chunk("faq", 0, "What does the error E-4013 mean when the robot stops on the dock?")
+    exact = chunk("codes", 0, "E-4012: drive motor overcurrent. Power-cycle the drive.")
+
+    class Fused(MemorySearchIndex):  # the fused scores an engine might give: the look-alike slightly ahead
+        def search(self, request: Any) -> list[SearchHit]:
+            return [hit(look_alike, 0.60), hit(exact, 0.55)]
+
+    service = RetrievalService(Fused(), EMBED)
+    hits = service.search(request(query="what does error E-4012 mean when the robot stops")).hits
+    assert [(h.citation.doc_id, round(h.score, 6)) for h in hits] == [
+        ("codes", 0.55 + IDENTIFIER_MATCH_BONUS),
+        ("faq", 0.6),
+    ]
+    unnamed = service.search(request(query="what does the error mean when the robot stops")).hits
+    assert [h.citation.doc_id for h in unnamed] == ["faq", "codes"]  # no identifier asked: fusion's order
+
+
+def test_the_identifier_reward_is_hybrid_only_and_asks_for_more_candidates() -> None:
     sent: list[Any] = []
 
     class Recording(MemorySearchIndex):
@@ -183,7 +201,8 @@ def test_a_query_naming_an_identifier_is_fused_with_its_own_weights(index: Memor
             return super().search(request)
 
     service = RetrievalService(Recording(), EMBED)
-    service.search(request(query="what does E-4012 mean"))
-    service.search(request(query="fan blades"))
-    assert [r.fusion for r in sent] == [IDENTIFIER_FUSION, FUSION]
-    assert IDENTIFIER_FUSION.weights[0] > FUSION.weights[0]  # identifiers lean on BM25
+    service.search(request(query="what does E-4012 mean", top_k=5))
+    service.search(request(query="fan blades", top_k=5))
+    service.search(request(query="what does E-4012 mean", top_k=5, mode="bm25"))
+    assert [r.top_k for r in sent] == [IDENTIFIER_CANDIDATES, 10, 10]
+    assert {r.fusion for r in sent} == {FUSION}
