@@ -281,7 +281,7 @@ NAMES = {
     "bm25": "platform BM25",
     "vector": "platform dense",
     "hybrid": "platform hybrid (service)",  # its fusion, and its reward when the query names an identifier
-    "hybrid_even": "platform hybrid min-max 0.5/0.5, no reward",
+    "hybrid_even": "platform hybrid, no reward",
     "hybrid_rrf": "platform hybrid RRF k=60",
     "reference_bm25": "reference BM25, paragraphs",
     "reference_vector": "reference dense, paragraphs",

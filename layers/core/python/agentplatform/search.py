@@ -324,7 +324,11 @@ def chunk_document(chunk: Chunk) -> dict[str, Any]:
 
 def chunk_identifiers(chunk: Chunk) -> str:
     """What the identifier field indexes for a chunk: the identifier terms of its title, heading and text."""
-    return " ".join(identifier_terms(f"{chunk.title}\n{chunk.section}\n{chunk.text}"))
+    return " ".join(identifier_terms(_identifier_source(chunk)))
+
+
+def _identifier_source(chunk: Chunk) -> str:
+    return f"{chunk.title}\n{chunk.section}\n{chunk.text}"
 
 
 def reward_identifier_matches(hits: Sequence[SearchHit], terms: Sequence[str], bonus: float) -> list[SearchHit]:
@@ -334,9 +338,14 @@ def reward_identifier_matches(hits: Sequence[SearchHit], terms: Sequence[str], b
     wanted = set(terms)
     if not wanted or not bonus:
         return list(hits)
+    # A chunk can hold a term only if its text, lowercased and without separators, contains the term without
+    # them: a substring test that spares most chunks the identifier regex (~0.2 ms per chunk).
+    squeezed_terms = {_IDENTIFIER_SEPARATORS.sub("", term) for term in wanted}
     rewarded = []
     for hit in hits:
-        held = wanted.intersection(chunk_identifiers(hit.chunk).split())
+        text = _identifier_source(hit.chunk)
+        squeezed = _IDENTIFIER_SEPARATORS.sub("", text.lower())
+        held = wanted.intersection(identifier_terms(text)) if any(t in squeezed for t in squeezed_terms) else ()
         rewarded.append(replace(hit, score=hit.score + bonus * len(held) / len(wanted)))
     rewarded.sort(key=lambda hit: hit.score, reverse=True)  # stable
     return rewarded
