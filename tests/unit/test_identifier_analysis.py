@@ -18,6 +18,9 @@ from agentplatform.search import MAX_TOKEN_CHARS, Boosts, Chunk, chunk_document,
         ("E4012 and v2", ["e4012", "v2"]),
         ("3rd floor", ["3rd"]),
         ("path /etc/app-1/conf", ["etc/app-1/conf", "etcapp1conf"]),
+        ("report at speakup.corvane.com.", ["speakup.corvane.com", "speakupcorvanecom"]),
+        ("mail IT-Help@Corvane.com", ["it-help@corvane.com", "ithelpcorvanecom"]),
+        ("set server.tls.enabled", ["server.tls.enabled", "servertlsenabled"]),
     ],
 )
 def test_identifiers_are_kept_whole_and_without_separators(text: str, terms: list[str]) -> None:
@@ -25,7 +28,8 @@ def test_identifiers_are_kept_whole_and_without_separators(text: str, terms: lis
 
 
 @pytest.mark.parametrize(
-    "text", ["e.g. this and/or that", "plain words only", "2024 was a year", "well-known", "at Mach 2.5"]
+    "text",
+    ["e.g. this and/or that", "plain words only", "2024 was a year", "well-known", "at Mach 2.5", "see corvane.com"],
 )
 def test_words_numbers_and_abbreviations_are_not_identifiers(text: str) -> None:
     assert identifier_terms(text) == []

@@ -48,11 +48,12 @@ DEFAULT_CANDIDATES = 100
 MAX_TOP_K = 100
 
 
-# Identifiers: error codes, part numbers, ticket ids, section numbers, config keys (E-4012, BRK-220-S, INC-2291,
-# 4.2.1, max_retry_count). A run of letters/digits joined by - _ . or /, or letters and digits run together,
-# holding a digit or an underscore (so "e.g." or "and/or" are not identifiers).
-_IDENTIFIER = re.compile(r"[^\W_]+(?:[-_./][^\W_]+)+|[^\W\d_]+\d[^\W_]*|\d+[^\W\d_][^\W_]*")
-_IDENTIFIER_SEPARATORS = re.compile(r"[-_./]")
+# Identifiers: error codes, part numbers, ticket ids, section numbers, config keys, host names and addresses
+# (E-4012, BRK-220-S, INC-2291, 4.2.1, max_retry_count, vpn.corvane.com, it-help@corvane.com). A run of
+# letters/digits joined by - _ . / or @, or letters and digits run together, holding a digit, an underscore, an
+# @ or two dots (so "e.g.", "and/or" or "well-known" are not identifiers).
+_IDENTIFIER = re.compile(r"[^\W_]+(?:[-_./@][^\W_]+)+|[^\W\d_]+\d[^\W_]*|\d+[^\W\d_][^\W_]*")
+_IDENTIFIER_SEPARATORS = re.compile(r"[-_./@]")
 _DECIMAL = re.compile(r"\d+\.\d+")  # a number, not an identifier (a version has two dots: 4.2.1)
 
 
@@ -65,7 +66,8 @@ def identifier_terms(text: str) -> list[str]:
     terms: list[str] = []
     for match in _IDENTIFIER.finditer(text):
         word = match.group(0).lower()
-        if (not any(c.isdigit() for c in word) and "_" not in word) or _DECIMAL.fullmatch(word):
+        named = any(c.isdigit() for c in word) or "_" in word or "@" in word or word.count(".") >= 2
+        if not named or _DECIMAL.fullmatch(word):
             continue
         compact = _IDENTIFIER_SEPARATORS.sub("", word)
         for term in (word, compact) if compact != word else (word,):
