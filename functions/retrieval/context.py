@@ -12,22 +12,25 @@ from agentplatform.search import Chunk, SearchHit
 
 NEAR_DUPLICATE = 0.9  # word-trigram Jaccard above which two chunks say the same thing
 _WORDS = re.compile(r"\w+")
+_FIGURES = re.compile(r"\w*\d\w*")  # words holding a digit: amounts, limits, versions, codes
 
 
 def dedupe(hits: Sequence[SearchHit]) -> list[SearchHit]:
-    """Drop hits whose text repeats a better hit's: the same content hash, or near-identical wording (the same
-    paragraph in two documents, a re-uploaded copy under another path)."""
+    """Drop hits whose text repeats a better hit's: the same content hash, or near-identical wording with the
+    same figures (the same paragraph in two documents, a re-uploaded copy under another path). Near-identical
+    wording with other figures is another version of the facts (a guide's v2 and v3, a US and an EU policy):
+    both stay, or a question about one would be answered from the other."""
     kept: list[SearchHit] = []
-    shingles: list[set[tuple[str, ...]]] = []
+    seen: list[tuple[set[tuple[str, ...]], set[str]]] = []  # each kept hit's shingles and figures
     hashes: set[str] = set()
     for hit in hits:
         if hit.chunk.content_hash and hit.chunk.content_hash in hashes:
             continue
-        mine = _shingles(hit.chunk.text)
-        if any(_jaccard(mine, theirs) >= NEAR_DUPLICATE for theirs in shingles):
+        mine = (_shingles(hit.chunk.text), set(_FIGURES.findall(hit.chunk.text.lower())))
+        if any(_jaccard(mine[0], theirs) >= NEAR_DUPLICATE and mine[1] == figures for theirs, figures in seen):
             continue
         kept.append(hit)
-        shingles.append(mine)
+        seen.append(mine)
         if hit.chunk.content_hash:
             hashes.add(hit.chunk.content_hash)
     return kept

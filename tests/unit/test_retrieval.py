@@ -11,7 +11,7 @@ from agentplatform.inference import estimate_tokens
 from agentplatform.model_clients import EndpointReranker
 from agentplatform.retrieval import RetrievalRequest
 from agentplatform.search import Chunk, DocumentRanking, SearchHit
-from functions.retrieval.context import assemble, dedupe
+from functions.retrieval.context import NEAR_DUPLICATE, _jaccard, _shingles, assemble, dedupe
 from functions.retrieval.handler import handler
 from functions.retrieval.service import FUSION, IDENTIFIER_CANDIDATES, IDENTIFIER_MATCH_BONUS, RetrievalService
 from tests.fakes import MemoryEmbeddings, MemorySearchIndex, ScriptedModelEndpoint
@@ -90,6 +90,21 @@ def test_dedupe_drops_repeats_by_hash_and_by_wording() -> None:
     distinct = chunk("d", 0, "Check the tyre pressure when the tyres are cold.", content_hash="h3")
     kept = dedupe([hit(original, 4), hit(same_hash, 3), hit(reworded, 2), hit(distinct, 1)])
     assert [h.chunk.doc_id for h in kept] == ["a", "d"]
+
+
+def test_dedupe_keeps_a_near_identical_version_that_states_other_figures() -> None:
+    words = (  # a real chunk's length: one changed figure leaves its word trigrams over 0.9 alike
+        "Missions that fail are retried by the fleet manager before the operator is paged. Each site sets its "
+        "own policy in the site settings, under missions, and a change applies to the next mission queued. "
+        "Robots that lose the network finish the mission they hold and wait at the nearest charger until the "
+        "fleet manager can reach them again, so operators should check the charger map after an outage."
+    )
+    v2 = chunk("guide-v2", 0, f"{words} The default retry count is 3 and the timeout is 30 s.")
+    v3 = chunk("guide-v3", 0, f"{words} The default retry count is 5 and the timeout is 30 s.")
+    copy = chunk("guide-v2-copy", 0, f"{words} The default retry count is 3 and the timeout is 30 s, always.")
+    assert _jaccard(_shingles(v2.text), _shingles(v3.text)) >= NEAR_DUPLICATE
+    kept = dedupe([hit(v2, 3), hit(copy, 2), hit(v3, 1)])
+    assert [h.chunk.doc_id for h in kept] == ["guide-v2", "guide-v3"]  # the copy goes, the other version stays
 
 
 def test_token_estimate() -> None:
