@@ -188,7 +188,15 @@ def test_with_the_real_minilm_model(tmp_path) -> None:
     answer = provider.answer("What does the agent error E-4012 mean?", passages)
     assert "24 hours" in answer.text and "[4]" in answer.text
     assert grounding.check(answer.text, passages).supported
+    typed = provider.answer("What does E4013 mean?", passages)  # as users type it
+    assert "tamper protection was disabled" in typed.text and grounding.check(typed.text, passages).supported
     paraphrase = provider.answer("How much can I spend on a room per night in Amsterdam?", passages)
     assert "EUR 200" in paraphrase.text
     assert provider.answer("What is the hotel limit per night in Tokyo for APAC staff?", passages).abstained
     assert provider.answer("Who won the football world cup in 2022?", passages).abstained
+
+
+def test_an_identifier_typed_without_its_separator_finds_the_sentence_that_writes_it(provider) -> None:
+    best = provider.answer("What does E4013 mean?", [MANUAL, RUNBOOK]).best
+    assert best is not None and best.text.startswith("E-4013: tamper protection")
+    assert (best.sentence_terms, best.named_coverage) == (1.0, 1.0)  # the answer then rests on the cosine

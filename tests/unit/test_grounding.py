@@ -110,3 +110,13 @@ def test_one_embedding_call_for_the_whole_check() -> None:
     model = MemoryEmbeddings(dimension=32)
     grounding.check("Up to 5 unused days may be carried over [1]. Paris is EUR 200 [2].", PASSAGES, embed=model.embed)
     assert len(model.calls) == 1
+
+
+def test_an_identifier_is_also_its_letters_and_digits_but_a_number_is_not_joined() -> None:
+    terms = grounding.term_set("Replace BRK-220-S; error E-4012 at 10.5 bar.")
+    assert {"brk-220-s", "brk220s", "e-4012", "e4012", "10.5"} <= terms
+    assert "105" not in terms
+    assert grounding.check(
+        "The agent reported E4012 when it lost contact [1].", {1: "E-4012: the agent lost contact."}
+    ).supported
+    assert not grounding.check("The drive reported 105 bar [1].", {1: "The drive reported 10.5 bar."}).supported

@@ -213,13 +213,18 @@ def content_terms(text: str) -> list[str]:
 
 def term_set(text: str) -> set[str]:
     """Content terms of a text, plus the parts of its compound tokens (`nw-sec-evidence` also gives `evidence`),
-    so that a sentence naming a part is found in a passage naming the whole."""
+    so that a sentence naming a part is found in a passage naming the whole; and an identifier of letters and
+    digits also without its separators (`E-3307` gives `e3307`), as users type it. Numbers are not joined:
+    `10.5` must not stand for `105`."""
     terms = set(content_terms(text))
     stem = _stemmer()
     for token in tokens(text):
-        for part in re.split(r"[-/:.,]+", token):
-            if part and part not in _STOP and (len(part) > 1 or part.isdigit()):
+        parts = [part for part in re.split(r"[-/:.,]+", token) if part]
+        for part in parts:
+            if part not in _STOP and (len(part) > 1 or part.isdigit()):
                 terms.add(part if is_numeric(part) else stem(part))
+        if len(parts) > 1 and is_numeric(token) and any(c.isalpha() for c in token):
+            terms.add("".join(parts))
     return terms
 
 
