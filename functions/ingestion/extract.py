@@ -60,7 +60,7 @@ class Section:
     page: int | None  # 1-based page number (PDF only); a PDF section never spans pages
     start: int  # offset of `text` in Extracted.text
     # The headings it sits under, outermost first, ending with `heading` ("Guide", "Security", "Certificates");
-    # empty where the format has no heading levels (PDF, plain text).
+    # empty where the document has no heading levels (plain text, a PDF without bookmarks).
     heading_path: Sequence[str] = ()
 
     @property
@@ -158,7 +158,8 @@ class _Outline:
             return
         current = self._drafts[-1] if self._drafts else None
         if self._headings or current is None or current.page != page:
-            heading = self._headings[-1] if self._headings else ""
+            # A section going on over a page break keeps its heading (PDF pages are sections of their own).
+            heading = self._headings[-1] if self._headings else (self._open[-1][1] if self._open else "")
             current = _Draft(heading, page, list(self._headings), self._path())
             self._drafts.append(current)
             self._headings = []
@@ -504,6 +505,7 @@ def _read_pdf_alone(data: bytes, name: str) -> Extracted:
     try:
         title = _OFFICE_TITLE.sub("", pdf.get_metadata_value("Title"))
         pages = len(pdf)
+        bookmarks = _pdf_bookmarks(pdf, pages)
         for index in range(pages):
             page = pdf[index]
             textpage = page.get_textpage()
@@ -512,12 +514,43 @@ def _read_pdf_alone(data: bytes, name: str) -> Extracted:
             textpage.close()
             page.close()
             text = _NEWLINES.sub("\n", text).replace(_PDFIUM_LINE_END_HYPHEN, "-\n")
-            outline.paragraph(_HYPHENATED.sub("", text), page=index + 1)
+            _pdf_page(outline, _HYPHENATED.sub("", text), bookmarks.get(index, []), index + 1)
     except Exception as error:
         raise DocumentRejected(f"{name}: the PDF's pages could not be read ({error})", reason="corrupt") from error
     finally:
         pdf.close()
     return outline.build(title, PDF, pages)
+
+
+def _pdf_bookmarks(pdf: pdfium.PdfDocument, pages: int) -> dict[int, list[tuple[str, int]]]:
+    """The PDF's outline (bookmarks: what Word, LibreOffice and LaTeX export from headings) as (title, level) by
+    page index, in outline order; bookmarks without a title or a page in the document are left out."""
+    marks: dict[int, list[tuple[str, int]]] = {}
+    for bookmark in pdf.get_toc():
+        destination = bookmark.get_dest()
+        index = destination.get_index() if destination is not None else None
+        title = _one_line(bookmark.get_title() or "")
+        if title and index is not None and 0 <= index < pages:
+            marks.setdefault(index, []).append((title, bookmark.level + 1))
+    return marks
+
+
+def _pdf_page(outline: _Outline, text: str, marks: list[tuple[str, int]], page: int) -> None:
+    """One page's text, with its bookmarks opening sections: where a line reads as the bookmark's title, the
+    section starts there (the line is its heading); a title the page does not print opens one where the text
+    so far ends."""
+    rest = text
+    for title, level in marks:
+        wanted = title.casefold()
+        offset = 0
+        for line in rest.split("\n"):
+            if _one_line(line).casefold() == wanted:
+                outline.paragraph(rest[:offset].rstrip("\n"), page=page)
+                rest = rest[offset + len(line) :].lstrip("\n")
+                break
+            offset += len(line) + 1
+        outline.heading(title, level)
+    outline.paragraph(rest, page=page)
 
 
 # --- DOCX ---------------------------------------------------------------------------------------------------

@@ -229,6 +229,30 @@ def test_pdf_has_a_section_per_page_with_its_number_and_the_metadata_title() -> 
         assert one_line(section.text) == one_line(" ".join(page_paragraphs(section.page or 0)))
 
 
+def test_pdf_bookmarks_open_sections_at_the_lines_they_name_and_nest_by_level() -> None:
+    pages = [
+        ["Trek Service Manual", "Read this first.", "Safety", "Wear gloves.", "Batteries", "Charge at 20 C."],
+        ["Keep packs dry.", "Storage", "Store at 15 C."],
+        ["Return used packs to the dealer."],  # its bookmark's title is not printed
+    ]
+    marks = [(1, "Safety", 0), (1, "Batteries", 1), (2, "Storage", 0), (3, "Disposal", 0)]
+    doc = extract(lines_pdf(pages, bookmarks=marks), "manual.pdf")
+    assert [(s.page, s.heading, tuple(s.heading_path)) for s in doc.sections] == [
+        (1, "", ()),
+        (1, "Safety", ("Safety",)),
+        (1, "Batteries", ("Safety", "Batteries")),
+        (2, "Batteries", ("Safety", "Batteries")),  # a section going on over the page break keeps its heading
+        (2, "Storage", ("Storage",)),
+        (3, "Disposal", ("Disposal",)),
+    ]
+    assert [s.text for s in doc.sections][1:4] == [
+        "Safety\n\nWear gloves.",
+        "Batteries\n\nCharge at 20 C.",
+        "Keep packs dry.",
+    ]
+    assert doc.sections[5].text == "Disposal\n\nReturn used packs to the dealer."
+
+
 def test_pdf_skips_empty_pages_but_keeps_page_numbers_and_joins_hyphenated_words() -> None:
     doc = extract(lines_pdf([["Cover"], [], ["The extrac-", "tion of self-", "Service pages."]]), "gap.pdf")
     assert doc.pages == 3
