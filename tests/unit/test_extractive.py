@@ -200,3 +200,21 @@ def test_an_identifier_typed_without_its_separator_finds_the_sentence_that_write
     best = provider.answer("What does E4013 mean?", [MANUAL, RUNBOOK]).best
     assert best is not None and best.text.startswith("E-4013: tamper protection")
     assert (best.sentence_terms, best.named_coverage) == (1.0, 1.0)  # the answer then rests on the cosine
+
+
+def test_a_sentence_about_a_sibling_of_the_asked_identifier_is_not_its_answer(provider) -> None:
+    targets = passage(
+        5,
+        "Response time targets\nFor a SEV1, the on-call engineer acknowledges the page within 5 minutes and the first "
+        "customer update is published within 15 minutes. For a SEV2, acknowledge within 15 minutes and publish the "
+        "first update within 30 minutes.",
+        "it/runbook.html",
+        "Incident Response Runbook",
+        "Response time targets",
+    )
+    extract = provider.answer("How fast does the on-call engineer acknowledge a SEV2 page?", [targets])
+    assert extract.best is not None and extract.best.text.startswith("For a SEV2")
+    sev1 = next(c for c in extract.ranked if c.text.startswith("For a SEV1"))
+    assert sev1.names_sibling and sev1.score < extract.best.score
+    both = provider.answer("Do SEV1 and SEV2 pages need acknowledging?", [targets]).ranked
+    assert not any(c.names_sibling for c in both)  # a question naming both has no sibling to avoid

@@ -6,7 +6,8 @@ in under 20% of questions (docs/answers.md), a quoted sentence of the right pass
 
 Ranking: one embedding call for the question and every candidate sentence; a sentence's score adds to its cosine
 with the question how much of the question's salient terms it holds (names, numbers and identifiers weigh
-double) and how much its passage holds (title and section included). Abstention cannot rest on the cosine (the
+double) and how much its passage holds (title and section included); a sentence naming a sibling of an asked
+identifier (SEV1 for SEV2) and not the asked one is marked down. Abstention cannot rest on the cosine (the
 best sentence of a passage that does not answer scores as high as one that does), so it combines signals:
 every name or identifier the question asks about (`Tokyo`, `BR-300`) must occur in the chosen passage, and the
 best sentence's combined evidence must pass a threshold tuned on the golden set's dev split.
@@ -63,6 +64,9 @@ class Weights:
     answer_threshold: float = 0.85  # the best sentence's score below which the provider abstains
     keep_margin: float = 0.12  # a second sentence joins the answer when it scores within this of the best
     min_named_coverage: float = 1.0  # share of the question's names and identifiers the passage must hold
+    # A sentence naming a sibling of an identifier the question asks about (SEV1 for SEV2, v2 for v3, T600 for
+    # T400) and not the asked one states the sibling's fact: this much below what it would score.
+    sibling_penalty: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,7 @@ class Candidate:
     named_coverage: float = 1.0
     states_number: bool = False
     score: float = 0.0
+    names_sibling: bool = False  # names a sibling of an asked identifier, and not the asked one
 
 
 @dataclass(frozen=True)
@@ -154,6 +159,7 @@ class ExtractiveProvider:
             return Extract(ABSTENTION, True)
         vectors = self._embeddings.embed([question, *(c.text for c in candidates)])
         asks_number = bool(_ASKS_NUMBER.search(question))
+        asked = _identifiers(question)
         w = self.weights
         scored: list[Candidate] = []
         for candidate, vector in zip(candidates, vectors[1:], strict=True):
@@ -163,12 +169,14 @@ class ExtractiveProvider:
             sentence_share = _weighted_share(salient, named, terms)
             passage_share = _weighted_share(salient, named, context | terms)
             named_coverage = sum(t in (context | terms) for t in named) / len(named) if named else 1.0
+            names_sibling = _names_sibling(asked, _identifiers(candidate.text))
             cosine = grounding.cosine(vectors[0], vector)
             score = (
                 cosine
                 + w.sentence_terms * sentence_share
                 + w.passage_terms * passage_share
                 + (w.number_bonus if asks_number and states_number else 0.0)
+                - (w.sibling_penalty if names_sibling else 0.0)
             )
             scored.append(
                 Candidate(
@@ -181,6 +189,7 @@ class ExtractiveProvider:
                     named_coverage,
                     states_number,
                     score,
+                    names_sibling,
                 )
             )
         ranked = sorted(scored, key=lambda c: -c.score)
@@ -239,6 +248,27 @@ def _salient_terms(question: str) -> tuple[list[str], set[str]]:
         if any(c.isdigit() for c in word) or (len(word) > 1 and word.isupper()) or (i > 0 and word[0].isupper()):
             named.add(lowered if grounding.is_numeric(lowered) else grounding.stem(lowered))
     return salient, {t for t in named if t in salient}
+
+
+def _identifiers(text: str) -> dict[str, str]:
+    """The identifiers of letters and digits a text names (`SEV2`, `E-3307`, `v3`, `T400`), written without
+    separators, each with its family: its letters before the first digit (`sev`, `e`, `v`, `t`)."""
+    out: dict[str, str] = {}
+    for token in grounding.tokens(text):
+        compact = re.sub(r"[-/:.,]", "", token)
+        family = re.match(r"[^\W\d_]+(?=\d)", compact)
+        if family is not None:
+            out[compact] = family.group(0)
+    return out
+
+
+def _names_sibling(asked: dict[str, str], named: dict[str, str]) -> bool:
+    """Whether a sentence naming `named` names another member of an asked identifier's family and not that
+    identifier: "For a SEV1, ..." when the question asks about SEV2."""
+    return any(
+        family in asked.values() and ident not in asked and not any(a in named for a, f in asked.items() if f == family)
+        for ident, family in named.items()
+    )
 
 
 def _weighted_share(salient: list[str], named: set[str], terms: set[str]) -> float:
