@@ -218,3 +218,17 @@ def test_a_sentence_about_a_sibling_of_the_asked_identifier_is_not_its_answer(pr
     assert sev1.names_sibling and sev1.score < extract.best.score
     both = provider.answer("Do SEV1 and SEV2 pages need acknowledging?", [targets]).ranked
     assert not any(c.names_sibling for c in both)  # a question naming both has no sibling to avoid
+
+
+def test_an_acronym_finds_the_sentence_that_spells_it_out(provider) -> None:
+    objectives = passage(
+        6,
+        "Recovery objectives\nTier 1 systems have a recovery point objective of 15 minutes and a recovery time "
+        "objective of 1 hour. Every tier 1 system is restored every quarter and the restore time is recorded.",
+        "it/backup.md",
+        "Backup and Recovery Standard",
+        "Recovery objectives",
+    )
+    best = provider.answer("What is the RTO for tier 1 systems?", [objectives]).best
+    assert best is not None and "recovery time objective of 1 hour" in best.text
+    assert best.named_coverage == 1.0  # RTO, which the passage never writes, is found in its words

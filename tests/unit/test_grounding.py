@@ -120,3 +120,10 @@ def test_an_identifier_is_also_its_letters_and_digits_but_a_number_is_not_joined
         "The agent reported E4012 when it lost contact [1].", {1: "E-4012: the agent lost contact."}
     ).supported
     assert not grounding.check("The drive reported 105 bar [1].", {1: "The drive reported 10.5 bar."}).supported
+
+
+def test_a_text_is_findable_by_the_acronyms_of_its_words_but_a_question_asks_only_what_it_writes() -> None:
+    text = "Tier 1 systems have a recovery time objective of 1 hour; sign in with multi-factor authentication."
+    assert {"rto", "mfa"} <= grounding.findable_terms(text)
+    assert "rto" not in grounding.term_set(text)
+    assert grounding.check("The RTO of tier 1 systems is 1 hour [1].", {1: text}).supported

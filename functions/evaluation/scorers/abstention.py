@@ -37,7 +37,7 @@ def _should_abstain(sample: TurnSample, tools: ScorerTools) -> tuple[bool, str, 
     if not texts:
         return True, "no_passages", 0.0
     asked = grounding.term_set(sample.question)
-    lexical = max((len(asked & grounding.term_set(t)) / len(asked) for t in texts), default=0.0) if asked else 0.0
+    lexical = max((len(asked & grounding.findable_terms(t)) / len(asked) for t in texts), default=0.0) if asked else 0.0
     if lexical >= LEXICAL_RELEVANT or tools.embed is None:
         return lexical < LEXICAL_RELEVANT, "lexical", round(lexical, 4)
     sentences = [s for t in texts for s in grounding.split_sentences(t)][:64]

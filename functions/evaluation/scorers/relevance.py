@@ -31,5 +31,5 @@ def score(sample: TurnSample, tools: ScorerTools) -> dict[str, Score]:
     asked = grounding.term_set(sample.question)
     if not asked:
         raise ValueError("the question has no content words")
-    value = len(asked & grounding.term_set(answer)) / len(asked)
+    value = len(asked & grounding.findable_terms(answer)) / len(asked)
     return {NAME: Score(status="ok", value=round(value, 4), method="lexical")}

@@ -163,7 +163,7 @@ class ExtractiveProvider:
         w = self.weights
         scored: list[Candidate] = []
         for candidate, vector in zip(candidates, vectors[1:], strict=True):
-            terms = grounding.term_set(candidate.text)
+            terms = grounding.findable_terms(candidate.text)
             context = passage_terms[candidate.ref]
             states_number = any(grounding.is_numeric(t) for t in grounding.tokens(candidate.text))
             sentence_share = _weighted_share(salient, named, terms)
@@ -284,7 +284,9 @@ def _candidates(passages: Sequence[Passage]) -> tuple[list[Candidate], dict[int,
     passage_terms: dict[int, set[str]] = {}
     for passage in passages:
         cite = passage.citation
-        passage_terms[passage.ref] = grounding.term_set(f"{passage.text}\n{cite.title}\n{cite.section}\n{cite.path}")
+        passage_terms[passage.ref] = grounding.findable_terms(
+            f"{passage.text}\n{cite.title}\n{cite.section}\n{cite.path}"
+        )
         for position, sentence in enumerate(grounding.split_sentences(grounding.passage_body(passage.text))):
             text = grounding.strip_markers(sentence).lstrip("-*• ").strip()
             # Headings and labels ("Hotels", "2. Installation", "VPN SETUP GUIDE") state nothing; their words

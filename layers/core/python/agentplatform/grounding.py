@@ -214,8 +214,8 @@ def content_terms(text: str) -> list[str]:
 def term_set(text: str) -> set[str]:
     """Content terms of a text, plus the parts of its compound tokens (`nw-sec-evidence` also gives `evidence`),
     so that a sentence naming a part is found in a passage naming the whole; and an identifier of letters and
-    digits also without its separators (`E-3307` gives `e3307`), as users type it. Numbers are not joined:
-    `10.5` must not stand for `105`."""
+    digits also without its separators (`E-3307` gives `e3307`), as users type it (numbers are not joined:
+    `10.5` must not stand for `105`)."""
     terms = set(content_terms(text))
     stem = _stemmer()
     for token in tokens(text):
@@ -225,6 +225,23 @@ def term_set(text: str) -> set[str]:
                 terms.add(part if is_numeric(part) else stem(part))
         if len(parts) > 1 and is_numeric(token) and any(c.isalpha() for c in token):
             terms.add("".join(parts))
+    return terms
+
+
+def findable_terms(text: str) -> set[str]:
+    """What a text can be found by: its term_set plus the acronyms of its runs of content words (the initials of
+    3 to 5 words in a row: "recovery time objective" also reads `rto`, "multi-factor authentication" `mfa`),
+    as questions abbreviate them. For the text searched in (a passage, a sentence, an answer), not the asking
+    one: an acronym a question does not write is not asked."""
+    terms = term_set(text)
+    words: list[str] = []  # the current run of content words
+    for token in tokens(text):
+        parts = [part for part in re.split(r"[-/:.,]+", token) if part]
+        if token in _STOP or not all(part.isalpha() for part in parts):
+            words = []
+            continue
+        words += parts
+        terms.update("".join(w[0] for w in words[-n:]) for n in range(3, min(5, len(words)) + 1))
     return terms
 
 
@@ -276,7 +293,7 @@ def check(
         valid = [r for r in refs if r in texts]
         haystack: set[str] = set()
         for ref in valid:
-            haystack |= term_set(passage_body(texts[ref]))
+            haystack |= findable_terms(passage_body(texts[ref]))
         missing = tuple(t for t in dict.fromkeys(terms) if t not in haystack)
         lexical = 1.0 - len(missing) / len(set(terms)) if valid else 0.0
         numbers_found = not any(is_numeric(t) for t in missing)
