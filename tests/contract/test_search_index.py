@@ -246,6 +246,7 @@ IDENTIFIED = [
     ("Parts list", "Pads", "Replace pads with part BRK-220-S; BRK-220-L fits the long axle."),
     ("Runbook", "Retries", "Raise max_retry_count in section 4.2.1 when INC-2291 recurs."),
     ("Runbook", "Handover", "Escalate an error that recurs after a restart to the on-call engineer."),
+    ("IT help", "Contacts", "Mail it-help@corvane.com, or connect through vpn.corvane.com first."),
 ]
 
 
@@ -258,7 +259,18 @@ def identified(tenant: str = "acme") -> list[Chunk]:
 
 @pytest.mark.parametrize(
     "query",
-    ["E-4012", "error E4012", "e-4013 brake", "BRK-220-S", "brk220s pads", "max_retry_count", "INC-2291", "4.2.1"],
+    [
+        "E-4012",
+        "error E4012",
+        "e-4013 brake",
+        "BRK-220-S",
+        "brk220s pads",
+        "max_retry_count",
+        "INC-2291",
+        "4.2.1",
+        "IT-Help@corvane.com",
+        "vpn.corvane.com down",
+    ],
 )
 def test_identifier_matching_ranks_like_the_reference(index: Any, query: str) -> None:
     reference = MemorySearchIndex()
