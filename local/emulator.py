@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import re
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -194,11 +195,15 @@ def _parse_each_definition_once() -> None:
     def parsed(definition: str) -> Any:
         return AmazonStateLanguageParser.parse(definition)[0]
 
+    # lru_cache lets two threads that miss at once both parse: executions started together wait for one parse.
+    parsing = threading.Lock()
+
     def entrypoint(self: Any) -> Any:
         definition = self._evaluation_details.state_machine_details.definition
         if '"Parallel"' in definition:
             return AmazonStateLanguageParser.parse(definition)[0]
-        return parsed(definition)
+        with parsing:
+            return parsed(definition)
 
     _replace("parse-once", ExecutionWorker, "_get_evaluation_entrypoint", entrypoint, ("self",))
 
@@ -259,8 +264,6 @@ def _write_dynamodb_items_atomically() -> None:
     requests' read-check-write at once, so two conditional ADDs racing on one item could both pass (a budget
     reservation overshooting, two containers both claiming a breaker probe). One lock over moto's item writes
     makes each of them atomic, as in DynamoDB."""
-    import threading
-
     from moto.dynamodb.models import DynamoDBBackend
 
     lock = threading.RLock()  # re-entrant: a transaction's writes go through the same methods
