@@ -255,7 +255,7 @@ def _identifiers(text: str) -> dict[str, str]:
     separators, each with its family: its letters before the first digit (`sev`, `e`, `v`, `t`)."""
     out: dict[str, str] = {}
     for token in grounding.tokens(text):
-        compact = re.sub(r"[-/:.,]", "", token)
+        compact = "".join(grounding.token_parts(token))
         family = re.match(r"[^\W\d_]+(?=\d)", compact)
         if family is not None:
             out[compact] = family.group(0)

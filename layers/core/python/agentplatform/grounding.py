@@ -211,6 +211,14 @@ def content_terms(text: str) -> list[str]:
     return out
 
 
+_PART_SEPARATORS = re.compile(r"[-/:.,]+")
+
+
+def token_parts(token: str) -> list[str]:
+    """The parts of a compound token, between its separators: `e-3307` gives `e`, `3307`."""
+    return [part for part in _PART_SEPARATORS.split(token) if part]
+
+
 def term_set(text: str) -> set[str]:
     """Content terms of a text, plus the parts of its compound tokens (`nw-sec-evidence` also gives `evidence`),
     so that a sentence naming a part is found in a passage naming the whole; and an identifier of letters and
@@ -219,7 +227,7 @@ def term_set(text: str) -> set[str]:
     terms = set(content_terms(text))
     stem = _stemmer()
     for token in tokens(text):
-        parts = [part for part in re.split(r"[-/:.,]+", token) if part]
+        parts = token_parts(token)
         for part in parts:
             if part not in _STOP and (len(part) > 1 or part.isdigit()):
                 terms.add(part if is_numeric(part) else stem(part))
@@ -236,7 +244,7 @@ def findable_terms(text: str) -> set[str]:
     terms = term_set(text)
     words: list[str] = []  # the current run of content words
     for token in tokens(text):
-        parts = [part for part in re.split(r"[-/:.,]+", token) if part]
+        parts = token_parts(token)
         if token in _STOP or not all(part.isalpha() for part in parts):
             words = []
             continue
