@@ -10,8 +10,9 @@ ranking (search.rank_by_document) are the platform's own functions over those li
 searches. The chosen setting is then checked against the engine's own hybrid search (the same ranking).
 
 Knobs: contextual embeddings (tenant), the section path embedded (tenant), section boost, identifier boost,
-fusion (min-max weights, RRF k), document ranking (mean or max signal, weight); then, on the kept setting, the
-identifier-match reward (with the identifier boost and the identifier fusion chosen again beside it). The grid
+fusion (min-max or z-score weights, RRF k), document ranking (mean or max signal, weight); then, on the kept
+setting, the identifier-match reward (with the identifier boost, both fusions and document ranking chosen again
+beside it). The grid
 is searched on the dev half only; every knob is reported on both halves on and off (the others at their chosen
 values). Metrics are per document: the ranked chunks' documents in first-seen order, nDCG@10 with the
 judgement's grade as gain, recall@20.
@@ -93,7 +94,8 @@ class Setting:
 def _fusion_label(fusion: Fusion) -> str:
     if fusion.technique == FusionTechnique.RRF:
         return f"rrf k={fusion.rank_constant}"
-    return f"min-max {fusion.weights[0]:.1f}/{fusion.weights[1]:.1f}"
+    name = "z-score" if fusion.technique == FusionTechnique.Z_SCORE else "min-max"
+    return f"{name} {fusion.weights[0]:.1f}/{fusion.weights[1]:.1f}"
 
 
 def load_queries() -> list[Query]:
@@ -217,7 +219,11 @@ def evaluate(lists: Lists, setting: Setting, queries: list[Query], mode: str) ->
     }
 
 
-_FUSIONS = [Fusion(weights=(w / 10, round(1 - w / 10, 1))) for w in range(1, 10)]
+_FUSIONS = [
+    Fusion(technique, weights=(w / 10, round(1 - w / 10, 1)))
+    for technique in (FusionTechnique.MIN_MAX, FusionTechnique.Z_SCORE)
+    for w in range(1, 10)
+]
 _FUSIONS += [Fusion(FusionTechnique.RRF, rank_constant=k) for k in (10, 30, 60)]
 # Each improvement: the Setting field it sets, its value when off (today's platform), its values when on.
 KNOBS: dict[str, tuple[str, Any, list[Any]]] = {
@@ -236,14 +242,16 @@ KNOBS: dict[str, tuple[str, Any, list[Any]]] = {
 
 
 # Rewarding identifier matches after fusion, decided on the kept setting of the knobs above (it changes what the
-# identifier boost and the identifier fusion should be, so the three are chosen together on the dev half). The
-# identifier clause stays on (boost > 0): it is what finds `E-4012` for "E4012", which the text field cannot.
-_MIN_MAX = [f for f in _FUSIONS if f.technique == FusionTechnique.MIN_MAX]
+# identifier boost and both fusions should be, so the four are chosen together on the dev half; z-scores are not
+# bounded by 1 as min-max scores are, hence rewards up to 1). The identifier
+# clause stays on (boost > 0): it is what finds `E-4012` for "E4012", which the text field cannot.
+_WEIGHED = [f for f in _FUSIONS if f.technique != FusionTechnique.RRF and 0.4 <= f.weights[0] <= 0.7]
 IDENTIFIER_MATCH = [
-    {"identifiers": boost, "identifier_fusion": fusion, "identifier_bonus": bonus}
+    {"identifiers": boost, "fusion": fusion, "identifier_fusion": identifier_fusion, "identifier_bonus": bonus}
     for boost in (0.5, 1.0, 2.0, 4.0)
-    for fusion in _MIN_MAX[3:7]  # 0.4/0.6 to 0.7/0.3
-    for bonus in (0.05, 0.1, 0.2, 0.3, 0.5)
+    for fusion in _WEIGHED
+    for identifier_fusion in [None, *(f for f in _WEIGHED if f.technique == FusionTechnique.MIN_MAX)]
+    for bonus in (0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 ]
 
 
@@ -326,10 +334,15 @@ def main() -> int:
         field_name = KNOBS[name][0]
         kept = replace(kept, **{field_name: getattr(on if wins else off, field_name)})
         knobs[name] = {"on": _setting_json(on), "kept": wins, "off_results": off_table, "on_results": on_table}
-    # The identifier-match reward on the kept setting: chosen on dev, kept when it wins held out.
+    # The identifier-match reward on the kept setting: chosen on dev, kept when it wins held out. Document ranking
+    # is chosen again beside it (off first: on a tie, the simpler setting), as the reward reorders what it blends.
     before = kept
     on = max(
-        (replace(kept, **values) for values in IDENTIFIER_MATCH),
+        (
+            replace(kept, **values, ranking=ranking)
+            for values in IDENTIFIER_MATCH
+            for ranking in dict.fromkeys([DocumentRanking(), kept.ranking])
+        ),
         key=lambda s: evaluate(lists, s, dev, "hybrid")["all"]["ndcg@10"],
     )
     off_table, on_table = table(before), table(on)

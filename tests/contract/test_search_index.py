@@ -395,12 +395,15 @@ def test_hybrid_is_the_fusion_of_both_lists(vector_index: Any, technique: Fusion
     dense = vector_index.search(SearchRequest(tenant="acme", text="", vector=vector, mode=SearchMode.VECTOR, top_k=8))
     expected = fuse(
         [(h.chunk.chunk_id, h.score) for h in lexical], [(h.chunk.chunk_id, h.score) for h in dense], fusion
-    )[:5]
+    )
     hybrid = vector_index.search(
         SearchRequest(tenant="acme", text=query, vector=vector, top_k=5, candidates=8, fusion=fusion)
     )
-    assert ids(hybrid) == [key for key, _ in expected]
-    assert [h.score for h in hybrid] == pytest.approx([score for _, score in expected], rel=1e-4)
+    # Each hit has its fused score and the hits are the five best; equal scores (z-score floors every score at
+    # or below its list's mean) may come in either engine's own order, as OpenSearch breaks ties by doc id.
+    fused = dict(expected)
+    assert [fused[key] for key in ids(hybrid)] == pytest.approx([score for _, score in expected[:5]], rel=1e-4)
+    assert [h.score for h in hybrid] == pytest.approx([score for _, score in expected[:5]], rel=1e-4)
 
 
 def test_vector_filters_apply_before_top_k(vector_index: Any) -> None:

@@ -214,6 +214,11 @@ def test_pipeline_bodies():
             }
         ],
     }
+    z_score = pipeline_body(Fusion(FusionTechnique.Z_SCORE, weights=(0.4, 0.6)))["phase_results_processors"][0]
+    assert z_score["normalization-processor"] == {
+        "normalization": {"technique": "z_score"},
+        "combination": {"technique": "arithmetic_mean", "parameters": {"weights": [0.4, 0.6]}},
+    }
     assert pipeline_body(Fusion(FusionTechnique.RRF, rank_constant=40)) == {
         "phase_results_processors": [
             {"score-ranker-processor": {"combination": {"technique": "rrf", "rank_constant": 40}}}

@@ -11,6 +11,7 @@ bodies and a search pipeline; the embedded engine and the fake compute them.
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from collections.abc import Mapping, Sequence
@@ -84,10 +85,12 @@ class SearchMode(StrEnum):
 
 class FusionTechnique(StrEnum):
     MIN_MAX = "min_max"  # normalization-processor: min_max + arithmetic_mean
+    Z_SCORE = "z_score"  # normalization-processor: z_score + arithmetic_mean
     RRF = "rrf"  # score-ranker-processor: reciprocal rank fusion
 
 
-# OpenSearch's min-max normalization gives the lowest score this (not 0) and a lone score 1.0.
+# OpenSearch's min-max normalization gives the lowest score this (not 0) and a lone score 1.0; its z_score
+# normalization gives it to every score at or below the mean.
 MIN_MAX_FLOOR = 0.001
 
 
@@ -231,8 +234,9 @@ def fuse(
                 scores[key] = scores.get(key, 0.0) + 1.0 / (fusion.rank_constant + rank)
     else:
         # arithmetic_mean: the weighted sum divided by the weights' sum, which is 1; a missing score counts 0.
+        normalize = _z_score if fusion.technique == FusionTechnique.Z_SCORE else _min_max
         for weight, ranked in zip(fusion.weights, (bm25, vector), strict=True):
-            for key, value in _min_max(ranked):
+            for key, value in normalize(ranked):
                 scores[key] = scores.get(key, 0.0) + weight * value
     out = sorted(scores.items())
     out.sort(key=itemgetter(1), reverse=True)  # stable: equal scores stay in id order
@@ -298,6 +302,32 @@ def _min_max(ranked: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
         return [(key, 1.0) for key, _ in ranked]
     span = high - low
     return [(key, ((score - low) / span) or MIN_MAX_FLOOR) for key, score in ranked]
+
+
+def _z_score(ranked: Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """OpenSearch's z_score normalization: how many standard deviations (the sample's) a score lies above its
+    list's mean, at least MIN_MAX_FLOOR. A list whose scores stand out keeps its lead in the fusion, where
+    min-max stretches a flat list (a dense side with no real match) to the same 0-1 range as a sharp one. Its
+    edge cases as OpenSearch's: a score equal to the mean (a lone hit) gets the list's raw maximum, and a list of
+    equal scores its raw minimum."""
+    if not ranked:
+        return []
+    values = [score for _, score in ranked]
+    count, high, low = len(values), max(values), min(values)
+    mean = sum(values) / count
+    # Plain float arithmetic, as OpenSearch's (statistics.stdev's exact fractions cost ~0.1 ms a list).
+    deviation = math.sqrt(sum((v - mean) ** 2 for v in values) / (count - 1)) if count > 1 else 0.0
+    out = []
+    for key, score in ranked:
+        if score == mean:
+            value = high
+        elif deviation == 0:
+            value = low
+        else:
+            value = (score - mean) / deviation
+            value = value if value > 0 else MIN_MAX_FLOOR
+        out.append((key, value))
+    return out
 
 
 def chunk_document(chunk: Chunk) -> dict[str, Any]:

@@ -174,7 +174,8 @@ def index_body(dimension: int = 384, shards: int = 1) -> dict[str, Any]:
 
 
 def pipeline_body(fusion: Fusion) -> dict[str, Any]:
-    """A search pipeline computing search.fuse: min-max + weighted arithmetic mean, or reciprocal rank fusion."""
+    """A search pipeline computing search.fuse: min-max or z-score + weighted arithmetic mean, or reciprocal rank
+    fusion."""
     if fusion.technique == FusionTechnique.RRF:
         processor = {
             "score-ranker-processor": {"combination": {"technique": "rrf", "rank_constant": fusion.rank_constant}}
@@ -182,7 +183,7 @@ def pipeline_body(fusion: Fusion) -> dict[str, Any]:
     else:
         processor = {
             "normalization-processor": {
-                "normalization": {"technique": "min_max"},
+                "normalization": {"technique": fusion.technique.value},
                 "combination": {"technique": "arithmetic_mean", "parameters": {"weights": list(fusion.weights)}},
             }
         }
