@@ -61,9 +61,9 @@ bench: $(PY_STAMP)  ## Benchmarks, each beside its baseline; results in bench-re
 	$(PY) -m bench.ingestion
 	$(PY) -m bench.llm_gateway
 
-eval: $(PY_STAMP)  ## Retrieval quality on Cranfield and on eval/enterprise (per mode, kind, dev/test); results in bench-results/
+eval: $(PY_STAMP)  ## Retrieval quality on Cranfield and on eval/enterprise (per mode, kind, dev/test), then the local answerer's answers to eval/enterprise; results in bench-results/
 	@# The enterprise set is measured even when a Cranfield target fails; the exit status keeps Cranfield's verdict.
-	$(PY) -m bench.retrieval_eval; status=$$?; $(PY) -m bench.enterprise_eval && exit $$status
+	$(PY) -m bench.retrieval_eval; status=$$?; $(PY) -m bench.enterprise_eval && $(PY) -m bench.enterprise_answers && exit $$status
 
 EVAL_ARGS ?=
 eval-answers: $(PY_STAMP)  ## Answer quality on eval/golden through the conversation API (EVAL_ARGS="--url http://127.0.0.1:8080" for make up, "--offline" without a stack)

@@ -233,13 +233,13 @@ def index_golden(embeddings: Any) -> Any:
     return index
 
 
-def retrieve(service: Any, question: str) -> list[Any]:
+def retrieve(service: Any, question: str, tenant: str = TENANT) -> list[Any]:
     """The passages the agent loop gives the model: knowledge_search's hits (top 5, each cut to 1,500
     characters), numbered in order, as functions/orchestrator numbers them."""
     from agentplatform.llm import Passage
     from agentplatform.retrieval import RetrievalRequest
 
-    result = service.search(RetrievalRequest(tenant=TENANT, query=question, top_k=TOP_K, context_tokens=0))
+    result = service.search(RetrievalRequest(tenant=tenant, query=question, top_k=TOP_K, context_tokens=0))
     return [
         Passage(ref=i + 1, text=hit.text[:PASSAGE_CHARS], citation=hit.citation) for i, hit in enumerate(result.hits)
     ]

@@ -10,7 +10,8 @@ Source format, documents: `=== <path>` opens a document; `title:` and any number
 (`variant: v=2; limit=150` renders the document once per line, `[[v]]` and `[[limit]]` replaced in its path,
 title and text: near-duplicates that differ only in those facts); then `## Heading` lines and paragraphs
 separated by blank lines. Queries: `Q <kind> | <query> | <answer>`, then one `<grade> <doc path>#<heading>`
-line per judgement (`#` alone: a document without headings, a .txt).
+line per judgement (`#` alone: a document without headings, a .txt). In the answer, `{braces}` mark its key
+facts: words a right answer must hold, as a grade-2 section states them (`bench/enterprise_answers.py`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ DOCS = HERE / "docs"
 BUILT = datetime(2026, 2, 2, tzinfo=UTC)
 KINDS = ("exact", "semantic", "mixed")
 _PLACEHOLDER = re.compile(r"\[\[(\w+)\]\]")
+_KEY_FACT = re.compile(r"\{([^{}]+)\}")
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,16 @@ def parse_queries(text: str, origin: str) -> list[dict]:
             kind, query, answer = (part.strip() for part in line[2:].split("|"))
             if kind not in KINDS:
                 raise ValueError(f"{origin}: unknown kind {kind!r}")
-            queries.append({"origin": origin, "kind": kind, "query": query, "answer": answer, "judged": []})
+            queries.append(
+                {
+                    "origin": origin,
+                    "kind": kind,
+                    "query": query,
+                    "answer": _KEY_FACT.sub(r"\1", answer),
+                    "key_facts": _KEY_FACT.findall(answer),
+                    "judged": [],
+                }
+            )
         else:
             grade, _, target = line.strip().partition(" ")
             doc, _, section = target.partition("#")
@@ -247,7 +258,7 @@ def main() -> None:
     (HERE / "manifest.jsonl").write_text("".join(json.dumps(m) + "\n" for m in manifest))
     (HERE / "queries.jsonl").write_text(
         "".join(
-            json.dumps({k: q[k] for k in ("id", "query", "kind", "split")} | {"answer": q["answer"]}) + "\n"
+            json.dumps({k: q[k] for k in ("id", "query", "kind", "split", "answer", "key_facts")}) + "\n"
             for q in queries
         )
     )

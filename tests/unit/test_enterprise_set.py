@@ -142,9 +142,8 @@ def test_the_committed_files_are_what_build_py_makes_of_the_sources(manifest, qu
     docs, built_queries = build.load()
     build.assign(built_queries)
     assert [d.path for d in docs] == list(manifest)
-    assert [(q["id"], q["query"], q["split"]) for q in built_queries] == [
-        (q["id"], q["query"], q["split"]) for q in queries
-    ]
+    fields = ("id", "query", "split", "answer", "key_facts")
+    assert [tuple(q[f] for f in fields) for q in built_queries] == [tuple(q[f] for f in fields) for q in queries]
     for doc in docs:
         data = build.render_pdf(doc)[0] if doc.format == "pdf" else build._RENDER[doc.format](doc)
         assert data == (SET / "docs" / doc.path).read_bytes(), f"{doc.path}: rerun eval/enterprise/build.py"
@@ -160,6 +159,24 @@ def test_the_eval_maps_every_chunk_and_paragraph_to_a_manifest_section(manifest)
     assert {doc for doc, _ in units.values()} == set(manifest)
     assert len(chunks) > 3 * len(manifest)  # the long documents are many chunks
     assert {(p.doc, p.section) for p in enterprise_eval.paragraphs_of_set(entries)} <= sections
+
+
+def test_every_key_fact_is_in_a_section_that_answers_the_query(manifest, queries, qrels):
+    from bench import enterprise_eval
+    from bench.answers_eval import _norm
+
+    chunks, units = enterprise_eval.chunks_of_set(list(manifest.values()), lambda texts: [[1.0, 0.0]] * len(texts))
+    text: dict[tuple[str, str], str] = {}
+    for c in chunks:
+        text[units[c.chunk_id]] = text.get(units[c.chunk_id], "") + " " + _norm(c.text)
+    answering: dict[str, list[tuple[str, str]]] = {}
+    for r in qrels:
+        if r["grade"] == 2:
+            answering.setdefault(r["query"], []).append((r["doc"], r["section"]))
+    for q in queries:
+        assert q["key_facts"] and all(f.strip() for f in q["key_facts"]), q["id"]
+        for fact in q["key_facts"]:
+            assert any(_norm(fact) in text[unit] for unit in answering[q["id"]]), (q["id"], fact)
 
 
 def test_the_eval_metrics_on_known_rankings():

@@ -151,6 +151,20 @@ def test_one_embedding_call_for_the_question_and_its_candidates(provider, embedd
     assert question.startswith("What is the part number") and len(candidates) >= 6
 
 
+def test_each_sentence_is_embedded_after_its_documents_title_and_section(provider, embeddings) -> None:
+    provider.answer("What is the part number of the organic pads?", [MANUAL])
+    _, *candidates = embeddings.calls[0]
+    assert candidates and all(c.startswith("BR-220 Brake Kit Manual: 4. Spare parts: ") for c in candidates)
+
+
+def test_a_sentence_two_passages_share_is_quoted_once(provider) -> None:
+    # Overlapping chunks, or a document and its other version, bring the same sentence twice.
+    again = passage(5, MANUAL.text.split("\n", 1)[1], "products/manual-copy.pdf", "BR-220 Brake Kit Manual")
+    extract = provider.answer("What is the part number of the organic brake pads?", [MANUAL, again])
+    keys = [" ".join(c.text.lower().split()) for c in extract.chosen]
+    assert not extract.abstained and len(keys) == len(set(keys))
+
+
 def test_a_prompt_that_quotes_passages_is_answered_for_its_question_line(provider) -> None:
     quoted = f"Passages:\n{MANUAL.text}\n{US.text}\n\nQuestion: What is the nightly hotel limit in Boston?\nCite."
     response = provider.chat(call(quoted, [US, MANUAL]), model="extractive", timeout_s=5)

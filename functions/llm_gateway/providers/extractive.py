@@ -146,7 +146,9 @@ class ExtractiveProvider:
             return extracts[0]
         chosen: list[Candidate] = []
         for extract in answered:
-            chosen += [c for c in extract.chosen if (c.ref, c.position) not in {(o.ref, o.position) for o in chosen}]
+            chosen += [
+                c for c in extract.chosen if _sentence_key(c.text) not in {_sentence_key(o.text) for o in chosen}
+            ]
         missing = [part for part, e in zip(parts, extracts, strict=True) if e.abstained]
         text = _quote(chosen) + "".join(f' I could not find "{part}" in the documents I searched.' for part in missing)
         return Extract(text, False, chosen, answered[0].best, answered[0].ranked)
@@ -157,7 +159,8 @@ class ExtractiveProvider:
         candidates, passage_terms = _candidates(passages)
         if not candidates:
             return Extract(ABSTENTION, True)
-        vectors = self._embeddings.embed([question, *(c.text for c in candidates)])
+        places = {p.ref: _place(p) for p in passages}
+        vectors = self._embeddings.embed([question, *(places[c.ref] + c.text for c in candidates)])
         asks_number = bool(_ASKS_NUMBER.search(question))
         asked = _identifiers(question)
         w = self.weights
@@ -214,15 +217,32 @@ class ExtractiveProvider:
             or (asks_number and not best.states_number and following.states_number)
         ):
             chosen.append(following)
+        # The same sentence in two passages (overlapping chunks, a document and its other version) is said once.
+        said = {_sentence_key(c.text) for c in chosen}
         for other in ranked[1:]:
             if len(chosen) >= self.max_sentences or other.score < best.score - self.weights.keep_margin:
                 break
-            if other not in chosen and other.named_coverage >= self.weights.min_named_coverage:
+            if (
+                other not in chosen
+                and _sentence_key(other.text) not in said
+                and other.named_coverage >= self.weights.min_named_coverage
+            ):
                 chosen.append(other)
                 break  # one more sentence at most: a second angle, not a list of near-repeats
         # Read in document order within a passage, the best passage first.
         first_ref = best.ref
         return sorted(chosen, key=lambda c: (c.ref != first_ref, c.ref, c.position))
+
+
+def _place(passage: Passage) -> str:
+    """Where a sentence stands (its document's title and section), embedded before it, as ingestion embeds a
+    chunk after its title and section path: a sentence is compared with the question in its context."""
+    parts = [passage.citation.title, passage.citation.section]
+    return "".join(f"{p}: " for p in dict.fromkeys(x.strip() for x in parts) if p)
+
+
+def _sentence_key(text: str) -> str:
+    return " ".join(text.lower().split())
 
 
 def _last_user_message(call: ChatCall) -> str:
