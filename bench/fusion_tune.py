@@ -12,10 +12,9 @@ searches. The chosen setting is then checked against the engine's own hybrid sea
 Knobs: contextual embeddings (tenant), the section path embedded (tenant), section boost, identifier boost,
 fusion (min-max or z-score weights, RRF k), document ranking (mean or max signal, weight); then, on the kept
 setting, the identifier-match reward (with the identifier boost, both fusions and document ranking chosen again
-beside it). The grid
-is searched on the dev half only; every knob is reported on both halves on and off (the others at their chosen
-values). Metrics are per document: the ranked chunks' documents in first-seen order, nDCG@10 with the
-judgement's grade as gain, recall@20.
+beside it). The grid is searched on the dev half only; every knob is reported on both halves on and off (the
+others at their chosen values). Metrics are per document: the ranked chunks' documents in first-seen order,
+nDCG@10 with the judgement's grade as gain, recall@20.
 Writes bench-results/fusion-tune.json.
 """
 
@@ -243,8 +242,8 @@ KNOBS: dict[str, tuple[str, Any, list[Any]]] = {
 
 # Rewarding identifier matches after fusion, decided on the kept setting of the knobs above (it changes what the
 # identifier boost and both fusions should be, so the four are chosen together on the dev half; z-scores are not
-# bounded by 1 as min-max scores are, hence rewards up to 1). The identifier
-# clause stays on (boost > 0): it is what finds `E-4012` for "E4012", which the text field cannot.
+# bounded by 1 as min-max scores are, hence rewards up to 1). The identifier clause stays on (boost > 0): it is
+# what finds `E-4012` for "E4012", which the text field cannot.
 _WEIGHED = [f for f in _FUSIONS if f.technique != FusionTechnique.RRF and 0.4 <= f.weights[0] <= 0.7]
 IDENTIFIER_MATCH = [
     {"identifiers": boost, "fusion": fusion, "identifier_fusion": identifier_fusion, "identifier_bonus": bonus}

@@ -146,9 +146,8 @@ class ExtractiveProvider:
             return extracts[0]
         chosen: list[Candidate] = []
         for extract in answered:
-            chosen += [
-                c for c in extract.chosen if _sentence_key(c.text) not in {_sentence_key(o.text) for o in chosen}
-            ]
+            said = {_sentence_key(o.text) for o in chosen}
+            chosen += [c for c in extract.chosen if _sentence_key(c.text) not in said]
         missing = [part for part, e in zip(parts, extracts, strict=True) if e.abstained]
         text = _quote(chosen) + "".join(f' I could not find "{part}" in the documents I searched.' for part in missing)
         return Extract(text, False, chosen, answered[0].best, answered[0].ranked)
