@@ -246,3 +246,15 @@ def test_an_acronym_finds_the_sentence_that_spells_it_out(provider) -> None:
     best = provider.answer("What is the RTO for tier 1 systems?", [objectives]).best
     assert best is not None and "recovery time objective of 1 hour" in best.text
     assert best.named_coverage == 1.0  # RTO, which the passage never writes, is found in its words
+
+
+def test_a_place_the_question_names_by_its_adjective_is_found_in_the_passage(provider) -> None:
+    leave = passage(
+        7,
+        "Paid time off\nFull-time employees in the Netherlands receive 27 days of paid holiday a year.",
+        "hr/handbook.docx",
+        "Employee Handbook",
+        "Paid time off",
+    )
+    assert "27 days" in provider.answer("How many holiday days do Dutch employees get?", [leave]).text
+    assert provider.answer("How many holiday days do Japanese employees get?", [leave]).abstained

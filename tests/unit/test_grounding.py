@@ -127,3 +127,10 @@ def test_a_text_is_findable_by_the_acronyms_of_its_words_but_a_question_asks_onl
     assert {"rto", "mfa"} <= grounding.findable_terms(text)
     assert "rto" not in grounding.term_set(text)
     assert grounding.check("The RTO of tier 1 systems is 1 hour [1].", {1: text}).supported
+
+
+def test_a_place_is_findable_by_the_words_that_name_it() -> None:
+    text = "Full-time employees in the Netherlands receive 27 days of paid holiday; the EU policy covers them."
+    terms = grounding.findable_terms(text)
+    assert {"dutch", "europ", "european"} <= terms  # "Dutch staff", "in Europe"
+    assert "japanes" not in terms and "dutch" not in grounding.term_set(text)

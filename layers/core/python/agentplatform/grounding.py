@@ -236,12 +236,54 @@ def term_set(text: str) -> set[str]:
     return terms
 
 
+# A country or region and the words that name it in a question ("Dutch staff" for "employees in the
+# Netherlands", "in Europe" for "in the EU"): general English, not any corpus's. Each group is one place.
+_PLACE_WORDS = (
+    ("netherlands", "dutch", "holland"),
+    ("france", "french"),
+    ("germany", "german"),
+    ("spain", "spanish"),
+    ("italy", "italian"),
+    ("portugal", "portuguese"),
+    ("belgium", "belgian"),
+    ("ireland", "irish"),
+    ("sweden", "swedish"),
+    ("denmark", "danish"),
+    ("norway", "norwegian"),
+    ("finland", "finnish"),
+    ("switzerland", "swiss"),
+    ("austria", "austrian"),
+    ("britain", "british", "uk"),
+    ("usa", "american"),
+    ("canada", "canadian"),
+    ("mexico", "mexican"),
+    ("brazil", "brazilian"),
+    ("japan", "japanese"),
+    ("china", "chinese"),
+    ("india", "indian"),
+    ("korea", "korean"),
+    ("australia", "australian"),
+    ("eu", "europe", "european"),
+)
+
+
+@functools.cache
+def _place_groups() -> dict[str, frozenset[str]]:
+    stem = _stemmer()
+    groups = [frozenset(stem(word) for word in group) for group in _PLACE_WORDS]
+    return {term: group for group in groups for term in group}
+
+
 def findable_terms(text: str) -> set[str]:
     """What a text can be found by: its term_set plus the acronyms of its runs of content words (the initials of
     3 to 5 words in a row: "recovery time objective" also reads `rto`, "multi-factor authentication" `mfa`),
-    as questions abbreviate them. For the text searched in (a passage, a sentence, an answer), not the asking
-    one: an acronym a question does not write is not asked."""
+    as questions abbreviate them, and the other words for a place it names (`netherlands` also reads `dutch`).
+    For the text searched in (a passage, a sentence, an answer), not the asking one: an acronym a question does
+    not write is not asked."""
     terms = term_set(text)
+    places = _place_groups()
+    for term in [t for t in terms if t in places]:
+        terms |= places[term]
     words: list[str] = []  # the current run of content words
     for token in tokens(text):
         parts = token_parts(token)
