@@ -29,39 +29,35 @@ from bench.enterprise_eval import SET, TENANT, chunks_of_set, load_set
 KINDS = ("exact", "semantic", "mixed")
 
 
-def _queries() -> list[dict[str, Any]]:
-    return [json.loads(line) for line in (SET / "queries.jsonl").read_text().splitlines() if line.strip()]
-
-
 def run(threads: int = 2) -> dict[str, Any]:
     from functions.llm_gateway.providers.extractive import ExtractiveProvider
     from functions.retrieval.service import RetrievalService
 
     started = time.perf_counter()
     embeddings = LocalEmbeddings(ROOT / ".data" / "models", threads=threads)
-    manifest, _, qrels = load_set(SET)
+    manifest, queries, qrels = load_set(SET)
     chunks, _ = chunks_of_set(manifest, embeddings.embed)
     index = EmbeddedSearchIndex(None, dimension=embeddings.dimension)
     index.upsert(chunks)
     service = RetrievalService(index, embeddings)
     provider = ExtractiveProvider(embeddings)
     results = []
-    for q in _queries():
-        passages = retrieve(service, q["query"], tenant=TENANT)
-        extract = provider.answer(q["query"], passages)
-        judged = {doc for doc, _ in qrels.get(q["id"], {})}
+    for q in queries:
+        passages = retrieve(service, q.text, tenant=TENANT)
+        extract = provider.answer(q.text, passages)
+        judged = {doc for doc, _ in qrels.get(q.id, {})}
         by_ref = {p.ref: p for p in passages}
         cited = {by_ref[r].citation.path for r in grounding.citation_refs(extract.text) if r in by_ref}
         results.append(
             {
-                "id": q["id"],
-                "split": q["split"],
-                "kind": q["kind"],
-                "query": q["query"],
+                "id": q.id,
+                "split": q.split,
+                "kind": q.kind,
+                "query": q.text,
                 "answer": extract.text,
-                "key_facts": q["key_facts"],
+                "key_facts": list(q.key_facts),
                 "answered": not extract.abstained,
-                "key_fact_hit": not extract.abstained and key_fact_hit(extract.text, q["key_facts"]),
+                "key_fact_hit": not extract.abstained and key_fact_hit(extract.text, q.key_facts),
                 "cited_judged_doc": bool(cited & judged),
                 "retrieved_judged_doc": any(p.citation.path in judged for p in passages),
                 "best_score": round(extract.best.score, 3) if extract.best else None,

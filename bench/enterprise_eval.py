@@ -62,6 +62,7 @@ class Query:
     text: str
     kind: str
     split: str
+    key_facts: tuple[str, ...] = ()  # what a right answer holds (bench/enterprise_answers.py)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,10 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
 def load_set(folder: Path = SET) -> tuple[list[dict[str, Any]], list[Query], dict[str, dict[Unit, int]]]:
     """The manifest, the queries and their judgements (query id -> {(doc, section): grade})."""
     manifest = _jsonl(folder / "manifest.jsonl")
-    queries = [Query(q["id"], q["query"], q["kind"], q["split"]) for q in _jsonl(folder / "queries.jsonl")]
+    queries = [
+        Query(q["id"], q["query"], q["kind"], q["split"], tuple(q["key_facts"]))
+        for q in _jsonl(folder / "queries.jsonl")
+    ]
     qrels: dict[str, dict[Unit, int]] = {}
     for r in _jsonl(folder / "qrels.jsonl"):
         qrels.setdefault(r["query"], {})[(r["doc"], r["section"])] = r["grade"]
