@@ -44,7 +44,7 @@ from bench.common import RESULTS, SERVER_DATA, machine, sagemaker_runtime, start
 from functions.ingestion.chunking import chunk, word_piece_tokenizer
 from functions.ingestion.extract import PARAGRAPH_BREAK, extract
 from functions.ingestion.pipeline import passage_text
-from functions.retrieval.service import FUSION, favor_identifier_matches
+from functions.retrieval.service import FUSION, favor_exact_matches
 
 ROOT = Path(__file__).resolve().parents[1]
 SET = ROOT / "eval" / "enterprise"
@@ -206,7 +206,7 @@ def platform_rankings(
     after: Callable[[str, list[SearchHit]], list[SearchHit]] | None = None,
 ) -> tuple[dict[str, list[Unit]], float]:
     """Each query's hits as judged units, and the median search time in ms. `fusion` picks a query's fusion and
-    `after` re-ranks its hits (the retrieval service's `FUSION` and `favor_identifier_matches` reproduce what
+    `after` re-ranks its hits (the retrieval service's `FUSION` and `favor_exact_matches` reproduce what
     the service asks the index and does with the answer)."""
     rankings, took = {}, []
     for q, vector in zip(queries, vectors, strict=True):
@@ -354,7 +354,7 @@ def main() -> int:
         for key, mode, fusion, after in (
             ("bm25", SearchMode.BM25, lambda _: Fusion(), None),
             ("vector", SearchMode.VECTOR, lambda _: Fusion(), None),
-            ("hybrid", SearchMode.HYBRID, lambda _: FUSION, favor_identifier_matches),  # as the retrieval service
+            ("hybrid", SearchMode.HYBRID, lambda _: FUSION, favor_exact_matches),  # as the retrieval service
             ("hybrid_even", SearchMode.HYBRID, lambda _: Fusion(), None),  # min-max 0.5/0.5, no reward
             ("hybrid_rrf", SearchMode.HYBRID, lambda _: Fusion(FusionTechnique.RRF), None),
         ):

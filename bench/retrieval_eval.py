@@ -26,7 +26,7 @@ from agentplatform.model_clients import EndpointEmbeddings
 from agentplatform.search import Chunk, Fusion, FusionTechnique, SearchHit, SearchMode, SearchRequest
 from bench import cranfield
 from bench.common import RESULTS, SERVER_DATA, machine, sagemaker_runtime, start_server, stop_server
-from functions.retrieval.service import FUSION, favor_identifier_matches
+from functions.retrieval.service import FUSION, favor_exact_matches
 
 TENANT = "cranfield"
 TARGETS = {"hybrid": 0.42, "bm25": 0.36, "vector": 0.36}
@@ -118,7 +118,7 @@ def main() -> int:
         table: dict[str, Any] = {
             "bm25": evaluate(index, runs, SearchMode.BM25, Fusion()),
             "vector": evaluate(index, runs, SearchMode.VECTOR, Fusion()),
-            "hybrid": evaluate(index, runs, SearchMode.HYBRID, FUSION, favor_identifier_matches),
+            "hybrid": evaluate(index, runs, SearchMode.HYBRID, FUSION, favor_exact_matches),
             "hybrid_rrf": evaluate(index, runs, SearchMode.HYBRID, Fusion(FusionTechnique.RRF)),
         }
         sweep = {
@@ -149,7 +149,7 @@ def main() -> int:
     names = {
         "bm25": "BM25 (tantivy, Snowball, stoplist)",
         "vector": "dense (all-MiniLM-L6-v2, exact)",
-        "hybrid": "hybrid as the service (min-max 0.5/0.5, identifier reward)",
+        "hybrid": "hybrid as the service (min-max 0.5/0.5, exact-match rewards)",
         "hybrid_rrf": "hybrid RRF k=60",
     }
     failed = False

@@ -19,8 +19,10 @@ from agentplatform.search import (
     SearchMode,
     SearchRequest,
     identifier_terms,
+    keyword_terms,
     rank_by_document,
     reward_identifier_matches,
+    reward_keyword_matches,
 )
 from functions.retrieval.context import assemble, citation, dedupe
 
@@ -28,22 +30,26 @@ from functions.retrieval.context import assemble, citation, dedupe
 OVERFETCH = 2
 # Chosen on the enterprise set's dev half, kept where they won on its held-out half (bench/fusion_tune.py,
 # docs/retrieval.md): the hybrid fusion (min-max, bm25/vector weights; the even default won, a weight of its own
-# for queries naming an identifier did not once they are rewarded; z-score fusion won dev by 0.021, held out by
-# 0.001, and took Cranfield below its 0.42 at every weight, so it is not the service's); the reward a hybrid hit
-# gets for holding the query's identifiers (E-4012, INC-2291: search.reward_identifier_matches), over at least
-# IDENTIFIER_CANDIDATES fused hits; and document-aware ranking (search.rank_by_document), off, with how many
-# candidates it sees when on.
+# for queries naming an identifier did not once they are rewarded, nor one for keyword queries; z-score fusion won
+# dev by 0.021, held out by 0.001, and took Cranfield below its 0.42 at every weight, so it is not the service's);
+# the rewards a hybrid hit gets after fusion for holding the query's identifiers (E-4012, INC-2291:
+# search.reward_identifier_matches) and every word of a keyword query ("Corvane Robotics SAS":
+# search.reward_keyword_matches), over at least EXACT_MATCH_CANDIDATES fused hits; and document-aware ranking
+# (search.rank_by_document), off, with how many candidates it sees when on.
 FUSION = Fusion()
 IDENTIFIER_MATCH_BONUS = 0.1
-IDENTIFIER_CANDIDATES = 50
+KEYWORD_MATCH_BONUS = 0.2
+EXACT_MATCH_CANDIDATES = 50
 DOCUMENT_RANKING = DocumentRanking()
 DOCUMENT_CANDIDATES = 50
 
 
-def favor_identifier_matches(query: str, hits: Sequence[SearchHit]) -> list[SearchHit]:
+def favor_exact_matches(query: str, hits: Sequence[SearchHit]) -> list[SearchHit]:
     """A hybrid search's hits for `query` as the service ranks them after fusion: those holding the query's
-    identifiers first by IDENTIFIER_MATCH_BONUS (benchmarks reproduce the service with it)."""
-    return reward_identifier_matches(hits, identifier_terms(query), IDENTIFIER_MATCH_BONUS)
+    identifiers up by IDENTIFIER_MATCH_BONUS, those holding every word of a keyword query up by
+    KEYWORD_MATCH_BONUS (benchmarks reproduce the service with it)."""
+    hits = reward_identifier_matches(hits, identifier_terms(query), IDENTIFIER_MATCH_BONUS)
+    return reward_keyword_matches(hits, keyword_terms(query), KEYWORD_MATCH_BONUS)
 
 
 class RetrievalService:
@@ -70,9 +76,11 @@ class RetrievalService:
         depth = request.top_k * OVERFETCH
         if self._ranking.active:
             depth = max(depth, DOCUMENT_CANDIDATES)
-        hybrid_with_identifiers = request.mode == SearchMode.HYBRID and bool(identifier_terms(request.query))
-        if hybrid_with_identifiers:
-            depth = max(depth, IDENTIFIER_CANDIDATES)
+        rewarded = request.mode == SearchMode.HYBRID and bool(
+            identifier_terms(request.query) or keyword_terms(request.query)
+        )
+        if rewarded:
+            depth = max(depth, EXACT_MATCH_CANDIDATES)
         hits = self._index.search(
             SearchRequest(
                 tenant=request.tenant,
@@ -89,8 +97,8 @@ class RetrievalService:
                 ),
             )
         )
-        if hybrid_with_identifiers:
-            hits = favor_identifier_matches(request.query, hits)
+        if rewarded:
+            hits = favor_exact_matches(request.query, hits)
         if self._reranker is not None and hits:
             hits = self._rerank(request.query, hits)
         hits = dedupe(rank_by_document(hits, self._ranking))[: request.top_k]

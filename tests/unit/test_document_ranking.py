@@ -1,5 +1,5 @@
 """search.rank_by_document: a document's score blended into its chunks' and a cap on chunks per document; and
-search.reward_identifier_matches, the other re-ranking after fusion."""
+search.reward_identifier_matches and search.reward_keyword_matches, the other re-rankings after fusion."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from agentplatform.search import (
     DocumentSignal,
     SearchHit,
     identifier_terms,
+    keyword_terms,
     rank_by_document,
     reward_identifier_matches,
+    reward_keyword_matches,
 )
 
 
@@ -70,3 +72,19 @@ def test_the_identifier_reward_lifts_the_chunks_holding_the_querys_identifiers_b
     assert [round(h.score, 6) for h in ranked] == [1.0, 0.9, 0.8, 0.7]  # all four terms; none; one of four
     assert reward_identifier_matches(hits, [], 0.2) == hits
     assert reward_identifier_matches(hits, terms, 0.0) == hits
+
+
+def test_the_keyword_reward_lifts_the_chunks_holding_every_word_of_the_query() -> None:
+    def titled(n: int, title: str, text: str, score: float) -> SearchHit:
+        return SearchHit(Chunk(f"c{n}", "t", f"d{n}", "v1", text, title=title), score)
+
+    hits = [titled(0, "Trek T600", "Corvane Robotics builds it.", 0.9)]
+    hits += [titled(1, "EU travel", "Corvane Robotics SAS books trains.", 0.8)]
+    hits += [titled(2, "Corvane Robotics SAS", "The French entity.", 0.7)]  # the words in the title count
+    hits += [titled(3, "Sasquatch", "Corvane Robotics mascots.", 0.6)]  # "sas" inside a word does not
+    words = keyword_terms("Corvane Robotics SAS")
+    ranked = reward_keyword_matches(hits, words, 0.3)
+    assert order(ranked) == ["c1", "c2", "c0", "c3"]
+    assert [round(h.score, 6) for h in ranked] == [1.1, 1.0, 0.9, 0.6]
+    assert reward_keyword_matches(hits, [], 0.3) == hits
+    assert reward_keyword_matches(hits, words, 0.0) == hits

@@ -1,10 +1,19 @@
-"""search.identifier_terms: what the identifier field indexes, and Boosts: which BM25 clauses a query gets."""
+"""search.identifier_terms: what the identifier field indexes; Boosts: which BM25 clauses a query gets; and
+search.keyword_terms: which queries are keyword queries, with what words."""
 
 from __future__ import annotations
 
 import pytest
 
-from agentplatform.search import MAX_TOKEN_CHARS, Boosts, Chunk, chunk_document, identifier_terms
+from agentplatform.search import (
+    KEYWORD_QUERY_WORDS,
+    MAX_TOKEN_CHARS,
+    Boosts,
+    Chunk,
+    chunk_document,
+    identifier_terms,
+    keyword_terms,
+)
 
 
 @pytest.mark.parametrize(
@@ -57,3 +66,29 @@ def test_boosts_leave_out_zero_weighted_clauses_and_queries_without_identifiers(
     assert [f for f, _, _ in Boosts(identifiers=2).fields("brake pads")] == ["text", "title"]
     with pytest.raises(ValueError):
         Boosts(section=-1)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("E-3301", ["e", "3301"]),
+        ("Corvane Robotics SAS", ["corvane", "robotics", "sas"]),
+        ("RMA-2026-0412", ["rma", "2026", "0412"]),
+        ("Eindhoven  Centraal!", ["eindhoven", "centraal"]),
+    ],
+)
+def test_a_few_words_without_a_function_word_are_a_keyword_query(text: str, words: list[str]) -> None:
+    assert keyword_terms(text) == words
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["what does E-3301 mean", "E-3301 in v2", "fan blade crack inspection", "BAT-48-LFP-XL weight", "", "?!"],
+)
+def test_questions_longer_queries_and_empty_text_are_not_keyword_queries(text: str) -> None:
+    assert keyword_terms(text) == []
+
+
+def test_a_keyword_query_has_at_most_so_many_words() -> None:
+    assert KEYWORD_QUERY_WORDS == 3  # the dev half's choice (docs/retrieval.md); the cases above assume it
+    assert keyword_terms("fan blade crack inspection", most_words=4) == ["fan", "blade", "crack", "inspection"]

@@ -13,7 +13,13 @@ from agentplatform.retrieval import RetrievalRequest
 from agentplatform.search import Chunk, DocumentRanking, SearchHit
 from functions.retrieval.context import NEAR_DUPLICATE, _jaccard, _shingles, assemble, dedupe
 from functions.retrieval.handler import handler
-from functions.retrieval.service import FUSION, IDENTIFIER_CANDIDATES, IDENTIFIER_MATCH_BONUS, RetrievalService
+from functions.retrieval.service import (
+    EXACT_MATCH_CANDIDATES,
+    FUSION,
+    IDENTIFIER_MATCH_BONUS,
+    KEYWORD_MATCH_BONUS,
+    RetrievalService,
+)
 from tests.fakes import MemoryEmbeddings, MemorySearchIndex, ScriptedModelEndpoint
 
 EMBED = MemoryEmbeddings()
@@ -207,7 +213,7 @@ def test_a_hybrid_search_naming_an_identifier_ranks_the_chunks_holding_it_first(
     assert [h.citation.doc_id for h in unnamed] == ["faq", "codes"]  # no identifier asked: fusion's order
 
 
-def test_the_identifier_reward_is_hybrid_only_and_asks_for_more_candidates() -> None:
+def test_the_exact_match_rewards_are_hybrid_only_and_ask_for_more_candidates() -> None:
     sent: list[Any] = []
 
     class Recording(MemorySearchIndex):
@@ -217,7 +223,26 @@ def test_the_identifier_reward_is_hybrid_only_and_asks_for_more_candidates() -> 
 
     service = RetrievalService(Recording(), EMBED)
     service.search(request(query="what does E-4012 mean", top_k=5))
-    service.search(request(query="fan blades", top_k=5))
+    service.search(request(query="fan blades", top_k=5))  # a keyword query
+    service.search(request(query="how are fan blades cleaned", top_k=5))
     service.search(request(query="what does E-4012 mean", top_k=5, mode="bm25"))
-    assert [r.top_k for r in sent] == [IDENTIFIER_CANDIDATES, 10, 10]
+    assert [r.top_k for r in sent] == [EXACT_MATCH_CANDIDATES, EXACT_MATCH_CANDIDATES, 10, 10]
     assert {r.fusion for r in sent} == {FUSION}
+
+
+def test_a_hybrid_keyword_query_ranks_the_chunks_holding_all_its_words_first() -> None:
+    look_alike = chunk("sheet", 0, "Corvane Robotics builds the Trek T600 for busy warehouses.")
+    exact = chunk("policy", 0, "Travel for Corvane Robotics SAS, the French entity, is booked through Lyon.")
+
+    class Fused(MemorySearchIndex):  # the fused scores an engine might give: the look-alike ahead
+        def search(self, request: Any) -> list[SearchHit]:
+            return [hit(look_alike, 0.70), hit(exact, 0.60)]
+
+    service = RetrievalService(Fused(), EMBED)
+    hits = service.search(request(query="Corvane Robotics SAS")).hits
+    assert [(h.citation.doc_id, round(h.score, 6)) for h in hits] == [
+        ("policy", 0.6 + KEYWORD_MATCH_BONUS),
+        ("sheet", 0.7),
+    ]
+    asked = service.search(request(query="which Corvane Robotics entity is SAS")).hits
+    assert [h.citation.doc_id for h in asked] == ["sheet", "policy"]  # a question: fusion's order

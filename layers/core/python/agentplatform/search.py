@@ -44,6 +44,13 @@ _STOPWORD_TEXT = """
     what when where which while who whom why will with would you your yours yourself yourselves
 """
 STOPWORDS: tuple[str, ...] = tuple(_STOPWORD_TEXT.split())
+_STOPWORD_SET = frozenset(STOPWORDS)
+# A keyword query is a term typed, not a question asked: at most this many words (runs of letters and digits, as
+# both engines split text), none of them a function word ("Corvane Robotics SAS", "E-3301", "PPO plan"). The
+# retrieval service rewards a hybrid hit whose chunk holds every word of one (chosen on the enterprise dev half:
+# docs/retrieval.md).
+KEYWORD_QUERY_WORDS = 3
+_WORD = re.compile(r"[^\W_]+")
 # How many candidates each sub-query (BM25, vector) contributes to fusion: OpenSearch's advice is 100-200.
 DEFAULT_CANDIDATES = 100
 MAX_TOP_K = 100
@@ -75,6 +82,13 @@ def identifier_terms(text: str) -> list[str]:
             if len(term) < MAX_TOKEN_CHARS:
                 terms.append(term)
     return terms
+
+
+def keyword_terms(text: str, most_words: int = KEYWORD_QUERY_WORDS) -> list[str]:
+    """The words of `text`, lowercased, if it is a keyword query ("E-3301": ["e", "3301"]; "Corvane Robotics SAS");
+    none for a question or a longer query ("what does E-3301 mean")."""
+    words = _WORD.findall(text.lower())
+    return words if len(words) <= most_words and _STOPWORD_SET.isdisjoint(words) else []
 
 
 class SearchMode(StrEnum):
@@ -356,10 +370,11 @@ def chunk_document(chunk: Chunk) -> dict[str, Any]:
 
 def chunk_identifiers(chunk: Chunk) -> str:
     """What the identifier field indexes for a chunk: the identifier terms of its title, heading and text."""
-    return " ".join(identifier_terms(_identifier_source(chunk)))
+    return " ".join(identifier_terms(_matched_text(chunk)))
 
 
-def _identifier_source(chunk: Chunk) -> str:
+def _matched_text(chunk: Chunk) -> str:
+    """What identifier terms are taken from and the match rewards look at: the title, the heading, the text."""
     return f"{chunk.title}\n{chunk.section}\n{chunk.text}"
 
 
@@ -375,10 +390,28 @@ def reward_identifier_matches(hits: Sequence[SearchHit], terms: Sequence[str], b
     squeezed_terms = {_IDENTIFIER_SEPARATORS.sub("", term) for term in wanted}
     rewarded = []
     for hit in hits:
-        text = _identifier_source(hit.chunk)
+        text = _matched_text(hit.chunk)
         squeezed = _IDENTIFIER_SEPARATORS.sub("", text.lower())
         held = wanted.intersection(identifier_terms(text)) if any(t in squeezed for t in squeezed_terms) else ()
         rewarded.append(replace(hit, score=hit.score + bonus * len(held) / len(wanted)))
+    rewarded.sort(key=lambda hit: hit.score, reverse=True)  # stable
+    return rewarded
+
+
+def reward_keyword_matches(hits: Sequence[SearchHit], words: Sequence[str], bonus: float) -> list[SearchHit]:
+    """The hits re-ranked by score plus `bonus` where the chunk's title, heading and text hold every one of
+    `words` (a query's keyword_terms), best first (ties keep the given order). A name or a code typed as a few
+    words ("Corvane Robotics SAS") is what a chunk holding all of them is about; fusion's dense side cannot
+    tell it from a chunk that reads alike ("Corvane Robotics" without "SAS")."""
+    wanted = set(words)
+    if not wanted or not bonus:
+        return list(hits)
+    rewarded = []
+    for hit in hits:
+        text = _matched_text(hit.chunk).lower()
+        # A substring test first: most chunks lack some word, and it spares them the word regex.
+        held = all(w in text for w in wanted) and wanted.issubset(_WORD.findall(text))
+        rewarded.append(replace(hit, score=hit.score + bonus) if held else hit)
     rewarded.sort(key=lambda hit: hit.score, reverse=True)  # stable
     return rewarded
 
