@@ -261,13 +261,14 @@ KNOBS: dict[str, tuple[str, Any, list[Any]]] = {
 # identifier boost and both fusions should be, so the four are chosen together on the dev half; z-scores are not
 # bounded by 1 as min-max scores are, hence rewards up to 1). The identifier clause stays on (boost > 0): it is
 # what finds `E-4012` for "E4012", which the text field cannot.
+REWARDS = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0)  # the bonuses the two match rewards are chosen among
 _WEIGHED = [f for f in _FUSIONS if f.technique != FusionTechnique.RRF and 0.4 <= f.weights[0] <= 0.7]
 IDENTIFIER_MATCH = [
     {"identifiers": boost, "fusion": fusion, "identifier_fusion": identifier_fusion, "identifier_bonus": bonus}
     for boost in (0.5, 1.0, 2.0, 4.0)
     for fusion in _WEIGHED
     for identifier_fusion in [None, *(f for f in _WEIGHED if f.technique == FusionTechnique.MIN_MAX)]
-    for bonus in (0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
+    for bonus in REWARDS
 ]
 
 
@@ -285,7 +286,6 @@ SERVICE = Setting(
 # The last two knobs: a keyword query's most words, a fusion of its own (any of _FUSIONS), the reward for holding
 # every word of one.
 KEYWORD_WORDS = (2, 3, 4, 5, 6)
-KEYWORD_BONUSES = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0)
 
 
 # Searched as a product; then, from the best of it, each later knob alone (fewer settings fitted to the dev half).
@@ -388,7 +388,7 @@ def main() -> int:
     off = replace(SERVICE, keyword_fusion=None, keyword_bonus=0.0)
     on = dev_best(replace(off, keyword_fusion=f, keyword_words=n) for n in KEYWORD_WORDS for f in _FUSIONS)
     decide("keyword-query fusion", off, on)
-    on = dev_best(replace(off, keyword_bonus=b, keyword_words=n) for n in KEYWORD_WORDS for b in KEYWORD_BONUSES)
+    on = dev_best(replace(off, keyword_bonus=b, keyword_words=n) for n in KEYWORD_WORDS for b in REWARDS)
     decide("keyword-match reward", off, on)
     report["knobs"] = knobs
     report["kept"] = {"label": kept.label(), **_setting_json(kept)}
