@@ -284,8 +284,8 @@ def reference_rankings(
 NAMES = {
     "bm25": "platform BM25",
     "vector": "platform dense",
-    "hybrid": "platform hybrid (service)",  # its fusion, and its reward when the query names an identifier
-    "hybrid_even": "platform hybrid, no reward",
+    "hybrid": "platform hybrid (service)",  # its fusion and its exact-match rewards (favor_exact_matches)
+    "hybrid_even": "platform hybrid, no rewards",
     "hybrid_rrf": "platform hybrid RRF k=60",
     "reference_bm25": "reference BM25, paragraphs",
     "reference_vector": "reference dense, paragraphs",
@@ -355,7 +355,7 @@ def main() -> int:
             ("bm25", SearchMode.BM25, lambda _: Fusion(), None),
             ("vector", SearchMode.VECTOR, lambda _: Fusion(), None),
             ("hybrid", SearchMode.HYBRID, lambda _: FUSION, favor_exact_matches),  # as the retrieval service
-            ("hybrid_even", SearchMode.HYBRID, lambda _: Fusion(), None),  # min-max 0.5/0.5, no reward
+            ("hybrid_even", SearchMode.HYBRID, lambda _: Fusion(), None),  # min-max 0.5/0.5, no rewards
             ("hybrid_rrf", SearchMode.HYBRID, lambda _: Fusion(FusionTechnique.RRF), None),
         ):
             rankings, latency[key] = platform_rankings(index, queries, query_vectors, units, mode, fusion, after)

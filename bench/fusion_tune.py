@@ -4,18 +4,19 @@ its held-out half (eval/enterprise/, issue 17).
 The documents go through ingestion's own extract and chunk, are embedded in-process by the same MiniLM engine
 the model server hosts, and land in one embedded search index as three tenants: `path` (what ingestion embeds:
 the title and the section path, then the text), `heading` (the title and the innermost heading, then the text)
-and `plain` (the text alone). Each query's BM25 list (per field
-boosts) and vector list (per tenant) are taken from the index once; hybrid (search.fuse) and document-aware
-ranking (search.rank_by_document) are the platform's own functions over those lists, so the grid costs no
-searches. The chosen setting is then checked against the engine's own hybrid search (the same ranking).
+and `plain` (the text alone). Each query's BM25 list (per field boosts) and vector list (per tenant) are taken
+from the index once; hybrid (search.fuse), the match rewards (the retrieval service's favor_exact_matches) and
+document-aware ranking (search.rank_by_document) are the platform's own functions over those lists, so the grid
+costs no searches. The chosen setting is then checked against the engine's own hybrid search (the same ranking).
 
 Knobs: contextual embeddings (tenant), the section path embedded (tenant), section boost, identifier boost,
 fusion (min-max or z-score weights, RRF k), document ranking (mean or max signal, weight); then, on the kept
 setting, the identifier-match reward (with the identifier boost, both fusions and document ranking chosen again
-beside it). The grid is searched on the dev half only; every knob is reported on both halves on and off (the
-others at their chosen values). Metrics are per document: the ranked chunks' documents in first-seen order,
-nDCG@10 with the judgement's grade as gain, recall@20.
-Writes bench-results/fusion-tune.json.
+beside it); last, on the retrieval service's own setting, a fusion of their own for keyword queries and the
+keyword-match reward (each with a keyword query's most terms). The grid is searched on the dev half only;
+every knob is reported on both halves on and off (the others at their chosen values). Metrics are per
+document: the ranked chunks' documents in first-seen order, nDCG@10 with the judgement's grade as gain,
+recall@20. Writes bench-results/fusion-tune.json.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from typing import Any
 from agentplatform.adapters.local.search import EmbeddedSearchIndex
 from agentplatform.search import (
     IDENTIFIER_BOOST,
-    KEYWORD_QUERY_WORDS,
+    KEYWORD_QUERY_TERMS,
     SECTION_BOOST,
     Boosts,
     Chunk,
@@ -46,15 +47,13 @@ from agentplatform.search import (
     SearchRequest,
     fuse,
     identifier_terms,
-    keyword_terms,
+    keyword_query,
     rank_by_document,
-    reward_identifier_matches,
-    reward_keyword_matches,
 )
 from bench.common import RESULTS, ROOT, machine
 from bench.enterprise_eval import SET, document_gains, load_set, ndcg_at, recall_at
 from functions.retrieval import service
-from functions.retrieval.service import EXACT_MATCH_CANDIDATES
+from functions.retrieval.service import favor_exact_matches
 
 # What is embedded, one tenant each: the text alone; the title and innermost heading, then the text (ingestion
 # before section paths); what ingestion embeds now (passage_text: the title and the section path, then the text).
@@ -83,11 +82,11 @@ class Setting:
     identifier_fusion: Fusion | None = None  # the fusion of queries naming an identifier (None: `fusion`)
     identifier_bonus: float = 0.0  # the hybrid reward for holding the query's identifiers (retrieval service)
     keyword_fusion: Fusion | None = None  # the fusion of keyword queries (None: as any other query)
-    keyword_bonus: float = 0.0  # the hybrid reward for holding every word of a keyword query (retrieval service)
-    keyword_words: int = KEYWORD_QUERY_WORDS  # a keyword query's most words (search.keyword_terms)
+    keyword_bonus: float = 0.0  # the hybrid reward for holding every term of a keyword query (retrieval service)
+    keyword_terms: int = KEYWORD_QUERY_TERMS  # a keyword query's most terms (search.keyword_query)
 
     def fusion_for(self, text: str) -> Fusion:
-        if self.keyword_fusion and keyword_terms(text, self.keyword_words):
+        if self.keyword_fusion and keyword_query(text, self.keyword_terms):
             return self.keyword_fusion
         return self.identifier_fusion if self.identifier_fusion and identifier_terms(text) else self.fusion
 
@@ -105,7 +104,7 @@ class Setting:
             return ""
         fusion = f"{_fusion_label(self.keyword_fusion)}, " if self.keyword_fusion else ""
         return (
-            f", keyword queries (at most {self.keyword_words} words) {fusion}keyword-match reward {self.keyword_bonus}"
+            f", keyword queries (at most {self.keyword_terms} terms) {fusion}keyword-match reward {self.keyword_bonus}"
         )
 
 
@@ -211,10 +210,7 @@ class Lists:
                 s.fusion_for(q.text),
             )
             hits = [replace(by_id[key], score=score) for key, score in fused]
-            # The rewards as the retrieval service gives them: over its EXACT_MATCH_CANDIDATES, the rest stay below.
-            top, rest = hits[:EXACT_MATCH_CANDIDATES], hits[EXACT_MATCH_CANDIDATES:]
-            top = reward_identifier_matches(top, identifier_terms(q.text), s.identifier_bonus)
-            hits = reward_keyword_matches(top, keyword_terms(q.text, s.keyword_words), s.keyword_bonus) + rest
+            hits = favor_exact_matches(q.text, hits, s.identifier_bonus, s.keyword_bonus, s.keyword_terms)
         return rank_by_document(hits[:DOCUMENT_CANDIDATES], s.ranking) if s.ranking.active else hits
 
 
@@ -281,11 +277,11 @@ SERVICE = Setting(
     ranking=service.DOCUMENT_RANKING,
     identifier_bonus=service.IDENTIFIER_MATCH_BONUS,
     keyword_bonus=service.KEYWORD_MATCH_BONUS,
-    keyword_words=KEYWORD_QUERY_WORDS,
+    keyword_terms=KEYWORD_QUERY_TERMS,
 )
-# The last two knobs: a keyword query's most words, a fusion of its own (any of _FUSIONS), the reward for holding
-# every word of one.
-KEYWORD_WORDS = (2, 3, 4, 5, 6)
+# The last two knobs: a keyword query's most terms, a fusion of its own (any of _FUSIONS), the reward for holding
+# every term of one.
+KEYWORD_TERMS = (2, 3, 4, 5, 6)
 
 
 # Searched as a product; then, from the best of it, each later knob alone (fewer settings fitted to the dev half).
@@ -384,11 +380,11 @@ def main() -> int:
     kept = on if decide("identifier-match reward", kept, on) else kept
     # Keyword queries ("Corvane Robotics SAS", "E-3301"), decided last and on the service's setting (which Cranfield
     # holds to min-max fusion, docs/retrieval.md), each without the other: a fusion of their own, and the reward for
-    # a chunk holding every word of one; with how many words a keyword query has at most.
+    # a chunk holding every term of one; with how many terms a keyword query has at most.
     off = replace(SERVICE, keyword_fusion=None, keyword_bonus=0.0)
-    on = dev_best(replace(off, keyword_fusion=f, keyword_words=n) for n in KEYWORD_WORDS for f in _FUSIONS)
+    on = dev_best(replace(off, keyword_fusion=f, keyword_terms=n) for n in KEYWORD_TERMS for f in _FUSIONS)
     decide("keyword-query fusion", off, on)
-    on = dev_best(replace(off, keyword_bonus=b, keyword_words=n) for n in KEYWORD_WORDS for b in REWARDS)
+    on = dev_best(replace(off, keyword_bonus=b, keyword_terms=n) for n in KEYWORD_TERMS for b in REWARDS)
     decide("keyword-match reward", off, on)
     report["knobs"] = knobs
     report["kept"] = {"label": kept.label(), **_setting_json(kept)}
@@ -415,7 +411,7 @@ def _setting_json(s: Setting) -> dict[str, Any]:
         "identifier_bonus": s.identifier_bonus,
         "keyword_fusion": _fusion_label(s.keyword_fusion) if s.keyword_fusion else None,
         "keyword_bonus": s.keyword_bonus,
-        "keyword_words": s.keyword_words,
+        "keyword_terms": s.keyword_terms,
     }
 
 

@@ -53,7 +53,7 @@ def evaluate(
     after: Callable[[str, list[SearchHit]], list[SearchHit]] | None = None,
 ) -> dict[str, float]:
     """nDCG@10, recall@100 and the median search time; `after` re-ranks each query's hits (the service's
-    identifier-match reward)."""
+    exact-match rewards)."""
     judged = cranfield.judgements()
     ndcg, recall, took = [], [], []
     for qid, text, vector in queries:
@@ -162,7 +162,7 @@ def main() -> int:
             failed |= not met
             verdict = f"{'>=' if met else '<'} {target}"
         print(f"{name:<60}{row['ndcg@10']:>9.3f}{row['recall@100']:>12.3f}{verdict:>9}")
-    print(f"\nhybrid nDCG@10 by normalization and weight (bm25/vector), no reward: {sweep}")
+    print(f"\nhybrid nDCG@10 by normalization and weight (bm25/vector), no rewards: {sweep}")
     print(f"reference table's best: {REFERENCE_BEST}; written to {out.relative_to(RESULTS.parent)}")
     return 1 if failed else 0
 

@@ -11,7 +11,7 @@ from agentplatform.search import (
     DocumentSignal,
     SearchHit,
     identifier_terms,
-    keyword_terms,
+    keyword_query,
     rank_by_document,
     reward_identifier_matches,
     reward_keyword_matches,
@@ -74,17 +74,26 @@ def test_the_identifier_reward_lifts_the_chunks_holding_the_querys_identifiers_b
     assert reward_identifier_matches(hits, terms, 0.0) == hits
 
 
-def test_the_keyword_reward_lifts_the_chunks_holding_every_word_of_the_query() -> None:
-    def titled(n: int, title: str, text: str, score: float) -> SearchHit:
-        return SearchHit(Chunk(f"c{n}", "t", f"d{n}", "v1", text, title=title), score)
+def test_the_keyword_reward_lifts_the_chunks_holding_every_term_of_the_query() -> None:
+    def placed(n: int, title: str, section: str, text: str, score: float) -> SearchHit:
+        return SearchHit(Chunk(f"c{n}", "t", f"d{n}", "v1", text, title=title, section=section), score)
 
-    hits = [titled(0, "Trek T600", "Corvane Robotics builds it.", 0.9)]
-    hits += [titled(1, "EU travel", "Corvane Robotics SAS books trains.", 0.8)]
-    hits += [titled(2, "Corvane Robotics SAS", "The French entity.", 0.7)]  # the words in the title count
-    hits += [titled(3, "Sasquatch", "Corvane Robotics mascots.", 0.6)]  # "sas" inside a word does not
-    words = keyword_terms("Corvane Robotics SAS")
-    ranked = reward_keyword_matches(hits, words, 0.3)
+    hits = [placed(0, "Trek T600", "", "Corvane Robotics builds it.", 0.9)]
+    hits += [placed(1, "EU travel", "", "Corvane Robotics SAS books trains.", 0.8)]
+    hits += [placed(2, "Corvane Robotics", "SAS", "The French entity.", 0.7)]  # title and heading count
+    hits += [placed(3, "Sasquatch", "", "Corvane Robotics mascots.", 0.6)]  # "sas" inside a word does not
+    query = keyword_query("Corvane Robotics SAS")
+    ranked = reward_keyword_matches(hits, query, 0.25)
     assert order(ranked) == ["c1", "c2", "c0", "c3"]
-    assert [round(h.score, 6) for h in ranked] == [1.1, 1.0, 0.9, 0.6]
-    assert reward_keyword_matches(hits, [], 0.3) == hits
-    assert reward_keyword_matches(hits, words, 0.0) == hits
+    assert [round(h.score, 6) for h in ranked] == [1.05, 0.95, 0.9, 0.6]
+    assert reward_keyword_matches(hits, None, 0.25) == hits
+    assert reward_keyword_matches(hits, query, 0.0) == hits
+
+
+def test_a_keyword_querys_identifier_is_held_in_any_spelling_and_only_whole() -> None:
+    hits = [SearchHit(Chunk("c0", "t", "d0", "v1", "Acme Inc. paid 2291 euros"), 0.9)]
+    hits += [SearchHit(Chunk("c1", "t", "d1", "v1", "Postmortem of INC-2291"), 0.8)]
+    hits += [SearchHit(Chunk("c2", "t", "d2", "v1", "Same as inc2291"), 0.7)]
+    for asked in ("INC-2291", "inc2291", "Inc2291"):
+        ranked = reward_keyword_matches(hits, keyword_query(asked), 0.25)
+        assert [(h.chunk.chunk_id, round(h.score, 6)) for h in ranked] == [("c1", 1.05), ("c2", 0.95), ("c0", 0.9)]

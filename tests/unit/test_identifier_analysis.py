@@ -1,18 +1,19 @@
 """search.identifier_terms: what the identifier field indexes; Boosts: which BM25 clauses a query gets; and
-search.keyword_terms: which queries are keyword queries, with what words."""
+search.keyword_query: which queries are keyword queries, with what terms."""
 
 from __future__ import annotations
 
 import pytest
 
 from agentplatform.search import (
-    KEYWORD_QUERY_WORDS,
+    KEYWORD_QUERY_TERMS,
     MAX_TOKEN_CHARS,
     Boosts,
     Chunk,
+    KeywordQuery,
     chunk_document,
     identifier_terms,
-    keyword_terms,
+    keyword_query,
 )
 
 
@@ -69,26 +70,36 @@ def test_boosts_leave_out_zero_weighted_clauses_and_queries_without_identifiers(
 
 
 @pytest.mark.parametrize(
-    ("text", "words"),
+    ("text", "identifiers", "words"),
     [
-        ("E-3301", ["e", "3301"]),
-        ("Corvane Robotics SAS", ["corvane", "robotics", "sas"]),
-        ("RMA-2026-0412", ["rma", "2026", "0412"]),
-        ("Eindhoven  Centraal!", ["eindhoven", "centraal"]),
+        ("E-3301", {"e3301"}, set()),
+        ("E3301", {"e3301"}, set()),  # one identifier, however it is spelled
+        ("Corvane Robotics SAS", set(), {"corvane", "robotics", "sas"}),
+        ("E-3307 certificate rejected", {"e3307"}, {"certificate", "rejected"}),
+        ("BAT-48-LFP-XL weight", {"bat48lfpxl"}, {"weight"}),
+        ("Eindhoven  Centraal!", set(), {"eindhoven", "centraal"}),
+        ("cafe\u0301 menu", set(), {"caf\u00e9", "menu"}),  # composed, as ingestion writes chunks
     ],
 )
-def test_a_few_words_without_a_function_word_are_a_keyword_query(text: str, words: list[str]) -> None:
-    assert keyword_terms(text) == words
+def test_a_few_terms_without_a_function_word_are_a_keyword_query(
+    text: str, identifiers: set[str], words: set[str]
+) -> None:
+    assert keyword_query(text) == KeywordQuery(frozenset(identifiers), frozenset(words))
 
 
 @pytest.mark.parametrize(
     "text",
-    ["what does E-3301 mean", "E-3301 in v2", "fan blade crack inspection", "BAT-48-LFP-XL weight", "", "?!"],
+    ["what does E-3301 mean", "E-3301 in v2", "fan blade crack inspection", "E-1 E-2 E-3 E-4", "", "?!", "  "],
 )
 def test_questions_longer_queries_and_empty_text_are_not_keyword_queries(text: str) -> None:
-    assert keyword_terms(text) == []
+    assert keyword_query(text) is None
 
 
-def test_a_keyword_query_has_at_most_so_many_words() -> None:
-    assert KEYWORD_QUERY_WORDS == 3  # the dev half's choice (docs/retrieval.md); the cases above assume it
-    assert keyword_terms("fan blade crack inspection", most_words=4) == ["fan", "blade", "crack", "inspection"]
+def test_a_keyword_query_has_at_most_so_many_terms_and_none_the_engines_drop() -> None:
+    assert KEYWORD_QUERY_TERMS == 3  # the dev half's choice (docs/retrieval.md); the cases above assume it
+    assert keyword_query("fan blade crack inspection", most_terms=4) == KeywordQuery(
+        frozenset(), frozenset({"fan", "blade", "crack", "inspection"})
+    )
+    blob = "a" * MAX_TOKEN_CHARS
+    assert keyword_query(f"{blob} ledger") == KeywordQuery(frozenset(), frozenset({"ledger"}))
+    assert keyword_query(blob) is None

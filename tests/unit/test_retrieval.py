@@ -224,25 +224,45 @@ def test_the_exact_match_rewards_are_hybrid_only_and_ask_for_more_candidates() -
     service = RetrievalService(Recording(), EMBED)
     service.search(request(query="what does E-4012 mean", top_k=5))
     service.search(request(query="fan blades", top_k=5))  # a keyword query
+    service.search(request(query="fan blades", top_k=40))  # more than the candidates: top_k's depth
     service.search(request(query="how are fan blades cleaned", top_k=5))
     service.search(request(query="what does E-4012 mean", top_k=5, mode="bm25"))
-    assert [r.top_k for r in sent] == [EXACT_MATCH_CANDIDATES, EXACT_MATCH_CANDIDATES, 10, 10]
+    assert [r.top_k for r in sent] == [EXACT_MATCH_CANDIDATES, EXACT_MATCH_CANDIDATES, 80, 10, 10]
     assert {r.fusion for r in sent} == {FUSION}
 
 
-def test_a_hybrid_keyword_query_ranks_the_chunks_holding_all_its_words_first() -> None:
+class FusedIndex(MemorySearchIndex):
+    """The fused scores an engine might give, in any mode: these hits, in this order."""
+
+    def __init__(self, hits: list[SearchHit]) -> None:
+        super().__init__()
+        self.hits = hits
+
+    def search(self, request: Any) -> list[SearchHit]:
+        return list(self.hits)
+
+
+def test_a_hybrid_keyword_query_ranks_the_chunks_holding_all_its_terms_first() -> None:
     look_alike = chunk("sheet", 0, "Corvane Robotics builds the Trek T600 for busy warehouses.")
     exact = chunk("policy", 0, "Travel for Corvane Robotics SAS, the French entity, is booked through Lyon.")
-
-    class Fused(MemorySearchIndex):  # the fused scores an engine might give: the look-alike ahead
-        def search(self, request: Any) -> list[SearchHit]:
-            return [hit(look_alike, 0.70), hit(exact, 0.60)]
-
-    service = RetrievalService(Fused(), EMBED)
+    service = RetrievalService(FusedIndex([hit(look_alike, 0.75), hit(exact, 0.625)]), EMBED)
     hits = service.search(request(query="Corvane Robotics SAS")).hits
-    assert [(h.citation.doc_id, round(h.score, 6)) for h in hits] == [
-        ("policy", 0.6 + KEYWORD_MATCH_BONUS),
-        ("sheet", 0.7),
-    ]
+    assert [(h.citation.doc_id, h.score) for h in hits] == [("policy", 0.625 + KEYWORD_MATCH_BONUS), ("sheet", 0.75)]
     asked = service.search(request(query="which Corvane Robotics entity is SAS")).hits
     assert [h.citation.doc_id for h in asked] == ["sheet", "policy"]  # a question: fusion's order
+    for mode in ("bm25", "vector"):  # the engine's own order: no reward
+        assert [h.score for h in service.search(request(query="Corvane Robotics SAS", mode=mode)).hits] == [0.75, 0.625]
+
+
+def test_an_identifier_keyword_query_gets_both_rewards_and_only_the_candidates_do() -> None:
+    named = chunk("codes", 0, "E-4012: drive motor overcurrent.")
+    look_alike = chunk("faq", 0, "What does the error E-4013 mean?")
+    below = [hit(chunk("filler", n, f"Filler {n}."), 0.5) for n in range(EXACT_MATCH_CANDIDATES)]
+    late = chunk("late", 0, "E-4012 again, past the candidates.")
+    fused = [hit(look_alike, 0.75), hit(named, 0.625), *below, hit(late, 0.25)]
+    service = RetrievalService(FusedIndex(fused), EMBED)
+    hits = service.search(request(query="E-4012", top_k=60)).hits
+    assert (hits[0].citation.doc_id, hits[0].score) == ("codes", 0.625 + IDENTIFIER_MATCH_BONUS + KEYWORD_MATCH_BONUS)
+    assert hits[1].citation.doc_id == "faq"
+    assert (hits[-1].citation.doc_id, hits[-1].score) == ("late", 0.25)  # past the candidates: as fused
+    assert len(hits) == len(fused)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -45,11 +46,11 @@ _STOPWORD_TEXT = """
 """
 STOPWORDS: tuple[str, ...] = tuple(_STOPWORD_TEXT.split())
 _STOPWORD_SET = frozenset(STOPWORDS)
-# A keyword query is a term typed, not a question asked: at most this many words (runs of letters and digits, as
-# both engines split text), none of them a function word ("Corvane Robotics SAS", "E-3301", "PPO plan"). The
-# retrieval service rewards a hybrid hit whose chunk holds every word of one (chosen on the enterprise dev half:
-# docs/retrieval.md).
-KEYWORD_QUERY_WORDS = 3
+# A keyword query is a term typed, not a question asked: at most this many terms (identifiers, and the other runs
+# of letters and digits, as both engines split text), none of them a function word ("Corvane Robotics SAS",
+# "E-3301", "PPO plan"). The retrieval service rewards a hybrid hit whose chunk holds every term of one (chosen on
+# the enterprise dev half: docs/retrieval.md).
+KEYWORD_QUERY_TERMS = 3
 _WORD = re.compile(r"[^\W_]+")
 # How many candidates each sub-query (BM25, vector) contributes to fusion: OpenSearch's advice is 100-200.
 DEFAULT_CANDIDATES = 100
@@ -72,11 +73,8 @@ def identifier_terms(text: str) -> list[str]:
     Computed here, once for every engine: the OpenSearch index and the embedded engine store these terms in a
     whitespace-analyzed field, so identifier matching means the same thing on both."""
     terms: list[str] = []
-    for match in _IDENTIFIER.finditer(text):
+    for match in _identifier_matches(text):
         word = match.group(0).lower()
-        named = any(c.isdigit() for c in word) or "_" in word or "@" in word or word.count(".") >= 2
-        if not named or _DECIMAL.fullmatch(word):
-            continue
         compact = _IDENTIFIER_SEPARATORS.sub("", word)
         for term in (word, compact) if compact != word else (word,):
             if len(term) < MAX_TOKEN_CHARS:
@@ -84,11 +82,41 @@ def identifier_terms(text: str) -> list[str]:
     return terms
 
 
-def keyword_terms(text: str, most_words: int = KEYWORD_QUERY_WORDS) -> list[str]:
-    """The words of `text`, lowercased, if it is a keyword query ("E-3301": ["e", "3301"]; "Corvane Robotics SAS");
-    none for a question or a longer query ("what does E-3301 mean")."""
-    words = _WORD.findall(text.lower())
-    return words if len(words) <= most_words and _STOPWORD_SET.isdisjoint(words) else []
+def _identifier_matches(text: str) -> list[re.Match[str]]:
+    """Where `text` names identifiers (see identifier_terms)."""
+    found = []
+    for match in _IDENTIFIER.finditer(text):
+        word = match.group(0).lower()
+        named = any(c.isdigit() for c in word) or "_" in word or "@" in word or word.count(".") >= 2
+        if named and not _DECIMAL.fullmatch(word):
+            found.append(match)
+    return found
+
+
+@dataclass(frozen=True)
+class KeywordQuery:
+    """What a keyword query asks a chunk to hold: its identifiers (without separators, so "E3301" and "E-3301"
+    are one) and its other words, lowercased."""
+
+    identifiers: frozenset[str]
+    words: frozenset[str]
+
+
+def keyword_query(text: str, most_terms: int = KEYWORD_QUERY_TERMS) -> KeywordQuery | None:
+    """`text` as a keyword query ("E-3301", "Corvane Robotics SAS", "E-3307 certificate rejected"), or None for a
+    question or a longer query ("what does E-3301 mean")."""
+    text = unicodedata.normalize("NFC", text)  # as ingestion writes chunks
+    identifiers, rest = [], text
+    for match in _identifier_matches(text):
+        compact = _IDENTIFIER_SEPARATORS.sub("", match.group(0).lower())
+        if len(compact) < MAX_TOKEN_CHARS:  # a longer one is in no chunk's identifier terms
+            identifiers.append(compact)
+        rest = rest.replace(match.group(0), " ")
+    words = [w for w in _WORD.findall(rest.lower()) if len(w) < MAX_TOKEN_CHARS]
+    terms = len(identifiers) + len(words)
+    if not terms or terms > most_terms or not _STOPWORD_SET.isdisjoint(words):
+        return None
+    return KeywordQuery(frozenset(identifiers), frozenset(words))
 
 
 class SearchMode(StrEnum):
@@ -398,19 +426,25 @@ def reward_identifier_matches(hits: Sequence[SearchHit], terms: Sequence[str], b
     return rewarded
 
 
-def reward_keyword_matches(hits: Sequence[SearchHit], words: Sequence[str], bonus: float) -> list[SearchHit]:
-    """The hits re-ranked by score plus `bonus` where the chunk's title, heading and text hold every one of
-    `words` (a query's keyword_terms), best first (ties keep the given order). A name or a code typed as a few
-    words ("Corvane Robotics SAS") is what a chunk holding all of them is about; fusion's dense side cannot
-    tell it from a chunk that reads alike ("Corvane Robotics" without "SAS")."""
-    wanted = set(words)
-    if not wanted or not bonus:
+def reward_keyword_matches(hits: Sequence[SearchHit], query: KeywordQuery | None, bonus: float) -> list[SearchHit]:
+    """The hits re-ranked by score plus `bonus` where the chunk's title, heading and text hold every term of a
+    keyword query (its identifiers in any spelling identifier_terms accepts, its words whole), best first (ties
+    keep the given order). A name or a code typed as a few words ("Corvane Robotics SAS") is what a chunk holding
+    all of them is about; fusion's dense side cannot tell it from a chunk that reads alike ("Corvane Robotics"
+    without "SAS")."""
+    if query is None or not bonus:
         return list(hits)
     rewarded = []
     for hit in hits:
         text = _matched_text(hit.chunk).lower()
-        # A substring test first: most chunks lack some word, and it spares them the word regex.
-        held = all(w in text for w in wanted) and wanted.issubset(_WORD.findall(text))
+        squeezed = _IDENTIFIER_SEPARATORS.sub("", text)
+        # Substring tests first: most chunks lack some term, and they spare them the regexes.
+        held = (
+            all(i in squeezed for i in query.identifiers)
+            and all(w in text for w in query.words)
+            and query.identifiers.issubset(identifier_terms(text))
+            and query.words.issubset(_WORD.findall(text))
+        )
         rewarded.append(replace(hit, score=hit.score + bonus) if held else hit)
     rewarded.sort(key=lambda hit: hit.score, reverse=True)  # stable
     return rewarded
