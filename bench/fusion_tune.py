@@ -13,10 +13,10 @@ Knobs: contextual embeddings (tenant), the section path embedded (tenant), secti
 fusion (min-max or z-score weights, RRF k), document ranking (mean or max signal, weight); then, on the kept
 setting, the identifier-match reward (with the identifier boost, both fusions and document ranking chosen again
 beside it); last, on the retrieval service's own setting, a fusion of their own for keyword queries and the
-keyword-match reward (each with a keyword query's most terms). The grid is searched on the dev half only;
-every knob is reported on both halves on and off (the others at their chosen values). Metrics are per
-document: the ranked chunks' documents in first-seen order, nDCG@10 with the judgement's grade as gain,
-recall@20. Writes bench-results/fusion-tune.json.
+keyword-match reward (each with a keyword query's most terms), then the identifier-definition reward. The grid
+is searched on the dev half only; every knob is reported on both halves on and off (the others at their chosen
+values). Metrics are per document: the ranked chunks' documents in first-seen order, nDCG@10 with the
+judgement's grade as gain, recall@20. Writes bench-results/fusion-tune.json.
 """
 
 from __future__ import annotations
@@ -84,6 +84,7 @@ class Setting:
     keyword_fusion: Fusion | None = None  # the fusion of keyword queries (None: as any other query)
     keyword_bonus: float = 0.0  # the hybrid reward for holding every term of a keyword query (retrieval service)
     keyword_terms: int = KEYWORD_QUERY_TERMS  # a keyword query's most terms (search.keyword_query)
+    definition_bonus: float = 0.0  # the hybrid reward for defining the query's identifiers (retrieval service)
 
     def fusion_for(self, text: str) -> Fusion:
         if self.keyword_fusion and keyword_query(text, self.keyword_terms):
@@ -96,7 +97,8 @@ class Setting:
         return (
             f"{self.tenant} embeddings, section {self.section}, identifiers {self.identifiers}, "
             f"{_fusion_label(self.fusion)} ({queries_with_identifiers} for queries with identifiers), "
-            f"identifier-match reward {self.identifier_bonus}, document ranking {ranking}{self._keyword_label()}"
+            f"identifier-match reward {self.identifier_bonus} (definition reward {self.definition_bonus}), "
+            f"document ranking {ranking}{self._keyword_label()}"
         )
 
     def _keyword_label(self) -> str:
@@ -210,7 +212,9 @@ class Lists:
                 s.fusion_for(q.text),
             )
             hits = [replace(by_id[key], score=score) for key, score in fused]
-            hits = favor_exact_matches(q.text, hits, s.identifier_bonus, s.keyword_bonus, s.keyword_terms)
+            hits = favor_exact_matches(
+                q.text, hits, s.identifier_bonus, s.keyword_bonus, s.keyword_terms, s.definition_bonus
+            )
         return rank_by_document(hits[:DOCUMENT_CANDIDATES], s.ranking) if s.ranking.active else hits
 
 
@@ -278,6 +282,7 @@ SERVICE = Setting(
     identifier_bonus=service.IDENTIFIER_MATCH_BONUS,
     keyword_bonus=service.KEYWORD_MATCH_BONUS,
     keyword_terms=KEYWORD_QUERY_TERMS,
+    definition_bonus=service.IDENTIFIER_DEFINITION_BONUS,
 )
 # The last two knobs: a keyword query's most terms, a fusion of its own (any of _FUSIONS), the reward for holding
 # every term of one.
@@ -381,11 +386,14 @@ def main() -> int:
     # Keyword queries ("Corvane Robotics SAS", "E-3301"), decided last and on the service's setting (which Cranfield
     # holds to min-max fusion, docs/retrieval.md), each without the other: a fusion of their own, and the reward for
     # a chunk holding every term of one; with how many terms a keyword query has at most.
-    off = replace(SERVICE, keyword_fusion=None, keyword_bonus=0.0)
+    off = replace(SERVICE, keyword_fusion=None, keyword_bonus=0.0, definition_bonus=0.0)
     on = dev_best(replace(off, keyword_fusion=f, keyword_terms=n) for n in KEYWORD_TERMS for f in _FUSIONS)
     decide("keyword-query fusion", off, on)
     on = dev_best(replace(off, keyword_bonus=b, keyword_terms=n) for n in KEYWORD_TERMS for b in REWARDS)
-    decide("keyword-match reward", off, on)
+    kept_keywords = on if decide("keyword-match reward", off, on) else off
+    # Last, on what that kept: a reward for the chunks that define the query's identifiers, not only hold them.
+    on = dev_best(replace(kept_keywords, definition_bonus=b) for b in REWARDS)
+    decide("identifier-definition reward", kept_keywords, on)
     report["knobs"] = knobs
     report["kept"] = {"label": kept.label(), **_setting_json(kept)}
     report["service"] = {"label": SERVICE.label(), **_setting_json(SERVICE)}
@@ -412,6 +420,7 @@ def _setting_json(s: Setting) -> dict[str, Any]:
         "keyword_fusion": _fusion_label(s.keyword_fusion) if s.keyword_fusion else None,
         "keyword_bonus": s.keyword_bonus,
         "keyword_terms": s.keyword_terms,
+        "definition_bonus": s.definition_bonus,
     }
 
 

@@ -34,11 +34,13 @@ OVERFETCH = 2
 # for queries naming an identifier did not once they are rewarded, nor one for keyword queries; z-score fusion won
 # dev by 0.012, held out by 0.001, and took Cranfield below its 0.42 at every weight, so it is not the service's);
 # the rewards a hybrid hit gets after fusion for holding the query's identifiers (E-4012, INC-2291:
-# search.reward_identifier_matches) and every term of a keyword query ("Corvane Robotics SAS":
+# search.reward_identifier_matches), more for defining them ("E-3301: ...", a title naming INC-2291:
+# search.defined_identifiers), and for holding every term of a keyword query ("Corvane Robotics SAS":
 # search.reward_keyword_matches), over at least EXACT_MATCH_CANDIDATES fused hits; and document-aware ranking
 # (search.rank_by_document), off, with how many candidates it sees when on.
 FUSION = Fusion()
 IDENTIFIER_MATCH_BONUS = 0.1
+IDENTIFIER_DEFINITION_BONUS = 0.3
 KEYWORD_MATCH_BONUS = 0.2
 EXACT_MATCH_CANDIDATES = 50
 DOCUMENT_RANKING = DocumentRanking()
@@ -51,13 +53,15 @@ def favor_exact_matches(
     identifier_bonus: float = IDENTIFIER_MATCH_BONUS,
     keyword_bonus: float = KEYWORD_MATCH_BONUS,
     keyword_terms: int = KEYWORD_QUERY_TERMS,
+    definition_bonus: float = IDENTIFIER_DEFINITION_BONUS,
 ) -> list[SearchHit]:
     """A hybrid search's hits for `query` as the service ranks them after fusion: of the first
-    EXACT_MATCH_CANDIDATES, those holding the query's identifiers up by `identifier_bonus`, those holding every
-    term of a keyword query (of at most `keyword_terms` terms) up by `keyword_bonus`; the rest stay below.
-    Benchmarks reproduce the service with it (and choose its values through the arguments)."""
+    EXACT_MATCH_CANDIDATES, those holding the query's identifiers up by `identifier_bonus` and those defining
+    them by `definition_bonus` more, those holding every term of a keyword query (of at most `keyword_terms`
+    terms) up by `keyword_bonus`; the rest stay below. Benchmarks reproduce the service with it (and choose its
+    values through the arguments)."""
     top, rest = hits[:EXACT_MATCH_CANDIDATES], list(hits[EXACT_MATCH_CANDIDATES:])
-    top = reward_identifier_matches(top, identifier_terms(query), identifier_bonus)
+    top = reward_identifier_matches(top, identifier_terms(query), identifier_bonus, definition_bonus)
     return reward_keyword_matches(top, keyword_query(query, keyword_terms), keyword_bonus) + rest
 
 

@@ -1,5 +1,6 @@
 """search.rank_by_document: a document's score blended into its chunks' and a cap on chunks per document; and
-search.reward_identifier_matches and search.reward_keyword_matches, the other re-rankings after fusion."""
+search.reward_identifier_matches (with search.defined_identifiers) and search.reward_keyword_matches, the other
+re-rankings after fusion."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from agentplatform.search import (
     DocumentRanking,
     DocumentSignal,
     SearchHit,
+    defined_identifiers,
     identifier_terms,
     keyword_query,
     rank_by_document,
@@ -97,3 +99,32 @@ def test_a_keyword_querys_identifier_is_held_in_any_spelling_and_only_whole() ->
     for asked in ("INC-2291", "inc2291", "Inc2291"):
         ranked = reward_keyword_matches(hits, keyword_query(asked), 0.25)
         assert [(h.chunk.chunk_id, round(h.score, 6)) for h in ranked] == [("c1", 1.05), ("c2", 0.95), ("c0", 0.9)]
+
+
+@pytest.mark.parametrize(
+    ("title", "section", "text", "defined"),
+    [
+        ("Postmortem INC-2291: dispatch stalled", "Summary", "The queue filled.", {"inc2291"}),
+        ("Error codes", "E-4012", "Drive motor overcurrent.", {"e4012"}),
+        ("Error codes", "Drive", "E-3301: offline. E-3307 \u2013 certificate rejected.", {"e3301", "e3307"}),
+        ("Parts", "", "BRK-220-S - brake pad set, see also WHL-250-PU.", {"brk220s"}),
+        ("Runbook", "Playbook", "E-3301 alarms fire; see INC-2318 for the outage: ten minutes.", set()),
+    ],
+)
+def test_a_chunk_defines_the_identifiers_of_its_title_heading_and_those_its_text_explains(
+    title: str, section: str, text: str, defined: set[str]
+) -> None:
+    assert defined_identifiers(Chunk("c", "t", "d", "v1", text, title=title, section=section)) == defined
+
+
+def test_the_identifier_reward_adds_the_definition_bonus_for_the_share_defined() -> None:
+    def named(n: int, text: str, score: float) -> SearchHit:
+        return SearchHit(Chunk(f"c{n}", "t", f"d{n}", "v1", text), score)
+
+    hits = [named(0, "E-4012 and BRK-220-S are both in this alarm.", 0.9)]
+    hits += [named(1, "E-4012: drive overcurrent. BRK-220-S fits it.", 0.8)]
+    hits += [named(2, "Not named here: nothing.", 0.85)]
+    terms = identifier_terms("E-4012 with BRK-220-S")
+    ranked = reward_identifier_matches(hits, terms, 0.2, definition_bonus=0.4)
+    assert [(h.chunk.chunk_id, round(h.score, 6)) for h in ranked] == [("c1", 1.2), ("c0", 1.1), ("c2", 0.85)]
+    assert reward_identifier_matches(hits, terms, 0.2) == reward_identifier_matches(hits, terms, 0.2, 0.0)

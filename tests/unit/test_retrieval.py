@@ -16,6 +16,7 @@ from functions.retrieval.handler import handler
 from functions.retrieval.service import (
     EXACT_MATCH_CANDIDATES,
     FUSION,
+    IDENTIFIER_DEFINITION_BONUS,
     IDENTIFIER_MATCH_BONUS,
     KEYWORD_MATCH_BONUS,
     RetrievalService,
@@ -197,7 +198,7 @@ def test_document_ranking_keeps_a_long_document_from_filling_the_hits() -> None:
 
 def test_a_hybrid_search_naming_an_identifier_ranks_the_chunks_holding_it_first() -> None:
     look_alike = chunk("faq", 0, "What does the error E-4013 mean when the robot stops on the dock?")
-    exact = chunk("codes", 0, "E-4012: drive motor overcurrent. Power-cycle the drive.")
+    exact = chunk("codes", 0, "A drive motor overcurrent raises E-4012. Power-cycle the drive.")
 
     class Fused(MemorySearchIndex):  # the fused scores an engine might give: the look-alike slightly ahead
         def search(self, request: Any) -> list[SearchHit]:
@@ -262,7 +263,19 @@ def test_an_identifier_keyword_query_gets_both_rewards_and_only_the_candidates_d
     fused = [hit(look_alike, 0.75), hit(named, 0.625), *below, hit(late, 0.25)]
     service = RetrievalService(FusedIndex(fused), EMBED)
     hits = service.search(request(query="E-4012", top_k=60)).hits
-    assert (hits[0].citation.doc_id, hits[0].score) == ("codes", 0.625 + IDENTIFIER_MATCH_BONUS + KEYWORD_MATCH_BONUS)
+    rewards = IDENTIFIER_MATCH_BONUS + IDENTIFIER_DEFINITION_BONUS  # it holds E-4012 and says what it is
+    assert (hits[0].citation.doc_id, hits[0].score) == ("codes", 0.625 + rewards + KEYWORD_MATCH_BONUS)
     assert hits[1].citation.doc_id == "faq"
     assert (hits[-1].citation.doc_id, hits[-1].score) == ("late", 0.25)  # past the candidates: as fused
     assert len(hits) == len(fused)
+
+
+def test_a_chunk_defining_the_asked_identifier_ranks_above_one_mentioning_it() -> None:
+    mention = chunk("runbook", 0, "When E-3301 alarms fire for many robots, check the network first.")
+    definition = chunk("codes", 0, "E-3301: a robot missed its heartbeats and is shown offline.")
+    service = RetrievalService(FusedIndex([hit(mention, 0.75), hit(definition, 0.625)]), EMBED)
+    hits = service.search(request(query="what does E-3301 mean")).hits  # a question: no keyword reward
+    assert [(h.citation.doc_id, h.score) for h in hits] == [
+        ("codes", 0.625 + IDENTIFIER_MATCH_BONUS + IDENTIFIER_DEFINITION_BONUS),
+        ("runbook", 0.75 + IDENTIFIER_MATCH_BONUS),
+    ]

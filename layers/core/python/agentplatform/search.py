@@ -406,12 +406,16 @@ def _matched_text(chunk: Chunk) -> str:
     return f"{chunk.title}\n{chunk.section}\n{chunk.text}"
 
 
-def reward_identifier_matches(hits: Sequence[SearchHit], terms: Sequence[str], bonus: float) -> list[SearchHit]:
+def reward_identifier_matches(
+    hits: Sequence[SearchHit], terms: Sequence[str], bonus: float, definition_bonus: float = 0.0
+) -> list[SearchHit]:
     """The hits re-ranked by score plus `bonus` times the share of `terms` (a query's identifier_terms) that
-    the chunk holds, best first (ties keep the given order). Exact identifiers are what a user who types
-    `E-4012` asks for; fusion's normalized scores cannot say "this chunk has it, that one only resembles it"."""
+    the chunk holds, plus `definition_bonus` times the share of the query's identifiers it defines (see
+    defined_identifiers), best first (ties keep the given order). Exact identifiers are what a user who types
+    `E-4012` asks for; fusion's normalized scores cannot say "this chunk has it, that one only resembles it",
+    nor "this chunk says what E-4012 is, that one only mentions it"."""
     wanted = set(terms)
-    if not wanted or not bonus:
+    if not wanted or not (bonus or definition_bonus):
         return list(hits)
     # A chunk can hold a term only if its text, lowercased and without separators, contains the term without
     # them: a substring test that spares most chunks the identifier regex (~0.2 ms per chunk).
@@ -421,9 +425,26 @@ def reward_identifier_matches(hits: Sequence[SearchHit], terms: Sequence[str], b
         text = _matched_text(hit.chunk)
         squeezed = _IDENTIFIER_SEPARATORS.sub("", text.lower())
         held = wanted.intersection(identifier_terms(text)) if any(t in squeezed for t in squeezed_terms) else ()
-        rewarded.append(replace(hit, score=hit.score + bonus * len(held) / len(wanted)))
+        score = hit.score + bonus * len(held) / len(wanted)
+        if held and definition_bonus:
+            defined = squeezed_terms & defined_identifiers(hit.chunk)
+            score += definition_bonus * len(defined) / len(squeezed_terms)
+        rewarded.append(replace(hit, score=score))
     rewarded.sort(key=lambda hit: hit.score, reverse=True)  # stable
     return rewarded
+
+
+# A term the text goes on to explain: followed by a colon or a dash ("E-3301: a robot missed its heartbeats").
+_DEFINED_TERM = re.compile(r"(\S+?)(?:\s*[:\u2013\u2014]|\s+-)\s")
+
+
+def defined_identifiers(chunk: Chunk) -> set[str]:
+    """The identifiers (without separators) a chunk defines rather than mentions: those of its title or heading
+    (the postmortem titled "INC-2291: ...", the section "E-4012"), and those its text explains where it names
+    them ("E-3301: ...", "BRK-220-S - brake pad set"), as code lists, glossaries and part tables write them."""
+    named = identifier_terms(f"{chunk.title}\n{chunk.section}")
+    named += [t for m in _DEFINED_TERM.finditer(chunk.text) for t in identifier_terms(m.group(1))]
+    return {_IDENTIFIER_SEPARATORS.sub("", t) for t in named}
 
 
 def reward_keyword_matches(hits: Sequence[SearchHit], query: KeywordQuery | None, bonus: float) -> list[SearchHit]:
