@@ -9,7 +9,7 @@ from agentplatform.errors import ModelInputRejected
 from agentplatform.inference import ChatMessage
 from agentplatform.llm import ChatCall, Passage
 from agentplatform.retrieval import Citation
-from functions.llm_gateway.providers.extractive import ABSTENTION, ExtractiveProvider
+from functions.llm_gateway.providers.extractive import ABSTENTION, ExtractiveProvider, Weights
 from tests.fakes import MemoryEmbeddings
 
 
@@ -232,6 +232,30 @@ def test_a_sentence_about_a_sibling_of_the_asked_identifier_is_not_its_answer(pr
     assert sev1.names_sibling and sev1.score < extract.best.score
     both = provider.answer("Do SEV1 and SEV2 pages need acknowledging?", [targets]).ranked
     assert not any(c.names_sibling for c in both)  # a question naming both has no sibling to avoid
+
+
+def test_the_sentence_explaining_the_asked_identifier_wins_over_one_mentioning_it(embeddings) -> None:
+    mention = passage(
+        7,
+        "Playbook\nE-3301 alarms for many robots at once point to the network. Check the switch first.",
+        "it/runbook.html",
+        "Incident Response Runbook",
+        "Playbook",
+    )
+    codes = passage(
+        8,
+        "Connectivity errors\nE-3301: a robot missed its heartbeats and is shown offline. E-3307: a certificate "
+        "expired.",
+        "products/error-codes.md",
+        "Orbit error codes",
+        "Connectivity errors",
+    )
+    ranked = ExtractiveProvider(embeddings).answer("E-3301", [mention, codes]).ranked
+    by_text = {c.text.split(" ")[0]: c for c in ranked}
+    plain = ExtractiveProvider(embeddings, weights=Weights(definition_bonus=0.0)).answer("E-3301", [mention, codes])
+    before = {c.text.split(" ")[0]: c for c in plain.ranked}
+    assert by_text["E-3301:"].score == pytest.approx(before["E-3301:"].score + Weights().definition_bonus)
+    assert by_text["E-3301"].score == pytest.approx(before["E-3301"].score)  # a mention: as it was
 
 
 def test_an_acronym_finds_the_sentence_that_spells_it_out(provider) -> None:

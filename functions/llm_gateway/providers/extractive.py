@@ -33,6 +33,7 @@ from agentplatform.inference import (
 from agentplatform.llm import ChatCall, Passage
 from agentplatform.ports import EmbeddingModel
 from agentplatform.questions import sub_queries
+from agentplatform.search import explained_identifiers
 
 ABSTENTION = "I could not find this in the documents I searched."
 MAX_CANDIDATES = 240  # sentences embedded per call: 50 passages of a 1,500-token context hold far fewer
@@ -67,6 +68,9 @@ class Weights:
     # A sentence naming a sibling of an identifier the question asks about (SEV1 for SEV2, v2 for v3, T600 for
     # T400) and not the asked one states the sibling's fact: this much below what it would score.
     sibling_penalty: float = 0.5
+    # A sentence explaining an identifier the question asks about ("E-3301: a robot missed its heartbeats ...",
+    # search.explained_identifiers) says what it is; one that only mentions it ("E-3301 alarms fire") does not.
+    definition_bonus: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,7 @@ class ExtractiveProvider:
             passage_share = _weighted_share(salient, named, context | terms)
             named_coverage = sum(t in (context | terms) for t in named) / len(named) if named else 1.0
             names_sibling = _names_sibling(asked, _identifiers(candidate.text))
+            explains = bool(asked) and not explained_identifiers(candidate.text).isdisjoint(asked)
             cosine = grounding.cosine(vectors[0], vector)
             score = (
                 cosine
@@ -179,6 +184,7 @@ class ExtractiveProvider:
                 + w.passage_terms * passage_share
                 + (w.number_bonus if asks_number and states_number else 0.0)
                 - (w.sibling_penalty if names_sibling else 0.0)
+                + (w.definition_bonus if explains else 0.0)
             )
             scored.append(
                 Candidate(

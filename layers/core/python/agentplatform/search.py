@@ -440,10 +440,16 @@ _DEFINED_TERM = re.compile(r"(\S+?)(?:\s*[:\u2013\u2014]|\s+-)\s")
 
 def defined_identifiers(chunk: Chunk) -> set[str]:
     """The identifiers (without separators) a chunk defines rather than mentions: those of its title or heading
-    (the postmortem titled "INC-2291: ...", the section "E-4012"), and those its text explains where it names
-    them ("E-3301: ...", "BRK-220-S - brake pad set"), as code lists, glossaries and part tables write them."""
+    (the postmortem titled "INC-2291: ...", the section "E-4012") and those its text explains."""
     named = identifier_terms(f"{chunk.title}\n{chunk.section}")
-    named += [t for m in _DEFINED_TERM.finditer(chunk.text) for t in identifier_terms(m.group(1))]
+    return {_IDENTIFIER_SEPARATORS.sub("", t) for t in named} | explained_identifiers(chunk.text)
+
+
+def explained_identifiers(text: str) -> set[str]:
+    """The identifiers (without separators) a text explains where it names them, followed by a colon or a dash
+    ("E-3301: a robot missed ...", "BRK-220-S - brake pad set"), as code lists, glossaries and part tables
+    write them."""
+    named = [t for m in _DEFINED_TERM.finditer(text) for t in identifier_terms(m.group(1))]
     return {_IDENTIFIER_SEPARATORS.sub("", t) for t in named}
 
 
