@@ -213,7 +213,12 @@ class Lists:
             )
             hits = [replace(by_id[key], score=score) for key, score in fused]
             hits = favor_exact_matches(
-                q.text, hits, s.identifier_bonus, s.keyword_bonus, s.keyword_terms, s.definition_bonus
+                q.text,
+                hits,
+                identifier_bonus=s.identifier_bonus,
+                definition_bonus=s.definition_bonus,
+                keyword_bonus=s.keyword_bonus,
+                keyword_terms=s.keyword_terms,
             )
         return rank_by_document(hits[:DOCUMENT_CANDIDATES], s.ranking) if s.ranking.active else hits
 
@@ -261,7 +266,7 @@ KNOBS: dict[str, tuple[str, Any, list[Any]]] = {
 # identifier boost and both fusions should be, so the four are chosen together on the dev half; z-scores are not
 # bounded by 1 as min-max scores are, hence rewards up to 1). The identifier clause stays on (boost > 0): it is
 # what finds `E-4012` for "E4012", which the text field cannot.
-REWARDS = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0)  # the bonuses the two match rewards are chosen among
+REWARDS = (0.05, 0.1, 0.2, 0.3, 0.5, 1.0)  # the bonuses the match rewards are chosen among
 _WEIGHED = [f for f in _FUSIONS if f.technique != FusionTechnique.RRF and 0.4 <= f.weights[0] <= 0.7]
 IDENTIFIER_MATCH = [
     {"identifiers": boost, "fusion": fusion, "identifier_fusion": identifier_fusion, "identifier_bonus": bonus}
@@ -272,7 +277,7 @@ IDENTIFIER_MATCH = [
 ]
 
 
-# The retrieval service's own setting (functions/retrieval/service.py), as the last knob is decided on it.
+# The retrieval service's own setting (functions/retrieval/service.py), as the last knobs are decided on it.
 SERVICE = Setting(
     tenant="path",
     section=SECTION_BOOST,
@@ -284,7 +289,7 @@ SERVICE = Setting(
     keyword_terms=KEYWORD_QUERY_TERMS,
     definition_bonus=service.IDENTIFIER_DEFINITION_BONUS,
 )
-# The last two knobs: a keyword query's most terms, a fusion of its own (any of _FUSIONS), the reward for holding
+# The keyword knobs: a keyword query's most terms, a fusion of its own (any of _FUSIONS), the reward for holding
 # every term of one.
 KEYWORD_TERMS = (2, 3, 4, 5, 6)
 

@@ -50,10 +50,11 @@ DOCUMENT_CANDIDATES = 50
 def favor_exact_matches(
     query: str,
     hits: Sequence[SearchHit],
+    *,
     identifier_bonus: float = IDENTIFIER_MATCH_BONUS,
+    definition_bonus: float = IDENTIFIER_DEFINITION_BONUS,
     keyword_bonus: float = KEYWORD_MATCH_BONUS,
     keyword_terms: int = KEYWORD_QUERY_TERMS,
-    definition_bonus: float = IDENTIFIER_DEFINITION_BONUS,
 ) -> list[SearchHit]:
     """A hybrid search's hits for `query` as the service ranks them after fusion: of the first
     EXACT_MATCH_CANDIDATES, those holding the query's identifiers up by `identifier_bonus` and those defining
